@@ -1,0 +1,135 @@
+#pragma once
+// A bounded MySQL connection pool over Connector/C++. Every acquire takes a deadline;
+// exhaustion is an error, never a hang; broken connections are replaced; gauges exported.
+// Connector/C++ throws: catch sql::SQLException in repositories and turn it into a status
+// with SqlError().
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace sql {
+class Connection;
+class SQLException;
+class Driver;
+}  // namespace sql
+
+namespace prometheus {
+class Registry;
+class Gauge;
+class Counter;
+}  // namespace prometheus
+
+namespace grassroots::common {
+
+struct DbOptions {
+  std::string host = "127.0.0.1";
+  int port = 3306;
+  std::string user = "grassroots";
+  std::string password;
+  std::string database;  // schema name, e.g. grassroots_membership
+  int pool_size = 8;
+  absl::Duration acquire_timeout = absl::Seconds(2);
+  absl::Duration connect_timeout = absl::Seconds(3);
+  absl::Duration read_timeout = absl::Seconds(30);
+};
+
+// Opens one connection (utf8mb4, autocommit on) outside any pool.
+absl::StatusOr<std::unique_ptr<sql::Connection>> OpenConnection(const DbOptions& options,
+                                                                bool select_database = true);
+
+// Maps a Connector/C++ exception to a status: duplicate key -> ALREADY_EXISTS, lost or
+// refused connection -> UNAVAILABLE, lock wait/deadlock -> ABORTED, otherwise INTERNAL.
+// `what` says what was being done; the SQL text and values are never included.
+absl::Status SqlError(const sql::SQLException& e, std::string_view what);
+// True when the error means the connection is no longer usable.
+bool IsConnectionError(const sql::SQLException& e);
+
+class ConnectionPool;
+
+// A borrowed connection, returned to the pool on destruction.
+class PooledConnection final {
+ public:
+  PooledConnection() = default;
+  PooledConnection(ConnectionPool* pool, std::unique_ptr<sql::Connection> conn);
+  PooledConnection(PooledConnection&& other) noexcept;
+  PooledConnection& operator=(PooledConnection&& other) noexcept;
+  ~PooledConnection();
+
+  sql::Connection* operator->() const { return conn_.get(); }
+  sql::Connection& operator*() const { return *conn_; }
+  sql::Connection* get() const { return conn_.get(); }
+  // The connection is broken (or in an unknown state): close it instead of reusing it.
+  void MarkBroken() { broken_ = true; }
+
+ private:
+  void Release();
+  ConnectionPool* pool_ = nullptr;
+  std::unique_ptr<sql::Connection> conn_;
+  bool broken_ = false;
+};
+
+class ConnectionPool final {
+ public:
+  // Connections are opened lazily, so a pool over a database that is down is created fine;
+  // Acquire then fails with UNAVAILABLE until the database returns.
+  ConnectionPool(DbOptions options, prometheus::Registry* registry);
+  ~ConnectionPool();
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+  // Borrows a connection, waiting at most until `deadline` (and at most acquire_timeout).
+  // RESOURCE_EXHAUSTED when every connection stays busy; UNAVAILABLE when none can be opened.
+  absl::StatusOr<PooledConnection> Acquire(absl::Time deadline = absl::InfiniteFuture());
+
+  // Runs SELECT 1 on a pooled connection: OK when the database answers.
+  absl::Status Ping();
+
+  const DbOptions& options() const { return options_; }
+
+ private:
+  friend class PooledConnection;
+  void Return(std::unique_ptr<sql::Connection> conn, bool broken);
+  void UpdateGauges();  // requires mu_
+
+  DbOptions options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  struct Idle {
+    std::unique_ptr<sql::Connection> conn;
+    absl::Time since;
+  };
+  std::vector<Idle> idle_;
+  int open_ = 0;      // idle + borrowed + being opened
+  int borrowed_ = 0;
+  prometheus::Gauge* gauge_open_ = nullptr;
+  prometheus::Gauge* gauge_in_use_ = nullptr;
+  prometheus::Gauge* gauge_size_ = nullptr;
+  prometheus::Counter* exhausted_ = nullptr;
+  prometheus::Counter* broken_counter_ = nullptr;
+  prometheus::Counter* connect_failures_ = nullptr;
+};
+
+// A transaction on a borrowed connection: rolled back unless committed.
+// Usage: Transaction tx(*conn); if (auto s = tx.Begin(); !s.ok()) return s; ...; return tx.Commit();
+class Transaction final {
+ public:
+  explicit Transaction(sql::Connection& conn) : conn_(conn) {}
+  ~Transaction();  // rolls back unless committed
+  absl::Status Begin();
+  absl::Status Commit();
+ private:
+  sql::Connection& conn_;
+  bool begun_ = false;
+  bool done_ = false;
+};
+
+}  // namespace grassroots::common

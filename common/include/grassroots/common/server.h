@@ -1,0 +1,81 @@
+#pragma once
+// The gRPC server bootstrap every process uses: health (grpc.health.v1), reflection,
+// per-method metrics and access logs through an interceptor, Prometheus on its own port,
+// readiness driven by a probe, graceful drain on SIGTERM/SIGINT.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace prometheus {
+class Registry;
+class Exposer;
+}  // namespace prometheus
+
+namespace grassroots::common {
+
+// Must be the first thing main() does: blocks SIGTERM/SIGINT in every thread started later,
+// so the one waiting thread (WaitForTerminationSignal) receives them.
+void BlockTerminationSignals();
+// Blocks until SIGTERM or SIGINT arrives; returns the signal number.
+int WaitForTerminationSignal();
+
+// Prometheus registry and exposer of one process.
+class MetricsEndpoint final {
+ public:
+  // Serves /metrics on host:port (port 0 picks a free one).
+  MetricsEndpoint(const std::string& host, int port);
+  ~MetricsEndpoint();
+  prometheus::Registry& registry() { return *registry_; }
+  std::shared_ptr<prometheus::Registry> shared_registry() { return registry_; }
+  int port() const;
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+};
+
+struct ServerOptions {
+  std::string service_name;  // e.g. "membership", used in logs
+  std::string host = "0.0.0.0";
+  int port = 0;
+  // Readiness: called every `probe_interval`; the health service says SERVING only while it
+  // returns OK. A failure is logged once when it starts and once when it ends.
+  std::function<absl::Status()> readiness_probe;
+  absl::Duration probe_interval = absl::Seconds(1);
+  absl::Duration drain_timeout = absl::Seconds(10);
+  int max_receive_message_bytes = 16 * 1024 * 1024;
+};
+
+// Builds and runs one gRPC server.
+class GrpcServer final {
+ public:
+  GrpcServer(ServerOptions options, prometheus::Registry* registry);
+  ~GrpcServer();
+  // Services must outlive the server.
+  void AddService(grpc::Service* service);
+  void AddCallbackGenericService(grpc::CallbackGenericService* service);
+  // Starts listening; returns the bound port.
+  absl::StatusOr<int> Start();
+  // Waits for SIGTERM/SIGINT, then drains: health NOT_SERVING, stop accepting, finish
+  // in-flight calls up to drain_timeout.
+  void RunUntilSignal();
+  void Shutdown();
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The request id of an incoming call: the x-request-id metadata when present, else new.
+std::string RequestIdOf(const grpc::ServerContextBase& context);
+
+// The deadline of an incoming call as absl::Time (InfiniteFuture when none).
+absl::Time DeadlineOf(const grpc::ServerContextBase& context);
+
+}  // namespace grassroots::common

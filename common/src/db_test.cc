@@ -1,0 +1,128 @@
+// The pool and the migrator against the real MariaDB started by tests/run.
+#include "grassroots/common/db.h"
+
+#include <cppconn/connection.h>
+#include <cppconn/exception.h>
+#include <cppconn/resultset.h>
+#include <cppconn/statement.h>
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "grassroots/common/migrations.h"
+#include "test_env.h"
+
+namespace grassroots::common {
+namespace {
+
+class DbTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_ = testing::TestDb("db");
+    ASSERT_TRUE(ApplyMigrations(options_, {{1, "V001__t.sql", "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(20));"}}).ok());
+  }
+  void TearDown() override { testing::DropSchema(options_); }
+  DbOptions options_;
+};
+
+int64_t ScalarInt(sql::Connection& c, const std::string& q) {
+  std::unique_ptr<sql::Statement> st(c.createStatement());
+  std::unique_ptr<sql::ResultSet> rs(st->executeQuery(q));
+  rs->next();
+  return rs->getInt64(1);
+}
+
+TEST_F(DbTest, ExhaustionIsAnErrorWithinTheDeadlineNotAHang) {
+  options_.pool_size = 2;
+  prometheus::Registry registry;
+  ConnectionPool pool(options_, &registry);
+  auto a = pool.Acquire();
+  auto b = pool.Acquire();
+  ASSERT_TRUE(a.ok() && b.ok());
+  const absl::Time start = absl::Now();
+  auto c = pool.Acquire(absl::Now() + absl::Milliseconds(200));
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  // Released connections are reused.
+  *a = PooledConnection();
+  auto d = pool.Acquire(absl::Now() + absl::Milliseconds(200));
+  EXPECT_TRUE(d.ok());
+  auto families = registry.Collect();
+  std::string text = prometheus::TextSerializer().Serialize(families);
+  EXPECT_NE(text.find("grassroots_db_pool_exhausted_total 1"), std::string::npos) << text;
+}
+
+TEST_F(DbTest, BrokenConnectionsAreReplaced) {
+  options_.pool_size = 1;
+  ConnectionPool pool(options_, nullptr);
+  int64_t first_id = 0;
+  {
+    auto conn = pool.Acquire();
+    ASSERT_TRUE(conn.ok());
+    first_id = ScalarInt(**conn, "SELECT CONNECTION_ID()");
+    // Another session kills it, as a server restart or a network cut would.
+    auto killer = OpenConnection(options_);
+    ASSERT_TRUE(killer.ok());
+    std::unique_ptr<sql::Statement> st((*killer)->createStatement());
+    st->execute("KILL CONNECTION " + std::to_string(first_id));
+    try {
+      ScalarInt(**conn, "SELECT 1");
+      ADD_FAILURE() << "query on a killed connection succeeded";
+    } catch (const sql::SQLException& e) {
+      EXPECT_TRUE(IsConnectionError(e)) << e.getErrorCode();
+      EXPECT_EQ(SqlError(e, "q").code(), absl::StatusCode::kUnavailable);
+      conn->MarkBroken();
+    }
+  }
+  auto again = pool.Acquire();
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_NE(ScalarInt(**again, "SELECT CONNECTION_ID()"), first_id);
+  EXPECT_TRUE(pool.Ping().ok());
+}
+
+TEST_F(DbTest, UnreachableDatabaseIsUnavailableNotACrash) {
+  DbOptions down = options_;
+  down.port = 1;  // nothing listens there
+  ConnectionPool pool(down, nullptr);
+  EXPECT_EQ(pool.Ping().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(pool.Acquire().status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(DbTest, MigrationsRunOnceAndRefuseEditedHistory) {
+  std::vector<Migration> m = {{1, "V001__t.sql", "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(20));"},
+                              {2, "V002__u.sql", "CREATE TABLE u (id INT PRIMARY KEY);\nINSERT INTO u VALUES (1);"}};
+  ASSERT_TRUE(ApplyMigrations(options_, m).ok());
+  ASSERT_TRUE(ApplyMigrations(options_, m).ok());  // a no-op: would fail on the duplicate insert
+  auto conn = OpenConnection(options_);
+  ASSERT_TRUE(conn.ok());
+  EXPECT_EQ(ScalarInt(**conn, "SELECT COUNT(*) FROM u"), 1);
+  EXPECT_EQ(ScalarInt(**conn, "SELECT COUNT(*) FROM schema_migrations"), 2);
+  m[1].sql += "\n-- edited";
+  EXPECT_EQ(ApplyMigrations(options_, m).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(DbTest, ConcurrentMigratorsDoNotRace) {
+  std::vector<Migration> m = {{1, "V001__t.sql", "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(20));"},
+                              {2, "V002__v.sql", "CREATE TABLE v (id INT PRIMARY KEY);"}};
+  std::vector<absl::Status> results(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) threads.emplace_back([&, i] { results[i] = ApplyMigrations(options_, m); });
+  for (auto& t : threads) t.join();
+  for (const auto& s : results) EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST_F(DbTest, TextOutsideTheBasicPlaneRoundTrips) {
+  auto conn = OpenConnection(options_);
+  ASSERT_TRUE(conn.ok());
+  std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+  st->execute("INSERT INTO t VALUES (1, '𠮷野家')");
+  std::unique_ptr<sql::ResultSet> rs(st->executeQuery("SELECT s FROM t WHERE id = 1"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(std::string(rs->getString(1)), "𠮷野家");
+}
+
+}  // namespace
+}  // namespace grassroots::common

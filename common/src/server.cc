@@ -1,0 +1,266 @@
+#include "grassroots/common/server.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/server_interceptor.h>
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grassroots/common/log.h"
+
+namespace grassroots::common {
+namespace {
+
+const char* CodeName(grpc::StatusCode code) {
+  static constexpr const char* kNames[] = {
+      "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+      "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+      "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+      "UNAUTHENTICATED"};
+  int i = static_cast<int>(code);
+  return (i >= 0 && i <= 16) ? kNames[i] : "UNKNOWN";
+}
+
+// Per-method metrics, declared in one place.
+struct RpcMetrics {
+  explicit RpcMetrics(prometheus::Registry& r)
+      : handled(prometheus::BuildCounter()
+                    .Name("grassroots_grpc_server_handled_total")
+                    .Help("RPCs completed on the server, by method and status code")
+                    .Register(r)),
+        latency(prometheus::BuildHistogram()
+                    .Name("grassroots_grpc_server_handling_seconds")
+                    .Help("Time from receiving an RPC to sending its status")
+                    .Register(r)) {}
+  prometheus::Family<prometheus::Counter>& handled;
+  prometheus::Family<prometheus::Histogram>& latency;
+
+  prometheus::Histogram& LatencyFor(const std::string& method) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = histograms.find(method);
+    if (it != histograms.end()) return *it->second;
+    auto& h = latency.Add({{"method", method}},
+                          prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                                  0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+    histograms.emplace(method, &h);
+    return h;
+  }
+  prometheus::Counter& CounterFor(const std::string& method, grpc::StatusCode code) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto key = std::make_pair(method, static_cast<int>(code));
+    auto it = counters.find(key);
+    if (it != counters.end()) return *it->second;
+    auto& c = handled.Add({{"method", method}, {"code", CodeName(code)}});
+    counters.emplace(key, &c);
+    return c;
+  }
+  std::mutex mu;
+  std::map<std::string, prometheus::Histogram*> histograms;
+  std::map<std::pair<std::string, int>, prometheus::Counter*> counters;
+};
+
+class ObservingInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  ObservingInterceptor(grpc::experimental::ServerRpcInfo* info, RpcMetrics* metrics)
+      : info_(info), metrics_(metrics), start_(std::chrono::steady_clock::now()) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const grpc::Status status = methods->GetSendStatus();
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      const std::string method = info_->method() != nullptr ? info_->method() : "unknown";
+      metrics_->CounterFor(method, status.error_code()).Increment();
+      metrics_->LatencyFor(method).Observe(seconds);
+      const bool server_fault = status.error_code() == grpc::StatusCode::INTERNAL ||
+                                status.error_code() == grpc::StatusCode::UNKNOWN ||
+                                status.error_code() == grpc::StatusCode::DATA_LOSS;
+      const LogLevel level = status.ok() ? LogLevel::kDebug : server_fault ? LogLevel::kError : LogLevel::kInfo;
+      std::string request_id;
+      if (info_->server_context() != nullptr) request_id = RequestIdOf(*info_->server_context());
+      RequestScope scope(request_id);
+      Log(level, "rpc", {{"method", method}, {"code", CodeName(status.error_code())},
+                         {"duration_ms", seconds * 1000.0}});
+    }
+    methods->Proceed();
+  }
+
+ private:
+  grpc::experimental::ServerRpcInfo* info_;
+  RpcMetrics* metrics_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+class ObservingInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit ObservingInterceptorFactory(RpcMetrics* metrics) : metrics_(metrics) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override {
+    return new ObservingInterceptor(info, metrics_);
+  }
+ private:
+  RpcMetrics* metrics_;
+};
+
+sigset_t TerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  return set;
+}
+
+}  // namespace
+
+void BlockTerminationSignals() {
+  sigset_t set = TerminationSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int WaitForTerminationSignal() {
+  sigset_t set = TerminationSignals();
+  int sig = 0;
+  while (sigwait(&set, &sig) != 0) {
+  }
+  return sig;
+}
+
+MetricsEndpoint::MetricsEndpoint(const std::string& host, int port)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      exposer_(std::make_unique<prometheus::Exposer>(absl::StrCat(host, ":", port))) {
+  exposer_->RegisterCollectable(registry_);
+}
+MetricsEndpoint::~MetricsEndpoint() = default;
+int MetricsEndpoint::port() const {
+  auto ports = exposer_->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
+struct GrpcServer::Impl {
+  ServerOptions options;
+  RpcMetrics metrics;
+  std::vector<grpc::Service*> services;
+  std::vector<grpc::CallbackGenericService*> generic_services;
+  std::unique_ptr<grpc::Server> server;
+  std::thread prober;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+  bool shut_down = false;
+
+  Impl(ServerOptions o, prometheus::Registry* registry) : options(std::move(o)), metrics(*registry) {}
+
+  void ProbeLoop() {
+    bool last_ok = false;
+    bool first = true;
+    while (true) {
+      absl::Status s = options.readiness_probe ? options.readiness_probe() : absl::OkStatus();
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        if (stopping) return;
+        if (s.ok() != last_ok || first) {
+          if (s.ok()) {
+            LogInfo("ready", {{"service", options.service_name}});
+          } else {
+            LogError("not ready", {{"reason", s.ToString()}});
+          }
+          server->GetHealthCheckService()->SetServingStatus(s.ok());
+          server->GetHealthCheckService()->SetServingStatus("liveness", true);
+          last_ok = s.ok();
+          first = false;
+        }
+        cv.wait_for(lock, absl::ToChronoNanoseconds(options.probe_interval));
+        if (stopping) return;
+      }
+    }
+  }
+};
+
+GrpcServer::GrpcServer(ServerOptions options, prometheus::Registry* registry)
+    : impl_(std::make_unique<Impl>(std::move(options), registry)) {}
+
+GrpcServer::~GrpcServer() { Shutdown(); }
+
+void GrpcServer::AddService(grpc::Service* service) { impl_->services.push_back(service); }
+void GrpcServer::AddCallbackGenericService(grpc::CallbackGenericService* service) {
+  impl_->generic_services.push_back(service);
+}
+
+absl::StatusOr<int> GrpcServer::Start() {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(absl::StrCat(impl_->options.host, ":", impl_->options.port),
+                           grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(impl_->options.max_receive_message_bytes);
+  for (auto* s : impl_->services) builder.RegisterService(s);
+  for (auto* g : impl_->generic_services) builder.RegisterCallbackGenericService(g);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+  creators.push_back(std::make_unique<ObservingInterceptorFactory>(&impl_->metrics));
+  builder.experimental().SetInterceptorCreators(std::move(creators));
+  impl_->server = builder.BuildAndStart();
+  if (impl_->server == nullptr || port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", impl_->options.host, ":", impl_->options.port));
+  }
+  impl_->server->GetHealthCheckService()->SetServingStatus(false);
+  impl_->server->GetHealthCheckService()->SetServingStatus("liveness", true);
+  impl_->prober = std::thread([this] { impl_->ProbeLoop(); });
+  LogInfo("grpc listening", {{"address", impl_->options.host}, {"port", int64_t{port}}});
+  return port;
+}
+
+void GrpcServer::RunUntilSignal() {
+  int sig = WaitForTerminationSignal();
+  LogInfo("draining", {{"signal", int64_t{sig}}});
+  Shutdown();
+}
+
+void GrpcServer::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->shut_down) return;
+    impl_->shut_down = true;
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->prober.joinable()) impl_->prober.join();
+  if (impl_->server != nullptr) {
+    impl_->server->GetHealthCheckService()->SetServingStatus(false);
+    impl_->server->Shutdown(absl::ToChronoTime(absl::Now() + impl_->options.drain_timeout));
+    impl_->server->Wait();
+    LogInfo("stopped");
+  }
+}
+
+std::string RequestIdOf(const grpc::ServerContextBase& context) {
+  const auto& md = context.client_metadata();
+  auto it = md.find("x-request-id");
+  if (it != md.end() && it->second.size() > 0 && it->second.size() <= 64) {
+    return std::string(it->second.data(), it->second.size());
+  }
+  return NewRequestId();
+}
+
+absl::Time DeadlineOf(const grpc::ServerContextBase& context) {
+  auto d = context.deadline();
+  if (d == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  return absl::FromChrono(d);
+}
+
+}  // namespace grassroots::common
+

@@ -1,0 +1,263 @@
+// OrganisationLogic and its repository against the real MariaDB started by tests/run.
+#include "organisation_logic.h"
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "grassroots/common/migrations.h"
+#include "grassroots/common/status.h"
+#include "test_env.h"
+
+namespace grassroots::generated {
+const std::vector<common::Migration>& membership_migrations();
+}
+
+namespace grassroots::membership {
+namespace {
+
+const absl::Time kNoDeadline = absl::InfiniteFuture();
+
+class OrganisationLogicTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_ = testing::TestDb("org");
+    testing::DropSchema(options_);
+    ASSERT_TRUE(common::ApplyMigrations(options_, generated::membership_migrations()).ok());
+    pool_ = std::make_unique<common::ConnectionPool>(options_, nullptr);
+    logic_ = std::make_unique<OrganisationLogic>(*pool_);
+  }
+  void TearDown() override {
+    logic_.reset();
+    pool_.reset();
+    testing::DropSchema(options_);
+  }
+
+  v1::Organisation Make(const std::string& code, const std::string& parent, const std::string& type = "branch") {
+    v1::Organisation o;
+    o.set_org_code(code);
+    o.set_name(absl::StrCat(code, "党组织"));
+    o.set_org_type(type);
+    o.set_parent_code(parent);
+    o.set_division_code("320723100201");
+    return o;
+  }
+  void MustCreate(const std::string& code, const std::string& parent, const std::string& type = "branch") {
+    auto r = logic_->Create(Make(code, parent, type), kNoDeadline);
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+
+  exchange::v1::ImportReport Import(const std::string& csv, size_t chunk = 7) {
+    auto import = logic_->StartImport();
+    for (size_t i = 0; i < csv.size(); i += chunk) import->Feed(std::string_view(csv).substr(i, chunk));
+    auto report = import->Finish();
+    EXPECT_TRUE(report.ok()) << report.status();
+    return report.ok() ? *report : exchange::v1::ImportReport();
+  }
+
+  std::string Export(const std::string& code) {
+    std::string out;
+    auto s = logic_->Export(code, [&](std::string_view c) { out += c; return true; }, 64);
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+
+  common::DbOptions options_;
+  std::unique_ptr<common::ConnectionPool> pool_;
+  std::unique_ptr<OrganisationLogic> logic_;
+};
+
+TEST_F(OrganisationLogicTest, CreateGetAndDefaults) {
+  MustCreate("C", "", "committee");
+  MustCreate("T1", "C", "committee");
+  auto t1 = logic_->Get("T1", kNoDeadline);
+  ASSERT_TRUE(t1.ok());
+  EXPECT_EQ(t1->org_kind(), "village");
+  EXPECT_EQ(t1->depth(), 1);
+  EXPECT_EQ(logic_->Get("C", kNoDeadline)->child_count(), 1);
+  EXPECT_EQ(logic_->Get("nope", kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(OrganisationLogicTest, CreateRefusesBadInputAndWritesNothing) {
+  MustCreate("C", "", "committee");
+  auto bad = Make("X", "C");
+  bad.set_division_code("32072310020");
+  auto r = logic_->Create(bad, kNoDeadline);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(common::FieldViolationsOf(r.status())[0].field, "organisation.division_code");
+  EXPECT_EQ(logic_->Create(Make("Y", "missing"), kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(logic_->Create(Make("C", ""), kNoDeadline).status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(logic_->Get("X", kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(logic_->Get("Y", kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(OrganisationLogicTest, UpdateChangesOnlyMaskedFields) {
+  MustCreate("C", "", "committee");
+  v1::UpdateOrganisationRequest req;
+  req.set_org_code("C");
+  req.mutable_organisation()->set_name("新名字𠮷");
+  req.mutable_organisation()->set_division_code("bad");
+  req.mutable_update_mask()->add_paths("name");
+  auto r = logic_->Update(req, kNoDeadline);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(logic_->Get("C", kNoDeadline)->name(), "新名字𠮷");
+  EXPECT_EQ(logic_->Get("C", kNoDeadline)->division_code(), "320723100201");
+  req.mutable_update_mask()->add_paths("division_code");
+  EXPECT_EQ(logic_->Update(req, kNoDeadline).status().code(), absl::StatusCode::kInvalidArgument);
+  req.mutable_update_mask()->Clear();
+  req.mutable_update_mask()->add_paths("parent_code");
+  EXPECT_EQ(logic_->Update(req, kNoDeadline).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(OrganisationLogicTest, ListChildrenPagesInAStableOrder) {
+  MustCreate("C", "", "committee");
+  for (int i = 0; i < 25; ++i) MustCreate(absl::StrCat("V", 100 + i), "C");
+  std::vector<std::string> seen;
+  v1::ListChildrenRequest req;
+  req.set_org_code("C");
+  req.set_page_size(10);
+  int pages = 0;
+  do {
+    auto page = logic_->ListChildren(req, kNoDeadline);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const auto& o : page->organisations()) seen.push_back(o.org_code());
+    req.set_page_token(page->next_page_token());
+    ++pages;
+  } while (!req.page_token().empty());
+  EXPECT_EQ(pages, 3);
+  ASSERT_EQ(seen.size(), 25u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  req.set_page_token("!!");
+  EXPECT_EQ(logic_->ListChildren(req, kNoDeadline).status().code(), absl::StatusCode::kInvalidArgument);
+  req.set_page_token("");
+  req.set_page_size(5000);
+  EXPECT_EQ(logic_->ListChildren(req, kNoDeadline).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(OrganisationLogicTest, AncestryAndMoveWithoutCycles) {
+  MustCreate("C", "", "committee");
+  MustCreate("T1", "C", "committee");
+  MustCreate("T2", "C", "committee");
+  MustCreate("V1", "T1");
+  MustCreate("G1", "V1", "group");
+  auto chain = logic_->Ancestry("G1", kNoDeadline);
+  ASSERT_TRUE(chain.ok());
+  ASSERT_EQ(chain->organisations_size(), 4);
+  EXPECT_EQ(chain->organisations(0).org_code(), "C");
+  EXPECT_EQ(chain->organisations(3).org_code(), "G1");
+
+  EXPECT_EQ(logic_->Move("T1", "G1", kNoDeadline).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(logic_->Move("T1", "T1", kNoDeadline).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(logic_->Move("T1", "nope", kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+  auto moved = logic_->Move("V1", "T2", kNoDeadline);
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  chain = logic_->Ancestry("G1", kNoDeadline);
+  EXPECT_EQ(chain->organisations(1).org_code(), "T2");
+  EXPECT_EQ(logic_->Get("G1", kNoDeadline)->depth(), 3);
+  // Under a deeper parent, depths of the whole subtree follow.
+  ASSERT_TRUE(logic_->Move("T2", "T1", kNoDeadline).ok());
+  EXPECT_EQ(logic_->Get("G1", kNoDeadline)->depth(), 4);
+  EXPECT_EQ(logic_->Ancestry("G1", kNoDeadline)->organisations_size(), 5);
+}
+
+TEST_F(OrganisationLogicTest, DeleteOnlyWhenEmpty) {
+  MustCreate("C", "", "committee");
+  MustCreate("V", "C");
+  EXPECT_EQ(logic_->Delete("C", kNoDeadline).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(logic_->Delete("V", kNoDeadline).ok());
+  EXPECT_TRUE(logic_->Delete("C", kNoDeadline).ok());
+  EXPECT_EQ(logic_->Delete("C", kNoDeadline).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(OrganisationLogicTest, ImportTakesParentsAfterChildrenAndIsIdempotent) {
+  const std::string csv =
+      "\xEF\xBB\xBForg_code,name,org_type,org_kind,parent_code,division_code,established_on,population\r\n"
+      "V1,\"城头村党支部, 第一\",branch,village,T1,320723100201,1998-07-01,2800\r\n"
+      "T1,城头镇党委,committee,township,C,320723100000,,\r\n"
+      "C,灌云县委,committee,county,,320723000000,,\r\n"
+      "G1,\"第一党小组\"\"𠮷\"\"\",group,,V1,320723100201,,\r\n";
+  auto r = Import(csv);
+  EXPECT_EQ(r.rows(), 4);
+  EXPECT_EQ(r.inserted(), 4);
+  EXPECT_EQ(r.refused(), 0) << r.DebugString();
+  EXPECT_EQ(logic_->Get("G1", kNoDeadline)->name(), "第一党小组\"𠮷\"");
+  EXPECT_EQ(logic_->Get("G1", kNoDeadline)->depth(), 3);
+  auto again = Import(csv, 3);
+  EXPECT_EQ(again.unchanged(), 4);
+  EXPECT_EQ(again.inserted() + again.updated(), 0);
+}
+
+TEST_F(OrganisationLogicTest, ImportReportsEveryBadRowAndKeepsTheGoodOnes) {
+  const std::string csv =
+      "org_code,name,org_type,parent_code,division_code\n"
+      "C,县委,committee,,320723000000\n"
+      "A,甲,cell,C,320723000000\n"           // line 3: unknown type
+      "B,乙,branch,C,32072300000\n"          // line 4: 11 digits
+      "D,丁,branch,nowhere,320723000000\n"   // line 5: unknown parent
+      "E,戊,branch,F,320723000000\n"         // line 6: cycle with F
+      "F,己,branch,E,320723000000\n"         // line 7
+      "C,重复,committee,,320723000000\n"     // line 8: duplicate
+      "H,庚,branch,A,320723000000\n"         // line 9: parent refused
+      "I,\"辛\"x,branch,C,320723000000\n"    // line 10: stray quote
+      "J,壬,branch,C,320723000000\n";
+  auto r = Import(csv);
+  EXPECT_EQ(r.inserted(), 2) << r.DebugString();  // C and J
+  EXPECT_EQ(r.refused(), 8) << r.DebugString();
+  std::vector<std::pair<int64_t, std::string>> got;
+  for (const auto& e : r.errors()) got.push_back({e.line(), e.column()});
+  EXPECT_NE(std::find(got.begin(), got.end(), std::make_pair(int64_t{3}, std::string("org_type"))), got.end());
+  EXPECT_NE(std::find(got.begin(), got.end(), std::make_pair(int64_t{4}, std::string("division_code"))), got.end());
+  EXPECT_NE(std::find(got.begin(), got.end(), std::make_pair(int64_t{5}, std::string("parent_code"))), got.end());
+  EXPECT_NE(std::find(got.begin(), got.end(), std::make_pair(int64_t{8}, std::string("org_code"))), got.end());
+  EXPECT_NE(std::find(got.begin(), got.end(), std::make_pair(int64_t{9}, std::string("parent_code"))), got.end());
+  bool line10 = false;
+  for (const auto& e : r.errors()) line10 |= e.line() == 10;
+  EXPECT_TRUE(line10);
+  EXPECT_TRUE(std::is_sorted(r.errors().begin(), r.errors().end(),
+                             [](const auto& a, const auto& b) { return a.line() < b.line(); }));
+  EXPECT_TRUE(logic_->Get("J", kNoDeadline).ok());
+  EXPECT_EQ(logic_->Get("A", kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(OrganisationLogicTest, ImportRefusesAFileWithoutRequiredColumns) {
+  auto r = Import("org_code,name,parent_code\nC,县委,\n");
+  EXPECT_TRUE(r.file_refused());
+  EXPECT_EQ(r.inserted(), 0);
+  r = Import("org_code,name,org_type,division_code,colour\nC,县委,committee,320723000000,red\n");
+  EXPECT_TRUE(r.file_refused());
+  EXPECT_EQ(logic_->Get("C", kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(OrganisationLogicTest, ExportImportsBackUnchanged) {
+  const std::string csv =
+      "org_code,name,org_type,org_kind,parent_code,division_code,established_on,population\n"
+      "C,灌云县委,committee,county,,320723000000,1949-10-01,\n"
+      "T1,\"镇党委, 新\",committee,township,C,320723100000,,\n"
+      "V1,\"村\n支部\",branch,village,T1,320723100201,,2800\n"
+      "V2,𠮷村,branch,community,T1,320723100202,,0\n";
+  auto r = Import(csv);
+  ASSERT_EQ(r.inserted(), 4) << r.DebugString();
+  const std::string exported = Export("C");
+  EXPECT_EQ(exported, csv);  // parents first, then by code: the same order as written here
+  auto back = Import(exported);
+  EXPECT_EQ(back.unchanged(), 4);
+  const std::string sub = Export("T1");
+  EXPECT_EQ(sub.find("C,灌云县委"), std::string::npos);
+  EXPECT_NE(sub.find("V2,𠮷村"), std::string::npos);
+}
+
+TEST_F(OrganisationLogicTest, ImportMovesAnExistingOrganisation) {
+  Import("org_code,name,org_type,parent_code,division_code\nC,县,committee,,320723000000\n"
+         "T1,镇1,committee,C,320723100000\nT2,镇2,committee,C,320723200000\nV,村,branch,T1,320723100201\n"
+         "G,组,group,V,320723100201\n");
+  auto r = Import("org_code,name,org_type,parent_code,division_code\nV,村,branch,T2,320723100201\n");
+  EXPECT_EQ(r.updated(), 1) << r.DebugString();
+  EXPECT_EQ(logic_->Ancestry("G", kNoDeadline)->organisations(1).org_code(), "T2");
+  // A move that would make a cycle is refused on its row.
+  r = Import("org_code,name,org_type,parent_code,division_code\nT2,镇2,committee,G,320723200000\n");
+  EXPECT_EQ(r.refused(), 1);
+  ASSERT_EQ(r.errors_size(), 1);
+  EXPECT_EQ(r.errors(0).code(), "CYCLE");
+}
+
+}  // namespace
+}  // namespace grassroots::membership

@@ -1,0 +1,184 @@
+#include "cli_support.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "grassroots/common/csv.h"
+#include "grassroots/common/log.h"
+
+ABSL_FLAG(std::string, gateway, "", "gateway gRPC address HOST:PORT (default: var/local/endpoints.env)");
+
+namespace grassroots::cli {
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string FromEndpointsFile(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, "GATEWAY_GRPC=")) return std::string(absl::StripPrefix(line, "GATEWAY_GRPC="));
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string GatewayAddress() {
+  std::string flag = absl::GetFlag(FLAGS_gateway);
+  if (!flag.empty()) return flag;
+  std::error_code ec;
+  std::vector<std::filesystem::path> starts = {std::filesystem::current_path(ec)};
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) starts.push_back(self.parent_path());
+  for (auto dir : starts) {
+    for (int up = 0; up < 6 && !dir.empty(); ++up) {
+      auto file = dir / "var" / "local" / "endpoints.env";
+      if (std::filesystem::exists(file, ec)) {
+        std::string addr = FromEndpointsFile(file);
+        if (!addr.empty()) return addr;
+      }
+      if (dir == dir.parent_path()) break;
+      dir = dir.parent_path();
+    }
+  }
+  return "127.0.0.1:9090";
+}
+
+std::shared_ptr<grpc::Channel> GatewayChannel() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  return grpc::CreateCustomChannel(GatewayAddress(), grpc::InsecureChannelCredentials(), args);
+}
+
+std::unique_ptr<grpc::ClientContext> NewContext(int64_t timeout_seconds) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->AddMetadata("x-request-id", common::NewRequestId());
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_seconds));
+  return ctx;
+}
+
+Progress::Progress(std::string what, int64_t total_bytes)
+    : what_(std::move(what)), total_(total_bytes), tty_(isatty(STDERR_FILENO) != 0), start_ns_(NowNs()) {}
+
+void Progress::Update(int64_t bytes_done, int64_t rows_done) {
+  if (!tty_) return;
+  const int64_t now = NowNs();
+  if (now - last_ns_ < 200'000'000) return;
+  last_ns_ = now;
+  const double seconds = (now - start_ns_) / 1e9;
+  const double rate = seconds > 0 ? rows_done / seconds : 0;
+  std::string left = "";
+  if (total_ > 0 && bytes_done > 0 && seconds > 0) {
+    const double remaining = seconds * (static_cast<double>(total_) / bytes_done - 1.0);
+    left = absl::StrFormat(", %.0f s left", remaining);
+  }
+  std::fprintf(stderr, "\r%s: %lld rows, %.0f rows/s, %.0f%%%s   ", what_.c_str(), static_cast<long long>(rows_done),
+               rate, total_ > 0 ? 100.0 * bytes_done / total_ : 0.0, left.c_str());
+}
+
+void Progress::Done() {
+  if (tty_) std::fprintf(stderr, "\r%s: sent in %.1f s%40s\n", what_.c_str(), (NowNs() - start_ns_) / 1e9, "");
+}
+
+bool UploadFile(const std::string& path, const std::string& what,
+                const std::function<bool(const exchange::v1::FileChunk&)>& write, std::string* error) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    *error = absl::StrCat("cannot read ", path);
+    return false;
+  }
+  std::error_code ec;
+  const auto size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  Progress progress(what, ec ? 0 : size);
+  exchange::v1::FileChunk chunk;
+  std::string buffer(256 * 1024, '\0');
+  int64_t done = 0, rows = 0;
+  while (true) {
+    const size_t n = std::fread(buffer.data(), 1, buffer.size(), f);
+    if (n == 0) break;
+    chunk.set_data(buffer.data(), n);
+    for (size_t i = 0; i < n; ++i) rows += buffer[i] == '\n';
+    if (!write(chunk)) break;  // the server ended the call; its status says why
+    done += static_cast<int64_t>(n);
+    progress.Update(done, rows);
+  }
+  const bool read_error = std::ferror(f) != 0;
+  std::fclose(f);
+  progress.Done();
+  if (read_error) {
+    *error = absl::StrCat("error reading ", path);
+    return false;
+  }
+  return true;
+}
+
+int ReportFailure(const grpc::Status& status) {
+  std::fprintf(stderr, "error: %s (%d)\n", status.error_message().c_str(), static_cast<int>(status.error_code()));
+  const auto code = status.error_code();
+  if (code == grpc::StatusCode::INVALID_ARGUMENT || code == grpc::StatusCode::FAILED_PRECONDITION ||
+      code == grpc::StatusCode::NOT_FOUND) {
+    return kExitFileRefused;
+  }
+  return kExitUnavailable;
+}
+
+int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& report,
+                 const std::string& errors_path) {
+  if (!status.ok()) return ReportFailure(status);
+  if (!errors_path.empty()) {
+    std::FILE* out = OpenOutput(errors_path);
+    if (out == nullptr) return kExitUnavailable;
+    std::string text = "line,column,code,message\n";
+    for (const auto& e : report.errors()) {
+      common::AppendCsvRecord(text, {std::to_string(e.line()), e.column(), e.code(), e.message()});
+    }
+    std::fwrite(text.data(), 1, text.size(), out);
+    if (out != stdout) std::fclose(out);
+  }
+  if (report.file_refused()) {
+    std::fprintf(stderr, "file refused:\n");
+    for (const auto& e : report.errors()) {
+      std::fprintf(stderr, "  line %lld %s %s: %s\n", static_cast<long long>(e.line()), e.column().c_str(),
+                   e.code().c_str(), e.message().c_str());
+    }
+    return kExitFileRefused;
+  }
+  std::printf("rows %lld, inserted %lld, updated %lld, unchanged %lld, refused %lld\n",
+              static_cast<long long>(report.rows()), static_cast<long long>(report.inserted()),
+              static_cast<long long>(report.updated()), static_cast<long long>(report.unchanged()),
+              static_cast<long long>(report.refused()));
+  if (report.refused() > 0 && errors_path.empty()) {
+    int shown = 0;
+    for (const auto& e : report.errors()) {
+      if (++shown > 20) {
+        std::fprintf(stderr, "  ... (use --errors FILE for all %d)\n", report.errors_size());
+        break;
+      }
+      std::fprintf(stderr, "  line %lld %s %s: %s\n", static_cast<long long>(e.line()), e.column().c_str(),
+                   e.code().c_str(), e.message().c_str());
+    }
+  }
+  return report.refused() > 0 ? kExitSomeRefused : kExitOk;
+}
+
+std::FILE* OpenOutput(const std::string& path) {
+  if (path.empty() || path == "-") return stdout;
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) std::fprintf(stderr, "error: cannot write %s\n", path.c_str());
+  return f;
+}
+
+}  // namespace grassroots::cli

@@ -1,0 +1,60 @@
+#pragma once
+// What every CLI command shares: finding the suite, uploading a file with progress,
+// writing the error report, exit codes.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "grassroots/exchange/v1/exchange.pb.h"
+
+namespace grassroots::cli {
+
+// Exit codes of file commands (formats.md).
+inline constexpr int kExitOk = 0;            // the file was taken whole
+inline constexpr int kExitSomeRefused = 1;   // some rows refused, good rows kept
+inline constexpr int kExitFileRefused = 2;   // the file as a whole was refused (or unreadable)
+inline constexpr int kExitUnavailable = 3;   // the suite could not be reached or failed
+inline constexpr int kExitUsage = 64;
+
+// The gateway's gRPC address: --gateway, else GATEWAY_GRPC from var/local/endpoints.env
+// (searched from the working directory upwards, then beside the binary).
+std::string GatewayAddress();
+std::shared_ptr<grpc::Channel> GatewayChannel();
+// A client context with the request id set and a generous deadline for long transfers.
+std::unique_ptr<grpc::ClientContext> NewContext(int64_t timeout_seconds = 3600);
+
+// Progress on a terminal (stderr): bytes or rows done, rate, time left.
+class Progress final {
+ public:
+  Progress(std::string what, int64_t total_bytes);
+  void Update(int64_t bytes_done, int64_t rows_done);
+  void Done();
+ private:
+  std::string what_;
+  int64_t total_;
+  bool tty_;
+  int64_t start_ns_;
+  int64_t last_ns_ = 0;
+};
+
+// Streams a file as FileChunks through `write`; returns false when the file cannot be read.
+// Counts line breaks as an estimate of rows for the progress line.
+bool UploadFile(const std::string& path, const std::string& what,
+                const std::function<bool(const exchange::v1::FileChunk&)>& write, std::string* error);
+
+// Prints the report, writes --errors, returns the exit code for it.
+int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& report,
+                 const std::string& errors_path);
+
+// Prints a failed call and returns the exit code for it.
+int ReportFailure(const grpc::Status& status);
+
+// Opens --out (or stdout for "" / "-"); returns nullptr with a message when it cannot.
+std::FILE* OpenOutput(const std::string& path);
+
+}  // namespace grassroots::cli
