@@ -77,9 +77,11 @@ TEST_F(DbTest, BrokenConnectionsAreReplaced) {
       conn->MarkBroken();
     }
   }
-  auto again = pool.Acquire();
-  ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_NE(ScalarInt(**again, "SELECT CONNECTION_ID()"), first_id);
+  {
+    auto again = pool.Acquire();
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_NE(ScalarInt(**again, "SELECT CONNECTION_ID()"), first_id);
+  }
   EXPECT_TRUE(pool.Ping().ok());
 }
 

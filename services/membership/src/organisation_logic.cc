@@ -194,9 +194,11 @@ absl::StatusOr<v1::ListChildrenResponse> OrganisationLogic::ListChildren(const v
   if (!rows.ok()) return rows.status();
   v1::ListChildrenResponse response;
   const bool more = static_cast<int>(rows->size()) > page_size;
-  if (more) rows->resize(page_size);
+  if (more) {
+    rows->resize(page_size);
+    response.set_next_page_token(absl::WebSafeBase64Escape(rows->back().org_code()));
+  }
   for (auto& o : *rows) *response.add_organisations() = std::move(o);
-  if (more) response.set_next_page_token(absl::WebSafeBase64Escape(rows->back().org_code()));
   return response;
 }
 

@@ -38,29 +38,50 @@ class CsvReader final {
   void Finish();
   int64_t bytes_fed() const { return bytes_; }
 
+  // A record longer than this (bytes of field content) is refused with a syntax error, so
+  // that a stray quote cannot make the reader hold the rest of a huge file. Default 1 MiB.
+  void set_max_record_bytes(size_t n) { max_record_bytes_ = n; }
+
  private:
-  enum class State { kFieldStart, kUnquoted, kQuoted, kQuoteInQuoted, kAfterCr, kBadRecord };
-  void EndField();
-  void EndRecord();
-  void StartRecordIfNeeded();
+  enum class State : uint8_t {
+    kRecordStart,       // nothing of a record yet: a line end here is an empty line
+    kFieldStart,        // after a separator
+    kUnquoted,          // inside an unquoted field
+    kQuoted,            // inside a quoted field
+    kQuoteInQuoted,     // a quote in a quoted field: its end, or the first of a doubled quote
+    kAfterCr,           // a CR ended a line; a LF right after it is part of that line end
+    kBadFieldStart,     // skipping a refused record: at the start of a field
+    kBadUnquoted,       // skipping: inside an unquoted field
+    kBadQuoted,         // skipping: inside a quoted field
+    kBadQuoteInQuoted,  // skipping: a quote inside a quoted field
+  };
+  void Process(const char* p, const char* end);
+  void BeginRecord();
+  void BeginField();
+  void EmitRecord();
+  void Refuse(std::string message, bool in_quotes);
+  bool Grow(size_t n, bool in_quotes);  // counts field bytes; false when the record is refused
+
   RecordFn on_record_;
   ErrorFn on_error_;
-  State state_ = State::kFieldStart;
-  CsvRecord record_;
-  std::string field_;
-  int64_t line_ = 1;
+  State state_ = State::kRecordStart;
+  CsvRecord record_;           // fields are reused record to record (no per-byte allocation)
+  size_t nfields_ = 0;         // fields of record_.fields in use by the current record
+  int64_t line_ = 1;           // the line the reader is on
+  int64_t record_line_ = 1;    // the line the current record began on
+  bool quoted_cr_ = false;     // last byte inside quotes was a CR (CRLF is one line break)
   int64_t bytes_ = 0;
-  bool record_started_ = false;
+  size_t record_bytes_ = 0;
+  size_t max_record_bytes_ = size_t{1} << 20;
   bool bom_checked_ = false;
   std::string bom_buffer_;
-  bool bad_ = false;
-  CsvSyntaxError bad_error_;
-  bool quoted_field_ = false;
 };
 
-// Appends one field, quoted when it holds a comma, quote, CR or LF.
+// Appends one field, quoted when it holds a comma, quote, CR or LF or begins or ends with a
+// space or a byte-order mark (quotes doubled).
 void AppendCsvField(std::string& out, std::string_view field);
-// Appends a whole record and a LF.
+// Appends a whole record and a LF. A record of one empty field is written as "" so that it
+// is not read back as an empty line.
 void AppendCsvRecord(std::string& out, const std::vector<std::string>& fields);
 
 // Maps a header row to column positions and checks it against a format: required columns
@@ -72,8 +93,11 @@ class CsvHeader final {
     bool required;
   };
   // Errors (line 1) for every problem of the header; empty when it is acceptable.
+  // Header names are trimmed of surrounding spaces and tabs before matching.
   std::vector<CsvSyntaxError> Bind(const std::vector<std::string>& header,
                                    const std::vector<Column>& format);
+  // For formats that allow them: unknown columns are ignored instead of reported.
+  void set_ignore_unknown_columns(bool ignore) { ignore_unknown_ = ignore; }
   // The value of a column in a record ("" when the column is absent or the record short).
   std::string_view Get(const CsvRecord& record, std::string_view column) const;
   bool Has(std::string_view column) const;
@@ -83,6 +107,7 @@ class CsvHeader final {
  private:
   std::vector<std::pair<std::string, int>> positions_;
   size_t width_ = 0;
+  bool ignore_unknown_ = false;
 };
 
 }  // namespace grassroots::common

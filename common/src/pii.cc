@@ -1,0 +1,136 @@
+#include "grassroots/common/pii.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <cstdlib>
+
+#include "absl/flags/flag.h"
+#include "absl/status/status.h"
+#include "grassroots/common/log.h"
+
+ABSL_FLAG(std::string, pii_key, "",
+          "64 hex characters: master key protecting ID numbers (prefer GRASSROOTS_PII_KEY); "
+          "empty uses a public development key");
+
+namespace grassroots::common {
+namespace {
+
+constexpr unsigned char kVersion = 0x01;
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+void Hmac(const unsigned char* key, size_t key_len, std::string_view data, unsigned char out[32]) {
+  unsigned int len = 32;
+  HMAC(EVP_sha256(), key, static_cast<int>(key_len), reinterpret_cast<const unsigned char*>(data.data()),
+       data.size(), out, &len);
+}
+
+// Cannot-happen failures of the crypto library end the process (no untested recovery).
+[[noreturn]] void Fatal(const char* what) {
+  LogError("pii crypto failure", {{"step", std::string_view(what)}});
+  std::abort();
+}
+
+struct CipherCtx {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  ~CipherCtx() { EVP_CIPHER_CTX_free(ctx); }
+};
+
+}  // namespace
+
+void PiiProtector::Derive(const unsigned char* master) {
+  Hmac(master, 32, "grassroots/pii/hash/v1", hash_key_.data());
+  Hmac(master, 32, "grassroots/pii/seal/v1", enc_key_.data());
+}
+
+absl::StatusOr<PiiProtector> PiiProtector::FromHexKey(std::string_view hex) {
+  if (hex.size() != 64) return absl::InvalidArgumentError("pii_key: must be 64 hex characters");
+  unsigned char master[32];
+  for (size_t i = 0; i < 32; ++i) {
+    const int hi = HexValue(hex[2 * i]);
+    const int lo = HexValue(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return absl::InvalidArgumentError("pii_key: must be 64 hex characters");
+    master[i] = static_cast<unsigned char>(hi * 16 + lo);
+  }
+  PiiProtector p;
+  p.Derive(master);
+  OPENSSL_cleanse(master, sizeof master);
+  return p;
+}
+
+PiiProtector PiiProtector::Development() {
+  static_assert(kDevelopmentKey.size() == 32);
+  PiiProtector p;
+  p.Derive(reinterpret_cast<const unsigned char*>(kDevelopmentKey.data()));
+  p.development_ = true;
+  return p;
+}
+
+absl::StatusOr<PiiProtector> PiiProtector::FromFlags() {
+  const std::string key = absl::GetFlag(FLAGS_pii_key);
+  if (key.empty()) {
+    LogWarning("no --pii_key (GRASSROOTS_PII_KEY) given: ID numbers are protected with the public "
+               "DEVELOPMENT key; never use this outside development");
+    return Development();
+  }
+  return FromHexKey(key);
+}
+
+std::string PiiProtector::Hash(std::string_view value) const {
+  unsigned char mac[32];
+  Hmac(hash_key_.data(), hash_key_.size(), value, mac);
+  return std::string(reinterpret_cast<const char*>(mac), kHashBytes);
+}
+
+std::string PiiProtector::Seal(std::string_view value) const {
+  std::string out(1 + kNonceBytes + value.size() + kTagBytes, '\0');
+  auto* bytes = reinterpret_cast<unsigned char*>(out.data());
+  bytes[0] = kVersion;
+  unsigned char* nonce = bytes + 1;
+  if (RAND_bytes(nonce, kNonceBytes) != 1) Fatal("random nonce");
+  CipherCtx c;
+  int len = 0;
+  if (c.ctx == nullptr || EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) != 1 ||
+      EVP_EncryptInit_ex(c.ctx, nullptr, nullptr, enc_key_.data(), nonce) != 1 ||
+      EVP_EncryptUpdate(c.ctx, bytes + 1 + kNonceBytes, &len, reinterpret_cast<const unsigned char*>(value.data()),
+                        static_cast<int>(value.size())) != 1 ||
+      EVP_EncryptFinal_ex(c.ctx, bytes + 1 + kNonceBytes + len, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, kTagBytes, bytes + 1 + kNonceBytes + value.size()) != 1) {
+    Fatal("seal");
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> PiiProtector::Open(std::string_view sealed) const {
+  if (sealed.size() < 1 + kNonceBytes + kTagBytes || static_cast<unsigned char>(sealed[0]) != kVersion) {
+    return absl::DataLossError("protected value is malformed");
+  }
+  const auto* bytes = reinterpret_cast<const unsigned char*>(sealed.data());
+  const size_t n = sealed.size() - 1 - kNonceBytes - kTagBytes;
+  std::string out(n, '\0');
+  CipherCtx c;
+  int len = 0;
+  if (c.ctx == nullptr || EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) != 1 ||
+      EVP_DecryptInit_ex(c.ctx, nullptr, nullptr, enc_key_.data(), bytes + 1) != 1) {
+    Fatal("open init");
+  }
+  if (EVP_DecryptUpdate(c.ctx, reinterpret_cast<unsigned char*>(out.data()), &len, bytes + 1 + kNonceBytes,
+                        static_cast<int>(n)) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, kTagBytes,
+                          const_cast<unsigned char*>(bytes + 1 + kNonceBytes + n)) != 1 ||
+      EVP_DecryptFinal_ex(c.ctx, reinterpret_cast<unsigned char*>(out.data()) + len, &len) != 1) {
+    return absl::DataLossError("protected value failed authentication (altered, or another key)");
+  }
+  return out;
+}
+
+}  // namespace grassroots::common

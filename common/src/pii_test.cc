@@ -1,0 +1,58 @@
+#include "grassroots/common/pii.h"
+
+#include <gtest/gtest.h>
+
+namespace grassroots::common {
+namespace {
+
+constexpr char kKey[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+TEST(PiiProtector, HashIsKeyedDeterministicAnd16Bytes) {
+  auto a = PiiProtector::FromHexKey(kKey);
+  ASSERT_TRUE(a.ok());
+  auto dev = PiiProtector::Development();
+  EXPECT_TRUE(dev.is_development_key());
+  EXPECT_FALSE(a->is_development_key());
+  const std::string id = "11010519491231002X";
+  EXPECT_EQ(a->Hash(id).size(), 16u);
+  EXPECT_EQ(a->Hash(id), a->Hash(id));
+  EXPECT_NE(a->Hash(id), a->Hash("110105194912310021"));
+  EXPECT_NE(a->Hash(id), dev.Hash(id));
+}
+
+TEST(PiiProtector, SealOpensAndUsesFreshNonces) {
+  auto p = PiiProtector::FromHexKey(kKey);
+  ASSERT_TRUE(p.ok());
+  const std::string id = "11010519491231002X";
+  const std::string s1 = p->Seal(id), s2 = p->Seal(id);
+  EXPECT_NE(s1, s2);
+  EXPECT_EQ(s1.size(), 1 + 12 + id.size() + 16);
+  EXPECT_EQ(s1.find(id), std::string::npos);
+  EXPECT_EQ(*p->Open(s1), id);
+  EXPECT_EQ(*p->Open(s2), id);
+  EXPECT_EQ(*p->Open(p->Seal("")), "");
+}
+
+TEST(PiiProtector, TamperingAndWrongKeyAreRefused) {
+  auto p = PiiProtector::FromHexKey(kKey);
+  ASSERT_TRUE(p.ok());
+  std::string s = p->Seal("11010519491231002X");
+  std::string bad = s;
+  bad[20] ^= 1;
+  EXPECT_EQ(p->Open(bad).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(PiiProtector::Development().Open(s).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(p->Open("x").status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(PiiProtector, KeyMustBe64Hex) {
+  EXPECT_FALSE(PiiProtector::FromHexKey("").ok());
+  EXPECT_FALSE(PiiProtector::FromHexKey("00").ok());
+  std::string k(kKey);
+  k[5] = 'g';
+  auto r = PiiProtector::FromHexKey(k);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(r.status().message()).find(k), std::string::npos);
+}
+
+}  // namespace
+}  // namespace grassroots::common

@@ -1,0 +1,382 @@
+// End to end: the real binaries, a real MariaDB, real gRPC and HTTP through the gateway.
+#include <gtest/gtest.h>
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "grassroots/membership/v1/membership.grpc.pb.h"
+#include "http_client.h"
+#include "process.h"
+#include "suite.h"
+
+namespace grassroots::testing {
+namespace {
+
+namespace v1 = membership::v1;
+using google::protobuf::Struct;
+
+Struct Json(const std::string& body) {
+  Struct s;
+  auto st = google::protobuf::util::JsonStringToMessage(body, &s);
+  EXPECT_TRUE(st.ok()) << "not JSON: " << body;
+  return s;
+}
+
+std::string Field(const Struct& s, const std::string& name) {
+  auto it = s.fields().find(name);
+  if (it == s.fields().end()) return "";
+  if (it->second.has_string_value()) return it->second.string_value();
+  if (it->second.has_number_value()) return absl::StrCat(static_cast<int64_t>(it->second.number_value()));
+  return "";
+}
+
+// The field named by the first BadRequest violation of an error body, if any.
+std::string ViolationField(const Struct& s) {
+  auto it = s.fields().find("details");
+  if (it == s.fields().end() || it->second.list_value().values_size() == 0) return "";
+  const Struct& d = it->second.list_value().values(0).struct_value();
+  auto fv = d.fields().find("fieldViolations");
+  if (fv == d.fields().end() || fv->second.list_value().values_size() == 0) return "";
+  return Field(fv->second.list_value().values(0).struct_value(), "field");
+}
+
+class OrganisationsE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    Suite& s = Suite::Get();
+    direct_ = v1::OrganisationService::NewStub(s.Channel("membership")).release();
+    via_gateway_ = v1::OrganisationService::NewStub(s.Channel("gateway")).release();
+    // A small tree every test may use.
+    std::string out;
+    WriteFile(s.dir() + "/tree.csv",
+              "org_code,name,org_type,org_kind,parent_code,division_code\n"
+              "E2E-C,灌云县委,committee,county,,320723000000\n"
+              "E2E-T,城头镇党委,committee,township,E2E-C,320723100000\n"
+              "E2E-V,城头村党支部,branch,village,E2E-T,320723100201\n");
+    ASSERT_EQ(s.Cli({"import", "organisations", s.dir() + "/tree.csv"}, &out), 0) << out;
+  }
+  int http() { return Suite::Get().http_port(); }
+  static inline v1::OrganisationService::Stub* direct_ = nullptr;
+  static inline v1::OrganisationService::Stub* via_gateway_ = nullptr;
+
+  // Asserts the org does not exist, both ways.
+  void ExpectAbsent(const std::string& code) {
+    EXPECT_EQ(Http("GET", http(), "/v1/organisations/" + code).status, 404) << code;
+    grpc::ClientContext ctx;
+    v1::GetOrganisationRequest req;
+    req.set_org_code(code);
+    v1::Organisation o;
+    EXPECT_EQ(direct_->GetOrganisation(&ctx, req, &o).error_code(), grpc::StatusCode::NOT_FOUND) << code;
+  }
+
+  // A bad create through the gateway (HTTP) and directly (gRPC): same code, the field named.
+  void ExpectRefused(const std::string& json, int http_status, grpc::StatusCode code, const std::string& field,
+                     const std::string& code_written) {
+    HttpResponse r = Http("POST", http(), "/v1/organisations", json);
+    EXPECT_EQ(r.status, http_status) << r.body;
+    Struct body = Json(r.body);
+    EXPECT_EQ(Field(body, "code"), std::to_string(static_cast<int>(code))) << r.body;
+    EXPECT_NE(Field(body, "message").find(field), std::string::npos) << r.body;
+    v1::Organisation org;
+    if (google::protobuf::util::JsonStringToMessage(json, &org).ok()) {
+      v1::CreateOrganisationRequest req;
+      *req.mutable_organisation() = org;
+      for (auto* stub : {direct_, via_gateway_}) {
+        grpc::ClientContext ctx;
+        v1::Organisation out;
+        grpc::Status s = stub->CreateOrganisation(&ctx, req, &out);
+        EXPECT_EQ(s.error_code(), code) << s.error_message();
+        EXPECT_NE(s.error_message().find(field), std::string::npos) << s.error_message();
+      }
+    }
+    if (!code_written.empty()) ExpectAbsent(code_written);
+  }
+};
+
+TEST_F(OrganisationsE2E, CreateThroughTheGatewayAndReadEverywhere) {
+  HttpResponse r = Http("POST", http(), "/v1/organisations",
+                        R"({"orgCode":"E2E-V2","name":"𠮷村党支部","orgType":"branch","parentCode":"E2E-T",)"
+                        R"("divisionCode":"320723100202","population":"3100"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_FALSE(r.headers["x-request-id"].empty());
+  Struct created = Json(r.body);
+  EXPECT_EQ(Field(created, "name"), "𠮷村党支部");
+  EXPECT_EQ(Field(created, "orgKind"), "village");
+  EXPECT_EQ(Field(created, "depth"), "2");
+
+  r = Http("GET", http(), "/v1/organisations/E2E-V2");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Field(Json(r.body), "name"), "𠮷村党支部");
+
+  for (auto* stub : {direct_, via_gateway_}) {
+    grpc::ClientContext ctx;
+    v1::GetOrganisationRequest req;
+    req.set_org_code("E2E-V2");
+    v1::Organisation o;
+    ASSERT_TRUE(stub->GetOrganisation(&ctx, req, &o).ok());
+    EXPECT_EQ(o.name(), "𠮷村党支部");
+    EXPECT_EQ(o.population(), 3100);
+  }
+
+  r = Http("PATCH", http(), "/v1/organisations/E2E-V2", R"({"name":"新𠮷村党支部"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Field(Json(r.body), "name"), "新𠮷村党支部");
+  EXPECT_EQ(Field(Json(r.body), "divisionCode"), "320723100202");
+
+  r = Http("GET", http(), "/v1/organisations/E2E-T/children?pageSize=1");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_FALSE(Field(Json(r.body), "nextPageToken").empty()) << r.body;
+
+  r = Http("GET", http(), "/v1/organisations/E2E-V2/ancestry");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find("E2E-C"), std::string::npos);
+
+  r = Http("DELETE", http(), "/v1/organisations/E2E-T");
+  EXPECT_EQ(r.status, 400) << r.body;  // FAILED_PRECONDITION: still has sub-organisations
+  EXPECT_EQ(Field(Json(r.body), "code"), "9");
+  r = Http("DELETE", http(), "/v1/organisations/E2E-V2");
+  EXPECT_EQ(r.status, 200) << r.body;
+  ExpectAbsent("E2E-V2");
+}
+
+TEST_F(OrganisationsE2E, MalformedJsonIsRefused) {
+  for (const std::string bad : {R"({"orgCode": "X1",)", R"({orgCode: "X1"})", R"({'orgCode': 'X1'})",
+                                R"({"orgCode":"X1"} trailing)", R"({"orgCode":"X1","orgCode":"X2"})"}) {
+    HttpResponse r = Http("POST", http(), "/v1/organisations", bad);
+    EXPECT_EQ(r.status, 400) << bad << " -> " << r.body;
+    EXPECT_EQ(Field(Json(r.body), "code"), "3") << r.body;
+  }
+  ExpectAbsent("X1");
+}
+
+TEST_F(OrganisationsE2E, UnknownFieldIsRefused) {
+  HttpResponse r = Http("POST", http(), "/v1/organisations",
+                        R"({"orgCode":"X2","name":"村","orgType":"branch","divisionCode":"320723100201","colour":"red"})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(Field(Json(r.body), "code"), "3");
+  EXPECT_NE(r.body.find("colour"), std::string::npos) << r.body;
+  ExpectAbsent("X2");
+}
+
+TEST_F(OrganisationsE2E, StringWhereANumberGoesIsRefused) {
+  HttpResponse r = Http("POST", http(), "/v1/organisations",
+                        R"({"orgCode":"X3","name":"村","orgType":"branch","divisionCode":"320723100201","population":"many"})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(Field(Json(r.body), "code"), "3");
+  EXPECT_NE(r.body.find("population"), std::string::npos) << r.body;
+  ExpectAbsent("X3");
+}
+
+TEST_F(OrganisationsE2E, ElevenDigitDivisionCode) {
+  ExpectRefused(R"({"orgCode":"X4","name":"村","orgType":"branch","parentCode":"E2E-T","divisionCode":"32072310020"})",
+                400, grpc::StatusCode::INVALID_ARGUMENT, "division_code", "X4");
+  HttpResponse r = Http("POST", http(), "/v1/organisations",
+                        R"({"orgCode":"X4","name":"村","orgType":"branch","divisionCode":"32072310020"})");
+  EXPECT_EQ(ViolationField(Json(r.body)), "organisation.division_code") << r.body;
+}
+
+TEST_F(OrganisationsE2E, UnknownOrgType) {
+  ExpectRefused(R"({"orgCode":"X5","name":"村","orgType":"cell","parentCode":"E2E-T","divisionCode":"320723100201"})",
+                400, grpc::StatusCode::INVALID_ARGUMENT, "org_type", "X5");
+}
+
+TEST_F(OrganisationsE2E, ParentThatDoesNotExist) {
+  ExpectRefused(R"({"orgCode":"X6","name":"村","orgType":"branch","parentCode":"NOPE","divisionCode":"320723100201"})",
+                404, grpc::StatusCode::NOT_FOUND, "parent_code", "X6");
+}
+
+TEST_F(OrganisationsE2E, NameOfThreeHundredCharacters) {
+  std::string name;
+  for (int i = 0; i < 300; ++i) name += "村";
+  ExpectRefused(absl::StrCat(R"({"orgCode":"X7","name":")", name,
+                             R"(","orgType":"branch","parentCode":"E2E-T","divisionCode":"320723100201"})"),
+                400, grpc::StatusCode::INVALID_ARGUMENT, "name", "X7");
+}
+
+TEST_F(OrganisationsE2E, MoveUnderItsOwnDescendant) {
+  HttpResponse r = Http("POST", http(), "/v1/organisations/E2E-T:move", R"({"newParentCode":"E2E-V"})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(Field(Json(r.body), "code"), "9") << r.body;
+  EXPECT_NE(Field(Json(r.body), "message").find("new_parent_code"), std::string::npos);
+  grpc::ClientContext ctx;
+  v1::MoveOrganisationRequest req;
+  req.set_org_code("E2E-T");
+  req.set_new_parent_code("E2E-V");
+  v1::Organisation o;
+  EXPECT_EQ(direct_->MoveOrganisation(&ctx, req, &o).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  r = Http("GET", http(), "/v1/organisations/E2E-T");
+  EXPECT_EQ(Field(Json(r.body), "parentCode"), "E2E-C");  // nothing written
+}
+
+TEST_F(OrganisationsE2E, UnknownRoute) {
+  HttpResponse r = Http("GET", http(), "/v1/nowhere/at/all");
+  EXPECT_EQ(r.status, 404) << r.body;
+  EXPECT_EQ(Field(Json(r.body), "code"), "5");
+  EXPECT_EQ(r.headers["content-type"].find("application/json"), 0u);
+}
+
+TEST_F(OrganisationsE2E, CliImportExportRoundTripAndExitCodes) {
+  Suite& s = Suite::Get();
+  const std::string file = s.dir() + "/orgs.csv";
+  WriteFile(file,
+            "\xEF\xBB\xBForg_code,name,org_type,org_kind,parent_code,division_code,established_on,population\r\n"
+            "RT-V1,\"村, 一\",branch,village,RT-T,320723200201,,1200\r\n"
+            "RT-T,\"镇\"\"𠮷\"\"\",committee,township,E2E-C,320723200000,1958-09-01,\r\n"
+            "RT-BAD,坏,branch,village,RT-T,3207232002,,\r\n");
+  std::string out;
+  EXPECT_EQ(s.Cli({"import", "organisations", file, "--errors", s.dir() + "/errors.csv"}, &out), 1) << out;
+  const std::string errors = ReadFile(s.dir() + "/errors.csv");
+  EXPECT_NE(errors.find("line,column,code,message\n4,division_code,INVALID_DIVISION_CODE,"), std::string::npos)
+      << errors;
+  EXPECT_EQ(s.Cli({"import", "organisations", file}, &out), 1) << out;  // re-run: same refusal, nothing new
+  EXPECT_NE(out.find("inserted 0, updated 0, unchanged 2, refused 1"), std::string::npos) << out;
+
+  EXPECT_EQ(s.Cli({"export", "organisations", "--org", "RT-T", "--out", s.dir() + "/export.csv"}, &out), 0) << out;
+  const std::string exported = ReadFile(s.dir() + "/export.csv");
+  EXPECT_EQ(exported,
+            "org_code,name,org_type,org_kind,parent_code,division_code,established_on,population\n"
+            "RT-T,\"镇\"\"𠮷\"\"\",committee,township,E2E-C,320723200000,1958-09-01,\n"
+            "RT-V1,\"村, 一\",branch,village,RT-T,320723200201,,1200\n");
+  EXPECT_EQ(s.Cli({"import", "organisations", s.dir() + "/export.csv"}, &out), 0) << out;
+  EXPECT_NE(out.find("unchanged 2"), std::string::npos) << out;
+
+  WriteFile(s.dir() + "/nohead.csv", "org_code,name\nA,B\n");
+  EXPECT_EQ(s.Cli({"import", "organisations", s.dir() + "/nohead.csv"}, &out), 2) << out;
+  EXPECT_EQ(s.Cli({"export", "organisations", "--org", "NOPE"}, &out), 2) << out;
+}
+
+TEST_F(OrganisationsE2E, EveryMetricsEndpointPassesPromtool) {
+  Suite& s = Suite::Get();
+  // Make sure request metrics exist.
+  Http("GET", http(), "/v1/organisations/E2E-C");
+  for (const std::string& name : {"membership", "cadrepay", "assets", "mobility", "gateway"}) {
+    int port = s.endpoint(name).metrics_port;
+    HttpResponse r = Http("GET", port, "/metrics");
+    ASSERT_EQ(r.status, 200) << name;
+    const std::string file = absl::StrCat(s.dir(), "/", name, ".prom");
+    WriteFile(file, r.body);
+    std::string out;
+    int rc = RunCommand({"/usr/bin/sh", "-c", absl::StrCat("promtool check metrics < ", file)}, &out);
+    EXPECT_EQ(rc, 0) << name << ": " << out;
+    if (name == "membership") {
+      EXPECT_NE(r.body.find("grassroots_grpc_server_handled_total"), std::string::npos);
+      EXPECT_NE(r.body.find("grassroots_db_pool_connections"), std::string::npos);
+    }
+    if (name == "gateway") {
+      EXPECT_NE(r.body.find("grassroots_gateway_http_requests_total"), std::string::npos);
+    }
+  }
+}
+
+// A TCP forwarder that can be switched on after the service started: the database "returns".
+class Forwarder final {
+ public:
+  Forwarder(int listen_port, int target_port) : listen_port_(listen_port), target_port_(target_port) {}
+  ~Forwarder() {
+    stop_ = true;
+    if (listener_ >= 0) shutdown(listener_, SHUT_RDWR), close(listener_);
+    if (accept_thread_.joinable()) accept_thread_.join();
+    for (auto& t : pumps_) t.detach();
+  }
+  void Start() {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a = Addr(listen_port_);
+    ASSERT_EQ(bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    listen(listener_, 64);
+    accept_thread_ = std::thread([this] {
+      while (!stop_) {
+        int client = accept(listener_, nullptr, nullptr);
+        if (client < 0) return;
+        int upstream = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in t = Addr(target_port_);
+        if (connect(upstream, reinterpret_cast<sockaddr*>(&t), sizeof t) != 0) {
+          close(client);
+          close(upstream);
+          continue;
+        }
+        pumps_.emplace_back(Pump, client, upstream);
+        pumps_.emplace_back(Pump, upstream, client);
+      }
+    });
+  }
+
+ private:
+  static sockaddr_in Addr(int port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    return a;
+  }
+  static void Pump(int from, int to) {
+    char buf[16384];
+    while (true) {
+      ssize_t n = read(from, buf, sizeof buf);
+      if (n <= 0 || write(to, buf, static_cast<size_t>(n)) != n) break;
+    }
+    shutdown(to, SHUT_WR);
+  }
+  int listen_port_, target_port_;
+  int listener_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread accept_thread_;
+  std::vector<std::thread> pumps_;
+};
+
+TEST_F(OrganisationsE2E, DatabaseDownAtStartUpThenBackRecoversWithoutRestart) {
+  Suite& s = Suite::Get();
+  const int db_port = FreePort();
+  auto env = s.DbEnv("membership");
+  env["GRASSROOTS_DB_PORT"] = std::to_string(db_port);  // nothing listens there yet
+  const int grpc_port = FreePort();
+  const std::string log = s.dir() + "/membership-dbdown.log";
+  Process p("membership",
+            {"serve", "--listen_host=127.0.0.1", absl::StrCat("--grpc_port=", grpc_port), "--metrics_port=0"}, env,
+            log);
+  const std::string address = absl::StrCat("127.0.0.1:", grpc_port);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_TRUE(p.Running()) << ReadFile(log);
+  std::string out;
+  EXPECT_NE(RunCommand({"grassroots", "health", address}, &out), 0) << out;
+  EXPECT_EQ(RunCommand({"grassroots", "health", address, "liveness"}, &out), 0) << out;
+  EXPECT_NE(ReadFile(log).find("not ready"), std::string::npos) << ReadFile(log);
+  // A request meanwhile fails cleanly with UNAVAILABLE, not a hang.
+  {
+    auto stub = v1::OrganisationService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    v1::GetOrganisationRequest req;
+    req.set_org_code("E2E-C");
+    v1::Organisation o;
+    EXPECT_EQ(stub->GetOrganisation(&ctx, req, &o).error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+  Forwarder db(db_port, std::atoi(Env("GRASSROOTS_TEST_DB_PORT", "3306").c_str()));
+  db.Start();
+  EXPECT_TRUE(Suite::WaitHealthy(address, 20)) << ReadFile(log);
+  {
+    auto stub = v1::OrganisationService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    v1::GetOrganisationRequest req;
+    req.set_org_code("E2E-C");
+    v1::Organisation o;
+    EXPECT_TRUE(stub->GetOrganisation(&ctx, req, &o).ok());
+    EXPECT_EQ(o.name(), "灌云县委");
+  }
+  EXPECT_EQ(p.Terminate(), 0) << ReadFile(log);  // graceful drain on SIGTERM
+  EXPECT_NE(ReadFile(log).find("draining"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace grassroots::testing
