@@ -3,6 +3,7 @@
 #include <mysql_driver.h>
 #include <cppconn/connection.h>
 #include <cppconn/exception.h>
+#include <cppconn/resultset.h>
 #include <cppconn/statement.h>
 
 #include <prometheus/counter.h>
@@ -234,7 +235,7 @@ absl::Status ConnectionPool::Ping() {
   if (!conn.ok()) return conn.status();
   try {
     std::unique_ptr<sql::Statement> st((*conn)->createStatement());
-    st->execute("SELECT 1");
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery("SELECT 1"));
     return absl::OkStatus();
   } catch (const sql::SQLException& e) {
     conn->MarkBroken();

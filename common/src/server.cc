@@ -138,9 +138,18 @@ int WaitForTerminationSignal() {
   return sig;
 }
 
-MetricsEndpoint::MetricsEndpoint(const std::string& host, int port)
-    : registry_(std::make_shared<prometheus::Registry>()),
-      exposer_(std::make_unique<prometheus::Exposer>(absl::StrCat(host, ":", port))) {
+absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(const std::string& host, int port) {
+  try {
+    auto exposer = std::make_unique<prometheus::Exposer>(absl::StrCat(host, ":", port));
+    return std::make_unique<MetricsEndpoint>(std::make_shared<prometheus::Registry>(), std::move(exposer));
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", host, ":", port, ": ", e.what()));
+  }
+}
+
+MetricsEndpoint::MetricsEndpoint(std::shared_ptr<prometheus::Registry> registry,
+                                 std::unique_ptr<prometheus::Exposer> exposer)
+    : registry_(std::move(registry)), exposer_(std::move(exposer)) {
   exposer_->RegisterCollectable(registry_);
 }
 MetricsEndpoint::~MetricsEndpoint() = default;

@@ -32,7 +32,12 @@ int RunServiceMain(int argc, char** argv, const ServiceSpec& spec) {
   }
 
   const std::string host = absl::GetFlag(FLAGS_listen_host);
-  MetricsEndpoint metrics(host, absl::GetFlag(FLAGS_metrics_port));
+  auto metrics_or = MetricsEndpoint::Start(host, absl::GetFlag(FLAGS_metrics_port));
+  if (!metrics_or.ok()) {
+    LogError("cannot start", {{"error", metrics_or.status().ToString()}});
+    return 1;
+  }
+  MetricsEndpoint& metrics = **metrics_or;
   ConnectionPool pool(db, &metrics.registry());
   ServiceParts parts = spec.build(pool, metrics.registry());
 

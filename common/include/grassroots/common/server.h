@@ -30,8 +30,9 @@ int WaitForTerminationSignal();
 // Prometheus registry and exposer of one process.
 class MetricsEndpoint final {
  public:
-  // Serves /metrics on host:port (port 0 picks a free one).
-  MetricsEndpoint(const std::string& host, int port);
+  // Serves /metrics on host:port (port 0 picks a free one). UNAVAILABLE when it cannot bind.
+  static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(const std::string& host, int port);
+  MetricsEndpoint(std::shared_ptr<prometheus::Registry> registry, std::unique_ptr<prometheus::Exposer> exposer);
   ~MetricsEndpoint();
   prometheus::Registry& registry() { return *registry_; }
   std::shared_ptr<prometheus::Registry> shared_registry() { return registry_; }
