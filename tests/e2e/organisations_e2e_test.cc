@@ -18,6 +18,7 @@
 #include "http_client.h"
 #include "process.h"
 #include "suite.h"
+#include "test_env.h"
 
 namespace grassroots::testing {
 namespace {
@@ -259,7 +260,7 @@ TEST_F(OrganisationsE2E, EveryMetricsEndpointPassesPromtool) {
   Suite& s = Suite::Get();
   // Make sure request metrics exist.
   Http("GET", http(), "/v1/organisations/E2E-C");
-  for (const std::string& name : {"membership", "cadrepay", "assets", "mobility", "gateway"}) {
+  for (const std::string name : {"membership", "cadrepay", "assets", "mobility", "gateway"}) {
     int port = s.endpoint(name).metrics_port;
     HttpResponse r = Http("GET", port, "/metrics");
     ASSERT_EQ(r.status, 200) << name;

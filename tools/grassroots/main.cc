@@ -76,18 +76,45 @@ void Usage() {
                "  health HOST:PORT [SERVICE]\n"
                "  import organisations FILE [--errors F]\n"
                "  export organisations --org CODE [--out F]\n"
+               "  import members FILE [--errors F]\n"
+               "  export members --org CODE [--out F] [--unmasked]\n"
+               "  report type-fit --org CODE [--out F]\n"
+               "  ingest programmes|enrolments|recipients|payments|batches|civil-events FILE [--errors F]\n"
+               "  check disbursements [--program CODE] [--period P] [--as-of YYYY-MM-DD]\n"
+               "  findings export [--run ID] [--out F] [--unmasked]\n"
                "common flags: --gateway HOST:PORT (default: var/local/endpoints.env)\n");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args = grassroots::common::ParseFlags(argc, argv, "grassroots COMMAND ... (see --help)");
+  // formats.md spells one flag with a hyphen (--as-of); flags are declared with underscores.
+  std::vector<std::string> storage(argv, argv + argc);
+  std::vector<char*> argv2;
+  for (std::string& a : storage) {
+    if (a == "--") break;
+    if (a.rfind("--as-of", 0) == 0) a.replace(0, 7, "--as_of");
+  }
+  for (std::string& a : storage) argv2.push_back(a.data());
+  argv2.push_back(nullptr);
+  std::vector<std::string> args =
+      grassroots::common::ParseFlags(argc, argv2.data(), "grassroots COMMAND ... (see --help)");
   grassroots::common::InitLogging("grassroots-cli", "warning");
   const std::map<std::string, Command> commands = {
       {"health", Health},
       {"import organisations", grassroots::cli::ImportOrganisations},
       {"export organisations", grassroots::cli::ExportOrganisations},
+      {"import members", grassroots::cli::ImportMembers},
+      {"export members", grassroots::cli::ExportMembers},
+      {"report type-fit", grassroots::cli::ReportTypeFit},
+      {"ingest programmes", grassroots::cli::IngestProgrammes},
+      {"ingest enrolments", grassroots::cli::IngestEnrolments},
+      {"ingest recipients", grassroots::cli::IngestRecipients},
+      {"ingest payments", grassroots::cli::IngestPayments},
+      {"ingest batches", grassroots::cli::IngestBatches},
+      {"ingest civil-events", grassroots::cli::IngestCivilEvents},
+      {"check disbursements", grassroots::cli::CheckDisbursements},
+      {"findings export", grassroots::cli::ExportFindings},
   };
   if (args.size() < 2) {
     Usage();

@@ -1,5 +1,15 @@
-// cadrepay: serves health, reflection and metrics over its own schema; its API arrives with its issue.
+// cadrepay: subsidy programmes, rolls, payments and the direct-subsidy disbursement checks.
+#include "absl/flags/flag.h"
+#include "check_scheduler.h"
+#include "disbursement_grpc.h"
+#include "disbursement_logic.h"
+#include "grassroots/common/log.h"
+#include "grassroots/common/pii.h"
 #include "grassroots/common/service_main.h"
+#include "kinship_source.h"
+
+ABSL_FLAG(int, check_interval_seconds, 300,
+          "how often the scheduler looks for batches due for a disbursement check (0 disables it)");
 
 namespace grassroots::generated {
 const std::vector<common::Migration>& cadrepay_migrations();
@@ -10,6 +20,27 @@ int main(int argc, char** argv) {
   common::ServiceSpec spec;
   spec.name = "cadrepay";
   spec.migrations = &generated::cadrepay_migrations();
-  spec.build = [](common::ConnectionPool&, prometheus::Registry&) { return common::ServiceParts{}; };
+  spec.build = [](common::ConnectionPool& pool, prometheus::Registry& registry) {
+    common::ServiceParts parts;
+    auto pii = common::PiiProtector::FromFlags();
+    if (!pii.ok()) {
+      common::LogError("invalid --pii_key", {{"error", pii.status().ToString()}});
+      std::exit(2);
+    }
+    auto protector = std::make_shared<common::PiiProtector>(*pii);
+    auto kinship = std::make_shared<cadrepay::NoKinshipRecords>();
+    auto logic = std::make_shared<cadrepay::DisbursementLogic>(pool, *protector, *kinship, &registry);
+    auto grpc = std::make_shared<cadrepay::DisbursementGrpc>(*logic);
+    parts.services.push_back(grpc.get());
+    const int interval = absl::GetFlag(FLAGS_check_interval_seconds);
+    if (interval > 0) {
+      auto scheduler = std::make_shared<cadrepay::CheckScheduler>(*logic, absl::Seconds(interval));
+      parts.start = [scheduler] { scheduler->Start(); };
+      parts.stop = [scheduler] { scheduler->Stop(); };
+      parts.owned.push_back(scheduler);
+    }
+    parts.owned.insert(parts.owned.end(), {protector, kinship, logic, grpc});
+    return parts;
+  };
   return common::RunServiceMain(argc, argv, spec);
 }

@@ -11,6 +11,8 @@
 #include "grassroots/common/csv.h"
 #include "grassroots/common/status.h"
 #include "grassroots/common/validate.h"
+#include "change_feed.h"
+#include "member_repository.h"
 #include "organisation_rules.h"
 
 namespace grassroots::membership {
@@ -52,6 +54,12 @@ const std::vector<common::CsvHeader::Column>& CsvFormat() {
   return *f;
 }
 
+// The change feed's outbox row, written in the same transaction as the change.
+absl::Status Outbox(sql::Connection& conn, const std::string& code, const std::string& kind,
+                    const v1::Organisation& after) {
+  return ChangeFeedRepository().AppendOrganisation(conn, code, kind, after);
+}
+
 }  // namespace
 
 const std::vector<std::string>& OrganisationCsvColumns() {
@@ -90,9 +98,10 @@ absl::StatusOr<v1::Organisation> OrganisationLogic::Create(v1::Organisation org,
     }
     return s;
   }
-  if (auto s = Track(*conn, tx.Commit()); !s.ok()) return s;
   org.set_depth(depth);
   org.set_child_count(0);
+  if (auto s = Track(*conn, Outbox(**conn, org.org_code(), "created", org)); !s.ok()) return s;
+  if (auto s = Track(*conn, tx.Commit()); !s.ok()) return s;
   return org;
 }
 
@@ -149,6 +158,7 @@ absl::StatusOr<v1::Organisation> OrganisationLogic::Update(const v1::UpdateOrgan
   ApplyDefaults(merged);
   if (auto v = ValidateOrganisation(merged, fields); !v.empty()) return ToInvalid(v, "organisation.");
   if (auto s = Track(*conn, repo_.UpdateFields(**conn, merged)); !s.ok()) return s;
+  if (auto s = Track(*conn, Outbox(**conn, code, "updated", merged)); !s.ok()) return s;
   if (auto s = Track(*conn, tx.Commit()); !s.ok()) return s;
   return merged;
 }
@@ -168,7 +178,14 @@ absl::Status OrganisationLogic::Delete(const std::string& code, absl::Time deadl
     return absl::FailedPreconditionError(absl::StrCat("organisation ", code, " still has ", *children,
                                                       " sub-organisations; move or delete them first"));
   }
+  auto members = Track(*conn, MemberRepository().CountInOrganisation(**conn, code));
+  if (!members.ok()) return members.status();
+  if (*members > 0) {
+    return absl::FailedPreconditionError(absl::StrCat("organisation ", code, " has ", *members,
+                                                      " members on record (current or past); move them first"));
+  }
   if (auto s = Track(*conn, repo_.Delete(**conn, code)); !s.ok()) return s;
+  if (auto s = Track(*conn, Outbox(**conn, code, "deleted", (*found)->org)); !s.ok()) return s;
   return Track(*conn, tx.Commit());
 }
 
@@ -250,9 +267,10 @@ absl::StatusOr<v1::Organisation> OrganisationLogic::Move(const std::string& code
   }
   const int delta = parent->org.depth() + 1 - org->org.depth();
   if (auto s = Track(*conn, repo_.MoveSubtree(**conn, code, new_parent, org->path, new_path, delta)); !s.ok()) return s;
-  if (auto s = Track(*conn, tx.Commit()); !s.ok()) return s;
   org->org.set_parent_code(new_parent);
   org->org.set_depth(org->org.depth() + delta);
+  if (auto s = Track(*conn, Outbox(**conn, code, "moved", org->org)); !s.ok()) return s;
+  if (auto s = Track(*conn, tx.Commit()); !s.ok()) return s;
   return org->org;
 }
 
@@ -509,6 +527,9 @@ absl::StatusOr<exchange::v1::ImportReport> OrganisationLogic::Import::Finish() {
         continue;
       }
       if (auto s = Track(*conn, repo.Insert(**conn, o, path, depth)); !s.ok()) return s;
+      o.set_depth(depth);
+      if (auto s = Track(*conn, Outbox(**conn, o.org_code(), "created", o)); !s.ok()) return s;
+      o.clear_depth();
       st.report.set_inserted(st.report.inserted() + 1);
       placed[o.org_code()] = {path, depth};
     } else {
@@ -556,6 +577,10 @@ absl::StatusOr<exchange::v1::ImportReport> OrganisationLogic::Import::Finish() {
         }
       }
       if (auto s = Track(*conn, repo.UpdateFields(**conn, o)); !s.ok()) return s;
+      if (auto s = Track(*conn, Outbox(**conn, o.org_code(), before.parent_code() != o.parent_code() ? "moved" : "updated", o));
+          !s.ok()) {
+        return s;
+      }
       st.report.set_updated(st.report.updated() + 1);
     }
     if (++in_tx >= kCommitEvery) {

@@ -1,0 +1,1465 @@
+#include "disbursement_logic.h"
+
+#include <openssl/sha.h>
+
+#include <cppconn/connection.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstring>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
+#include "absl/random/random.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/strings/str_split.h"
+#include "disbursement/disbursement_engine.h"
+#include "disbursement/findings_csv.h"
+#include "entitlement.h"
+#include "grassroots/common/csv.h"
+#include "grassroots/common/log.h"
+#include "grassroots/common/status.h"
+#include "grassroots/common/validate.h"
+
+namespace grassroots::cadrepay {
+namespace {
+
+constexpr int kDefaultPageSize = 100;
+constexpr int kMaxPageSize = 1000;
+constexpr size_t kFlushRows = 2000;
+
+// Marks the borrowed connection broken when the database went away mid-way.
+template <typename T>
+T Track(common::PooledConnection& conn, T result) {
+  absl::Status s;
+  if constexpr (std::is_same_v<T, absl::Status>) s = result; else s = result.status();
+  if (s.code() == absl::StatusCode::kUnavailable) conn.MarkBroken();
+  return result;
+}
+
+bool HexToBytes(const std::string& hex, std::string* out) {
+  if (hex.size() % 2 != 0) return false;
+  for (char c : hex) {
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
+  }
+  *out = absl::HexStringToBytes(hex);
+  return true;
+}
+
+std::string S(absl::string_view v) { return std::string(v.data(), v.size()); }
+
+absl::StatusOr<int> PageSize(int requested, std::string_view field = "page_size") {
+  if (requested == 0) return kDefaultPageSize;
+  if (requested < 0 || requested > kMaxPageSize) {
+    return common::InvalidField(field, absl::StrCat("must be between 1 and ", kMaxPageSize));
+  }
+  return requested;
+}
+
+// Page tokens: web-safe base64 of fields joined by '\x1f'.
+std::string MakeToken(const std::vector<std::string>& parts) {
+  return absl::WebSafeBase64Escape(absl::StrJoin(parts, "\x1f"));
+}
+absl::StatusOr<std::vector<std::string>> ReadToken(const std::string& token, size_t parts) {
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(token, &raw)) return common::InvalidField("page_token", "is not a token this service issued");
+  std::vector<std::string> out = absl::StrSplit(raw, '\x1f');
+  if (out.size() != parts) return common::InvalidField("page_token", "is not a token this service issued");
+  return out;
+}
+
+std::string MaskAccount(const std::string& account) {
+  if (account.size() <= 4) return account;
+  return absl::StrCat(std::string(account.size() - 4, '*'), account.substr(account.size() - 4));
+}
+
+std::string Rfc3339(absl::Time t) { return absl::FormatTime("%Y-%m-%dT%H:%M:%E*S%Ez", t, common::ChinaTimeZone()); }
+
+bool SameProgramme(const ProgrammeRow& a, const ProgrammeRow& b) {
+  return a.program_code == b.program_code && a.name == b.name && a.unit == b.unit && a.frequency == b.frequency &&
+         a.amount_fen == b.amount_fen && a.valid_from == b.valid_from && a.valid_to == b.valid_to &&
+         a.excludes_cadre_households == b.excludes_cadre_households && a.grace_days == b.grace_days;
+}
+
+bool SameBatch(const BatchRow& a, const BatchRow& b) {
+  return a.batch_id == b.batch_id && a.program_code == b.program_code && a.period == b.period &&
+         a.declared_count == b.declared_count && a.declared_total_fen == b.declared_total_fen &&
+         a.scheduled_on == b.scheduled_on;
+}
+
+std::string PeriodFormMessage(const std::string& program_code, const std::string& frequency) {
+  return absl::StrCat("programme ", program_code, " is ", frequency, ": its periods are ",
+                      frequency == "monthly" ? "YYYY-MM" : "YYYY");
+}
+
+std::string NewIngestId() {
+  static absl::Mutex mu(absl::kConstInit);
+  static absl::BitGen* gen = new absl::BitGen;
+  absl::MutexLock lock(&mu);
+  return absl::StrFormat("%016x", absl::Uniform<uint64_t>(*gen));
+}
+
+}  // namespace
+
+std::string_view FileKindName(FileKind kind) {
+  switch (kind) {
+    case FileKind::kProgrammes: return "programmes";
+    case FileKind::kEnrolments: return "enrolments";
+    case FileKind::kRecipients: return "recipients";
+    case FileKind::kPayments: return "payments";
+    case FileKind::kBatches: return "batches";
+    case FileKind::kCivilEvents: return "civil_events";
+  }
+  return "";
+}
+
+std::string FindingIdOf(std::string_view rule, std::string_view program_code, std::string_view period,
+                        std::string_view id_hash, std::string_view payment_id, std::string_view batch_id) {
+  std::string key;
+  for (std::string_view part : {rule, program_code, period, id_hash, payment_id, batch_id}) {
+    absl::StrAppend(&key, part.size(), ":");
+    key.append(part.data(), part.size());
+  }
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), digest);
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), 16));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metrics
+
+struct DisbursementLogic::Metrics {
+  prometheus::Family<prometheus::Gauge>* findings = nullptr;
+  prometheus::Family<prometheus::Counter>* rows = nullptr;
+  prometheus::Counter* runs = nullptr;
+  prometheus::Counter* failed_runs = nullptr;
+  prometheus::Gauge* last_run_seconds = nullptr;
+
+  explicit Metrics(prometheus::Registry* registry) {
+    if (registry == nullptr) return;
+    findings = &prometheus::BuildGauge()
+                    .Name("grassroots_cadrepay_findings")
+                    .Help("Findings of the latest disbursement check run, by rule")
+                    .Register(*registry);
+    rows = &prometheus::BuildCounter()
+                .Name("grassroots_cadrepay_ingested_rows_total")
+                .Help("Rows of interchange files ingested, by file and outcome")
+                .Register(*registry);
+    auto& run_family = prometheus::BuildCounter()
+                           .Name("grassroots_cadrepay_check_runs_total")
+                           .Help("Disbursement check runs, by result")
+                           .Register(*registry);
+    runs = &run_family.Add({{"result", "ok"}});
+    failed_runs = &run_family.Add({{"result", "error"}});
+    last_run_seconds = &prometheus::BuildGauge()
+                            .Name("grassroots_cadrepay_check_run_seconds")
+                            .Help("Duration of the latest disbursement check run")
+                            .Register(*registry)
+                            .Add({});
+    for (int r = 0; r < kRuleCount; ++r) findings->Add({{"rule", std::string(RuleCode(static_cast<Rule>(r)))}});
+  }
+  void Ingested(FileKind kind, const exchange::v1::ImportReport& report) {
+    if (rows == nullptr) return;
+    const std::string file(FileKindName(kind));
+    rows->Add({{"file", file}, {"outcome", "inserted"}}).Increment(static_cast<double>(report.inserted()));
+    rows->Add({{"file", file}, {"outcome", "updated"}}).Increment(static_cast<double>(report.updated()));
+    rows->Add({{"file", file}, {"outcome", "unchanged"}}).Increment(static_cast<double>(report.unchanged()));
+    rows->Add({{"file", file}, {"outcome", "refused"}}).Increment(static_cast<double>(report.refused()));
+  }
+  void Ran(const std::array<int64_t, kRuleCount>& counts, double seconds) {
+    if (findings == nullptr) return;
+    runs->Increment();
+    last_run_seconds->Set(seconds);
+    for (int r = 0; r < kRuleCount; ++r) {
+      findings->Add({{"rule", std::string(RuleCode(static_cast<Rule>(r)))}}).Set(static_cast<double>(counts[r]));
+    }
+  }
+  void Failed() {
+    if (failed_runs != nullptr) failed_runs->Increment();
+  }
+};
+
+DisbursementLogic::DisbursementLogic(common::ConnectionPool& pool, const common::PiiProtector& pii,
+                                     KinshipSource& kinship, prometheus::Registry* registry, Clock clock)
+    : pool_(pool),
+      pii_(pii),
+      kinship_(kinship),
+      clock_(clock ? std::move(clock) : Clock([] { return absl::Now(); })),
+      metrics_(std::make_unique<Metrics>(registry)) {}
+
+DisbursementLogic::~DisbursementLogic() = default;
+
+// ---------------------------------------------------------------------------------------------
+// Ingest: the shared part (CSV, header, report, connection and transaction, batching).
+
+class IngestBase : public DisbursementLogic::Ingest {
+ public:
+  IngestBase(DisbursementLogic& logic, FileKind kind, const std::vector<common::CsvHeader::Column>& format)
+      : logic_(logic), kind_(kind), format_(format) {
+    reader_ = std::make_unique<common::CsvReader>([this](common::CsvRecord& r) { OnRecord(r); },
+                                                  [this](const common::CsvSyntaxError& e) { OnSyntaxError(e); });
+  }
+
+  void Feed(std::string_view chunk) override {
+    if (!failed_.ok() || file_refused_) return;
+    reader_->Feed(chunk);
+  }
+
+  absl::StatusOr<exchange::v1::ImportReport> Finish() override {
+    if (failed_.ok() && !file_refused_) reader_->Finish();
+    if (!failed_.ok()) return failed_;
+    if (!have_header_ && !file_refused_) {
+      Error(0, "", "EMPTY_FILE", "the file has no header row");
+      file_refused_ = true;
+    }
+    if (file_refused_) {
+      exchange::v1::ImportReport report;
+      report.set_file_refused(true);
+      *report.mutable_errors() = report_.errors();
+      return report;
+    }
+    if (auto s = Flush(); !s.ok()) return s;
+    if (report_.inserted() + report_.updated() > 0) {
+      if (auto s = Track(conn_, logic_.repo_.BumpDataGeneration(*conn_)); !s.ok()) return s;
+    }
+    if (auto s = Track(conn_, tx_->Commit()); !s.ok()) return s;
+    auto* errors = report_.mutable_errors();
+    std::stable_sort(errors->begin(), errors->end(), [](const auto& a, const auto& b) { return a.line() < b.line(); });
+    logic_.metrics_->Ingested(kind_, report_);
+    return report_;
+  }
+
+ protected:
+  // Parses a data record and queues it, or refuses it.
+  virtual void OnRow(const common::CsvRecord& record) = 0;
+  // Writes the queued rows (classifying them against what is stored).
+  virtual absl::Status Flush() = 0;
+  virtual size_t Queued() const = 0;
+  // Once, after the header is accepted and the transaction begun.
+  virtual absl::Status Prepare() { return absl::OkStatus(); }
+
+  void Error(int64_t line, std::string column, std::string code, std::string message) {
+    auto* e = report_.add_errors();
+    e->set_line(line);
+    e->set_column(std::move(column));
+    e->set_code(std::move(code));
+    e->set_message(std::move(message));
+  }
+  void Refuse(int64_t line, const RowProblems& problems) {
+    for (const auto& p : problems) Error(line, p.column, p.code, p.message);
+    report_.set_refused(report_.refused() + 1);
+  }
+  void Refuse(int64_t line, std::string column, std::string code, std::string message) {
+    Error(line, std::move(column), std::move(code), std::move(message));
+    report_.set_refused(report_.refused() + 1);
+  }
+  void Inserted(int64_t n = 1) { report_.set_inserted(report_.inserted() + n); }
+  void Updated(int64_t n = 1) { report_.set_updated(report_.updated() + n); }
+  void Unchanged(int64_t n = 1) { report_.set_unchanged(report_.unchanged() + n); }
+
+  // In-file duplicate detection in constant memory per row: a 64-bit hash of the row's key.
+  // Returns the line of an earlier row with the same key, or 0 (and remembers this one).
+  int64_t SeenOnLine(std::string_view key, int64_t line) {
+    auto [it, inserted] = seen_.try_emplace(absl::HashOf(key), line);
+    return inserted ? 0 : it->second;
+  }
+
+  PersonRecord Person(const std::string& id_number) {
+    return {logic_.pii().Hash(id_number), logic_.pii().Seal(id_number), common::MaskIdNumber(id_number)};
+  }
+
+  absl::Status LoadProgrammes() {
+    auto rows = Track(conn_, logic_.repo_.LoadProgrammes(*conn_));
+    if (!rows.ok()) return rows.status();
+    for (auto& p : *rows) programmes_.emplace(p.program_code, std::move(p));
+    return absl::OkStatus();
+  }
+  // The programme, or nullptr after refusing the row on `column`.
+  const ProgrammeRow* KnownProgramme(int64_t line, const std::string& code) {
+    auto it = programmes_.find(code);
+    if (it == programmes_.end()) {
+      Refuse(line, "program_code", "UNKNOWN_PROGRAMME", absl::StrCat("programme ", code, " does not exist"));
+      return nullptr;
+    }
+    return &it->second;
+  }
+
+  sql::Connection& conn() { return *conn_; }
+  DisbursementRepository& repo() { return logic_.repo_; }
+  template <typename T>
+  T Tracked(T result) { return Track(conn_, std::move(result)); }
+
+  DisbursementLogic& logic_;
+  exchange::v1::ImportReport report_;
+  std::map<std::string, ProgrammeRow> programmes_;
+  const std::string ingest_id_ = NewIngestId();
+
+ private:
+  void OnRecord(common::CsvRecord& record) {
+    if (file_refused_ || !failed_.ok()) return;
+    if (!have_header_) {
+      have_header_ = true;
+      header_names_ = record.fields;
+      auto problems = header_.Bind(record.fields, format_);
+      for (const auto& p : problems) Error(1, "", "BAD_HEADER", p.message);
+      if (!problems.empty()) {
+        file_refused_ = true;
+        return;
+      }
+      failed_ = Begin();
+      return;
+    }
+    report_.set_rows(report_.rows() + 1);
+    OnRow(record);
+    if (Queued() >= kFlushRows) failed_ = Flush();
+  }
+
+  void OnSyntaxError(const common::CsvSyntaxError& e) {
+    if (file_refused_ || !failed_.ok()) return;
+    if (!have_header_) {
+      Error(e.line, "", "BAD_HEADER", e.message);
+      file_refused_ = true;
+      return;
+    }
+    report_.set_rows(report_.rows() + 1);
+    const std::string column = e.column >= 1 && static_cast<size_t>(e.column) <= header_names_.size()
+                                   ? header_names_[e.column - 1]
+                                   : std::string();
+    Refuse(e.line, column, "CSV_SYNTAX", e.message);
+  }
+
+  absl::Status Begin() {
+    auto conn = logic_.pool_.Acquire(absl::Now() + absl::Seconds(10));
+    if (!conn.ok()) return conn.status();
+    conn_ = std::move(*conn);
+    tx_ = std::make_unique<common::Transaction>(*conn_);
+    if (auto s = Track(conn_, tx_->Begin()); !s.ok()) return s;
+    return Prepare();
+  }
+
+ protected:
+  const common::CsvHeader& header() const { return header_; }
+
+ private:
+  FileKind kind_;
+  const std::vector<common::CsvHeader::Column>& format_;
+  std::unique_ptr<common::CsvReader> reader_;
+  common::CsvHeader header_;
+  std::vector<std::string> header_names_;
+  bool have_header_ = false;
+  bool file_refused_ = false;
+  absl::Status failed_;
+  absl::flat_hash_map<uint64_t, int64_t> seen_;
+  common::PooledConnection conn_;
+  std::unique_ptr<common::Transaction> tx_;
+};
+
+namespace {
+
+// ---- programmes.csv
+
+class ProgrammesIngest final : public IngestBase {
+ public:
+  explicit ProgrammesIngest(DisbursementLogic& logic) : IngestBase(logic, FileKind::kProgrammes, ProgrammeColumns()) {}
+
+ private:
+  absl::Status Prepare() override { return LoadProgrammes(); }
+  size_t Queued() const override { return queue_.size(); }
+  void OnRow(const common::CsvRecord& record) override {
+    ProgrammeRow row;
+    if (auto problems = ParseProgramme(header(), record, row); !problems.empty()) return Refuse(record.line, problems);
+    if (int64_t earlier = SeenOnLine(row.program_code, record.line)) {
+      return Refuse(record.line, "program_code", "DUPLICATE_IN_FILE",
+                    absl::StrCat("programme ", row.program_code, " already appears on line ", earlier));
+    }
+    auto it = programmes_.find(row.program_code);
+    if (it != programmes_.end() && SameProgramme(it->second, row)) return Unchanged();
+    if (it != programmes_.end() && it->second.frequency != row.frequency) {
+      return Refuse(record.line, "frequency", "FREQUENCY_CHANGED",
+                    absl::StrCat("programme ", row.program_code, " is ", it->second.frequency,
+                                 "; its frequency cannot change (its periods are stored)"));
+    }
+    (it == programmes_.end() ? inserted_ : updated_) += 1;
+    queue_.push_back(std::move(row));
+  }
+  absl::Status Flush() override {
+    if (auto s = Tracked(repo().UpsertProgrammes(conn(), queue_)); !s.ok()) return s;
+    Inserted(inserted_);
+    Updated(updated_);
+    inserted_ = updated_ = 0;
+    queue_.clear();
+    return absl::OkStatus();
+  }
+  std::vector<ProgrammeRow> queue_;
+  int64_t inserted_ = 0, updated_ = 0;
+};
+
+// ---- enrolments.csv
+
+class EnrolmentsIngest final : public IngestBase {
+ public:
+  explicit EnrolmentsIngest(DisbursementLogic& logic) : IngestBase(logic, FileKind::kEnrolments, EnrolmentColumns()) {}
+
+ private:
+  struct Item {
+    int64_t line;
+    StoredEnrolment e;
+    PersonRecord person;
+  };
+  absl::Status Prepare() override { return LoadProgrammes(); }
+  size_t Queued() const override { return queue_.size(); }
+  void OnRow(const common::CsvRecord& record) override {
+    EnrolmentRow row;
+    if (auto problems = ParseEnrolment(header(), record, row); !problems.empty()) return Refuse(record.line, problems);
+    const ProgrammeRow* programme = KnownProgramme(record.line, row.program_code);
+    if (programme == nullptr) return;
+    if (!PeriodFits(row.from_period, programme->frequency)) {
+      return Refuse(record.line, "from_period", "PERIOD_FORM", PeriodFormMessage(row.program_code, programme->frequency));
+    }
+    Item item{record.line, {}, Person(row.id_number)};
+    item.e.program_code = row.program_code;
+    item.e.id_hash = item.person.id_hash;
+    item.e.from_period = row.from_period.ToString();
+    item.e.to_period = row.to_period ? row.to_period->ToString() : "";
+    item.e.amount_fen = row.amount_fen;
+    if (int64_t earlier = SeenOnLine(absl::StrCat(item.e.program_code, "|", item.e.id_hash, "|", item.e.from_period),
+                                     record.line)) {
+      return Refuse(record.line, "id_number", "DUPLICATE_IN_FILE",
+                    absl::StrCat("this person's enrolment in ", row.program_code, " from ", item.e.from_period,
+                                 " already appears on line ", earlier));
+    }
+    queue_.push_back(std::move(item));
+  }
+  absl::Status Flush() override {
+    if (queue_.empty()) return absl::OkStatus();
+    std::vector<StoredEnrolment> keys;
+    for (const auto& i : queue_) keys.push_back(i.e);
+    auto existing = Tracked(repo().FindEnrolments(conn(), keys));
+    if (!existing.ok()) return existing.status();
+    std::map<std::tuple<std::string, std::string, std::string>, StoredEnrolment> stored;
+    for (auto& e : *existing) stored.emplace(std::make_tuple(e.program_code, e.id_hash, e.from_period), std::move(e));
+    std::vector<StoredEnrolment> write;
+    std::vector<PersonRecord> persons;
+    for (auto& i : queue_) {
+      auto it = stored.find(std::make_tuple(i.e.program_code, i.e.id_hash, i.e.from_period));
+      if (it != stored.end() && it->second.to_period == i.e.to_period && it->second.amount_fen == i.e.amount_fen) {
+        Unchanged();
+        continue;
+      }
+      if (it == stored.end()) Inserted(); else Updated();
+      write.push_back(i.e);
+      persons.push_back(std::move(i.person));
+    }
+    queue_.clear();
+    if (auto s = Tracked(repo().UpsertPersons(conn(), persons)); !s.ok()) return s;
+    return Tracked(repo().UpsertEnrolments(conn(), write));
+  }
+  std::vector<Item> queue_;
+};
+
+// ---- recipients.csv
+
+class RecipientsIngest final : public IngestBase {
+ public:
+  explicit RecipientsIngest(DisbursementLogic& logic) : IngestBase(logic, FileKind::kRecipients, RecipientColumns()) {}
+
+ private:
+  struct Item {
+    int64_t line;
+    RecipientCsvRow row;
+    PersonRecord person;
+  };
+  size_t Queued() const override { return queue_.size(); }
+  void OnRow(const common::CsvRecord& record) override {
+    Item item;
+    item.line = record.line;
+    if (auto problems = ParseRecipient(header(), record, item.row); !problems.empty()) {
+      return Refuse(record.line, problems);
+    }
+    item.person = Person(item.row.id_number);
+    if (int64_t earlier = SeenOnLine(absl::StrCat(item.person.id_hash, common::FormatDate(item.row.account_since)),
+                                     record.line)) {
+      return Refuse(record.line, "account_since", "DUPLICATE_IN_FILE",
+                    absl::StrCat("this person's account from this date already appears on line ", earlier));
+    }
+    queue_.push_back(std::move(item));
+  }
+  absl::Status Flush() override {
+    if (queue_.empty()) return absl::OkStatus();
+    std::vector<std::string> hashes, households;
+    for (const auto& i : queue_) {
+      hashes.push_back(i.person.id_hash);
+      households.push_back(i.row.household_id);
+    }
+    auto people = Tracked(repo().FindRecipients(conn(), hashes));
+    if (!people.ok()) return people.status();
+    auto accounts = Tracked(repo().FindAccounts(conn(), hashes));
+    if (!accounts.ok()) return accounts.status();
+    auto heads = Tracked(repo().FindHeads(conn(), households));
+    if (!heads.ok()) return heads.status();
+    std::unordered_map<std::string, StoredRecipient> person;  // by hash: current state
+    for (auto& p : *people) person.emplace(p.id_hash, std::move(p));
+    std::map<std::pair<std::string, absl::CivilDay>, std::string> account;
+    for (auto& [h, d, a] : *accounts) account.emplace(std::make_pair(h, d), a);
+    struct Head {
+      std::string hash;
+      int64_t line;  // 0: registered before this file's batch
+    };
+    std::unordered_map<std::string, Head> head;
+    for (auto& [household, h] : *heads) head.emplace(household, Head{h, 0});
+    // People this batch declares not to be heads no longer count as heads of their household.
+    for (const auto& i : queue_) {
+      if (i.row.is_household_head) continue;
+      auto it = head.find(i.row.household_id);
+      if (it != head.end() && it->second.hash == i.person.id_hash) head.erase(it);
+    }
+    std::unordered_set<std::string> changed_people;
+    std::vector<std::tuple<std::string, absl::CivilDay, std::string>> new_accounts;
+    std::vector<PersonRecord> persons;
+    for (auto& i : queue_) {
+      const std::string& h = i.person.id_hash;
+      if (i.row.is_household_head) {
+        auto it = head.find(i.row.household_id);
+        if (it != head.end() && it->second.hash != h) {
+          Refuse(i.line, "is_household_head", "SECOND_HEAD",
+                 it->second.line > 0
+                     ? absl::StrCat("the household already has a head (line ", it->second.line, ")")
+                     : std::string("the household already has a registered head; mark that person 0 first"));
+          continue;
+        }
+      }
+      auto acc = account.find(std::make_pair(h, i.row.account_since));
+      if (acc != account.end() && acc->second != i.row.account_no) {
+        Refuse(i.line, "account_no", "ACCOUNT_CONFLICT",
+               "another account is already registered for this person from this date; history is not overwritten");
+        continue;
+      }
+      bool inserted = false, updated = false;
+      if (acc == account.end()) {
+        account.emplace(std::make_pair(h, i.row.account_since), i.row.account_no);
+        new_accounts.emplace_back(h, i.row.account_since, i.row.account_no);
+        inserted = true;
+      }
+      StoredRecipient next{h, i.row.name, i.row.org_code, i.row.household_id, i.row.is_household_head, i.row.is_cadre,
+                           i.row.account_since};
+      auto p = person.find(h);
+      if (p == person.end()) {
+        person.emplace(h, next);
+        changed_people.insert(h);
+        inserted = true;
+      } else if (!(i.row.account_since < p->second.latest_since)) {
+        const StoredRecipient& cur = p->second;
+        if (cur.name != next.name || cur.org_code != next.org_code || cur.household_id != next.household_id ||
+            cur.is_household_head != next.is_household_head || cur.is_cadre != next.is_cadre ||
+            cur.latest_since != next.latest_since) {
+          if (cur.is_household_head) {
+            auto it = head.find(cur.household_id);
+            if (it != head.end() && it->second.hash == h) head.erase(it);
+          }
+          p->second = next;
+          changed_people.insert(h);
+          updated = true;
+        }
+      }
+      if (i.row.is_household_head) head[i.row.household_id] = Head{h, i.line};
+      if (inserted) Inserted(); else if (updated) Updated(); else Unchanged();
+      if (inserted || updated) persons.push_back(std::move(i.person));
+    }
+    queue_.clear();
+    std::vector<StoredRecipient> write;
+    for (const auto& h : changed_people) write.push_back(person.at(h));
+    if (auto s = Tracked(repo().UpsertPersons(conn(), persons)); !s.ok()) return s;
+    if (auto s = Tracked(repo().UpsertRecipients(conn(), write)); !s.ok()) return s;
+    return Tracked(repo().InsertAccounts(conn(), new_accounts));
+  }
+  std::vector<Item> queue_;
+};
+
+// ---- payments.csv
+
+class PaymentsIngest final : public IngestBase {
+ public:
+  explicit PaymentsIngest(DisbursementLogic& logic) : IngestBase(logic, FileKind::kPayments, PaymentColumns()) {}
+
+ private:
+  struct Item {
+    StoredPayment p;
+    PersonRecord person;
+  };
+  absl::Status Prepare() override { return LoadProgrammes(); }
+  size_t Queued() const override { return queue_.size(); }
+  void OnRow(const common::CsvRecord& record) override {
+    PaymentRow row;
+    if (auto problems = ParsePayment(header(), record, row); !problems.empty()) return Refuse(record.line, problems);
+    if (int64_t earlier = SeenOnLine(row.payment_id, record.line)) {
+      return Refuse(record.line, "payment_id", "DUPLICATE_IN_FILE",
+                    absl::StrCat("payment ", row.payment_id, " already appears on line ", earlier));
+    }
+    const ProgrammeRow* programme = KnownProgramme(record.line, row.program_code);
+    if (programme == nullptr) return;
+    if (!PeriodFits(row.period, programme->frequency)) {
+      return Refuse(record.line, "period", "PERIOD_FORM", PeriodFormMessage(row.program_code, programme->frequency));
+    }
+    Item item;
+    item.person = Person(row.id_number);
+    StoredPayment& p = item.p;
+    p.payment_id = std::move(row.payment_id);
+    p.batch_id = std::move(row.batch_id);
+    p.program_code = std::move(row.program_code);
+    p.period = row.period.ToString();
+    p.id_hash = item.person.id_hash;
+    p.account_no = std::move(row.account_no);
+    p.amount_fen = row.amount_fen;
+    // Stored to the microsecond.
+    p.paid_at = absl::FromUnixMicros(absl::ToUnixMicros(row.paid_at));
+    p.reverses = std::move(row.reverses);
+    p.ingest_id = ingest_id_;
+    p.source_line = record.line;
+    queue_.push_back(std::move(item));
+  }
+  static std::string Differences(const StoredPayment& a, const StoredPayment& b) {
+    std::vector<std::string> d;
+    if (a.batch_id != b.batch_id) d.push_back("batch_id");
+    if (a.program_code != b.program_code) d.push_back("program_code");
+    if (a.period != b.period) d.push_back("period");
+    if (a.id_hash != b.id_hash) d.push_back("id_number");
+    if (a.account_no != b.account_no) d.push_back("account_no");
+    if (a.amount_fen != b.amount_fen) d.push_back("amount_fen");
+    if (a.paid_at != b.paid_at) d.push_back("paid_at");
+    if (a.reverses != b.reverses) d.push_back("reverses");
+    return absl::StrJoin(d, ", ");
+  }
+  absl::Status Flush() override {
+    if (queue_.empty()) return absl::OkStatus();
+    std::vector<std::string> ids;
+    for (const auto& i : queue_) ids.push_back(i.p.payment_id);
+    auto existing = Tracked(repo().FindPayments(conn(), ids));
+    if (!existing.ok()) return existing.status();
+    std::unordered_map<std::string, StoredPayment> stored;
+    for (auto& p : *existing) stored.emplace(p.payment_id, std::move(p));
+    std::vector<StoredPayment> write;
+    std::vector<PersonRecord> persons;
+    for (auto& i : queue_) {
+      auto it = stored.find(i.p.payment_id);
+      if (it != stored.end()) {
+        std::string diff = Differences(it->second, i.p);
+        if (diff.empty()) {
+          Unchanged();
+        } else {
+          Refuse(i.p.source_line, "payment_id", "CONFLICT",
+                 absl::StrCat("payment ", i.p.payment_id, " is already held with other content (", diff,
+                              "); a correction is a reversal and a new payment"));
+        }
+        continue;
+      }
+      Inserted();
+      persons.push_back(std::move(i.person));
+      write.push_back(std::move(i.p));
+    }
+    queue_.clear();
+    if (auto s = Tracked(repo().UpsertPersons(conn(), persons)); !s.ok()) return s;
+    return Tracked(repo().InsertPayments(conn(), write));
+  }
+  std::vector<Item> queue_;
+};
+
+// ---- batches.csv
+
+class BatchesIngest final : public IngestBase {
+ public:
+  explicit BatchesIngest(DisbursementLogic& logic) : IngestBase(logic, FileKind::kBatches, BatchColumns()) {}
+
+ private:
+  absl::Status Prepare() override { return LoadProgrammes(); }
+  size_t Queued() const override { return queue_.size(); }
+  void OnRow(const common::CsvRecord& record) override {
+    BatchRow row;
+    if (auto problems = ParseBatch(header(), record, row); !problems.empty()) return Refuse(record.line, problems);
+    if (int64_t earlier = SeenOnLine(row.batch_id, record.line)) {
+      return Refuse(record.line, "batch_id", "DUPLICATE_IN_FILE",
+                    absl::StrCat("batch ", row.batch_id, " already appears on line ", earlier));
+    }
+    const ProgrammeRow* programme = KnownProgramme(record.line, row.program_code);
+    if (programme == nullptr) return;
+    if (!PeriodFits(row.period, programme->frequency)) {
+      return Refuse(record.line, "period", "PERIOD_FORM", PeriodFormMessage(row.program_code, programme->frequency));
+    }
+    queue_.push_back(std::move(row));
+  }
+  absl::Status Flush() override {
+    if (queue_.empty()) return absl::OkStatus();
+    std::vector<std::string> ids;
+    for (const auto& b : queue_) ids.push_back(b.batch_id);
+    auto existing = Tracked(repo().FindBatches(conn(), ids));
+    if (!existing.ok()) return existing.status();
+    std::unordered_map<std::string, BatchRow> stored;
+    for (auto& b : *existing) stored.emplace(b.batch_id, std::move(b));
+    std::vector<BatchRow> write;
+    for (auto& b : queue_) {
+      auto it = stored.find(b.batch_id);
+      if (it != stored.end() && SameBatch(it->second, b)) {
+        Unchanged();
+        continue;
+      }
+      if (it == stored.end()) Inserted(); else Updated();
+      write.push_back(std::move(b));
+    }
+    queue_.clear();
+    return Tracked(repo().UpsertBatches(conn(), write));
+  }
+  std::vector<BatchRow> queue_;
+};
+
+// ---- civil_events.csv
+
+class CivilEventsIngest final : public IngestBase {
+ public:
+  explicit CivilEventsIngest(DisbursementLogic& logic)
+      : IngestBase(logic, FileKind::kCivilEvents, CivilEventColumns()) {}
+
+ private:
+  struct Item {
+    int64_t line;
+    CivilEventRow row;
+    PersonRecord person;
+  };
+  size_t Queued() const override { return queue_.size(); }
+  void OnRow(const common::CsvRecord& record) override {
+    Item item;
+    item.line = record.line;
+    if (auto problems = ParseCivilEvent(header(), record, item.row); !problems.empty()) {
+      return Refuse(record.line, problems);
+    }
+    if (item.row.event_date > common::TodayInChina(logic_.Now())) {
+      return Refuse(record.line, "event_date", "FUTURE_DATE", "event_date is in the future");
+    }
+    item.person = Person(item.row.id_number);
+    if (int64_t earlier = SeenOnLine(
+            absl::StrCat(item.person.id_hash, item.row.event, common::FormatDate(item.row.event_date)), record.line)) {
+      return Refuse(record.line, "event", "DUPLICATE_IN_FILE",
+                    absl::StrCat("the same event of this person on this date already appears on line ", earlier));
+    }
+    queue_.push_back(std::move(item));
+  }
+  absl::Status Flush() override {
+    if (queue_.empty()) return absl::OkStatus();
+    std::vector<std::pair<std::string, CivilEventRow>> keys;
+    for (const auto& i : queue_) keys.emplace_back(i.person.id_hash, i.row);
+    std::vector<std::string> hashes;
+    auto existing = Tracked(repo().FindCivilEvents(conn(), keys, &hashes));
+    if (!existing.ok()) return existing.status();
+    std::map<std::tuple<std::string, std::string, absl::CivilDay>, std::string> stored;
+    for (size_t k = 0; k < existing->size(); ++k) {
+      const auto& e = (*existing)[k];
+      stored.emplace(std::make_tuple(hashes[k], e.event, e.event_date), e.source_ref);
+    }
+    std::vector<std::pair<std::string, CivilEventRow>> write;
+    std::vector<PersonRecord> persons;
+    for (auto& i : queue_) {
+      auto it = stored.find(std::make_tuple(i.person.id_hash, i.row.event, i.row.event_date));
+      if (it != stored.end() && it->second == i.row.source_ref) {
+        Unchanged();
+        continue;
+      }
+      if (it == stored.end()) Inserted(); else Updated();
+      write.emplace_back(i.person.id_hash, i.row);
+      persons.push_back(std::move(i.person));
+    }
+    queue_.clear();
+    if (auto s = Tracked(repo().UpsertPersons(conn(), persons)); !s.ok()) return s;
+    return Tracked(repo().UpsertCivilEvents(conn(), write));
+  }
+  std::vector<Item> queue_;
+};
+
+}  // namespace
+
+std::unique_ptr<DisbursementLogic::Ingest> DisbursementLogic::StartIngest(FileKind kind) {
+  switch (kind) {
+    case FileKind::kProgrammes: return std::make_unique<ProgrammesIngest>(*this);
+    case FileKind::kEnrolments: return std::make_unique<EnrolmentsIngest>(*this);
+    case FileKind::kRecipients: return std::make_unique<RecipientsIngest>(*this);
+    case FileKind::kPayments: return std::make_unique<PaymentsIngest>(*this);
+    case FileKind::kBatches: return std::make_unique<BatchesIngest>(*this);
+    case FileKind::kCivilEvents: return std::make_unique<CivilEventsIngest>(*this);
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+namespace {
+
+v1::Programme ToProto(const ProgrammeRow& p) {
+  v1::Programme out;
+  out.set_program_code(p.program_code);
+  out.set_name(p.name);
+  out.set_unit(p.unit);
+  out.set_frequency(p.frequency);
+  out.set_amount_fen(p.amount_fen);
+  out.set_valid_from(p.valid_from.ToString());
+  if (p.valid_to) out.set_valid_to(p.valid_to->ToString());
+  out.set_excludes_cadre_households(p.excludes_cadre_households);
+  out.set_grace_days(p.grace_days);
+  return out;
+}
+
+absl::Status CheckCode(std::string_view field, const std::string& code, bool required) {
+  if (code.empty()) return required ? common::InvalidField(field, "is required") : absl::OkStatus();
+  if (!common::IsCode(code)) return common::InvalidField(field, "must be 1 to 32 letters, digits or '-'");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<common::Period> CheckPeriod(std::string_view field, const std::string& period) {
+  if (period.empty()) return common::InvalidField(field, "is required");
+  auto p = common::ParsePeriod(period);
+  if (!p.ok()) return common::InvalidField(field, S(p.status().message()));
+  return *p;
+}
+
+absl::Status ProgrammeNotFound(std::string_view field, const std::string& code) {
+  return absl::NotFoundError(absl::StrCat(std::string(field), ": programme ", code, " does not exist"));
+}
+
+}  // namespace
+
+absl::StatusOr<v1::ListProgrammesResponse> DisbursementLogic::ListProgrammes(absl::Time deadline) {
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  auto rows = Track(*conn, repo_.LoadProgrammes(**conn));
+  if (!rows.ok()) return rows.status();
+  v1::ListProgrammesResponse response;
+  for (const auto& p : *rows) *response.add_programmes() = ToProto(p);
+  return response;
+}
+
+absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(const v1::ListRecipientsRequest& request,
+                                                                            absl::Time deadline) {
+  if (auto s = CheckCode("org_code", request.org_code(), true); !s.ok()) return s;
+  auto page_size = PageSize(request.page_size());
+  if (!page_size.ok()) return page_size.status();
+  std::string after_household, after_hash;
+  if (!request.page_token().empty()) {
+    auto parts = ReadToken(request.page_token(), 2);
+    if (!parts.ok()) return parts.status();
+    after_household = (*parts)[0];
+    if (!HexToBytes((*parts)[1], &after_hash) || after_hash.size() != 16) {
+      return common::InvalidField("page_token", "is not a token this service issued");
+    }
+  }
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  auto rows = Track(*conn, repo_.ListRecipients(**conn, request.org_code(), after_household, after_hash,
+                                                *page_size + 1));
+  if (!rows.ok()) return rows.status();
+  const bool more = static_cast<int>(rows->size()) > *page_size;
+  if (more) rows->resize(*page_size);
+  std::vector<std::string> hashes;
+  for (const auto& r : *rows) hashes.push_back(r.id_hash);
+  auto persons = Track(*conn, repo_.FindPersons(**conn, hashes));
+  if (!persons.ok()) return persons.status();
+  auto accounts = Track(*conn, repo_.FindAccounts(**conn, hashes));
+  if (!accounts.ok()) return accounts.status();
+  std::unordered_map<std::string, std::string> masked;
+  for (const auto& p : *persons) masked.emplace(p.id_hash, p.id_masked);
+  const absl::CivilDay today = common::TodayInChina(clock_());
+  // The registered account now: the latest whose account_since is not after today.
+  std::unordered_map<std::string, std::pair<absl::CivilDay, std::string>> current;
+  for (const auto& [h, since, account] : *accounts) {
+    auto it = current.find(h);
+    const bool usable = since <= today;
+    if (it == current.end()) {
+      current.emplace(h, std::make_pair(since, account));
+    } else if (usable && (it->second.first > today || it->second.first < since)) {
+      it->second = {since, account};
+    }
+  }
+  v1::ListRecipientsResponse response;
+  for (const auto& r : *rows) {
+    auto* out = response.add_recipients();
+    out->set_id_number(masked[r.id_hash]);
+    out->set_name(common::MaskName(r.name));
+    out->set_org_code(r.org_code);
+    out->set_household_id(r.household_id);
+    out->set_is_household_head(r.is_household_head);
+    out->set_is_cadre(r.is_cadre);
+    if (auto it = current.find(r.id_hash); it != current.end()) {
+      out->set_account_no(MaskAccount(it->second.second));
+      out->set_account_since(common::FormatDate(it->second.first));
+    }
+  }
+  if (more) response.set_next_page_token(MakeToken({rows->back().household_id, absl::BytesToHexString(rows->back().id_hash)}));
+  return response;
+}
+
+absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements(
+    const v1::ListEntitlementsRequest& request, absl::Time deadline) {
+  if (auto s = CheckCode("program_code", request.program_code(), true); !s.ok()) return s;
+  auto period = CheckPeriod("period", request.period());
+  if (!period.ok()) return period.status();
+  auto page_size = PageSize(request.page_size());
+  if (!page_size.ok()) return page_size.status();
+  std::string after_hash;
+  if (!request.page_token().empty()) {
+    auto parts = ReadToken(request.page_token(), 1);
+    if (!parts.ok()) return parts.status();
+    if (!HexToBytes((*parts)[0], &after_hash) || after_hash.size() != 16) {
+      return common::InvalidField("page_token", "is not a token this service issued");
+    }
+  }
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  auto programmes = Track(*conn, repo_.LoadProgrammes(**conn));
+  if (!programmes.ok()) return programmes.status();
+  const ProgrammeRow* programme = nullptr;
+  for (const auto& p : *programmes) {
+    if (p.program_code == request.program_code()) programme = &p;
+  }
+  if (programme == nullptr) return ProgrammeNotFound("program_code", request.program_code());
+  if (!PeriodFits(*period, programme->frequency)) {
+    return common::InvalidField("period", PeriodFormMessage(programme->program_code, programme->frequency));
+  }
+  auto hashes = Track(*conn, repo_.ListEnrolledHashes(**conn, programme->program_code, after_hash, *page_size + 1));
+  if (!hashes.ok()) return hashes.status();
+  const bool more = static_cast<int>(hashes->size()) > *page_size;
+  if (more) hashes->resize(*page_size);
+  std::vector<StoredEnrolment> keys;
+  for (const auto& h : *hashes) keys.push_back({programme->program_code, h, "", "", std::nullopt});
+  auto enrolments = Track(*conn, repo_.FindEnrolments(**conn, keys));
+  if (!enrolments.ok()) return enrolments.status();
+  auto persons = Track(*conn, repo_.FindPersons(**conn, *hashes));
+  if (!persons.ok()) return persons.status();
+  auto recipients = Track(*conn, repo_.FindRecipients(**conn, *hashes));
+  if (!recipients.ok()) return recipients.status();
+  std::vector<std::pair<std::string, CivilEventRow>> event_keys;
+  for (const auto& h : *hashes) event_keys.emplace_back(h, CivilEventRow{});
+  std::vector<std::string> event_hashes;
+  auto events = Track(*conn, repo_.FindCivilEvents(**conn, event_keys, &event_hashes));
+  if (!events.ok()) return events.status();
+  std::vector<std::string> households;
+  for (const auto& r : *recipients) households.push_back(r.household_id);
+  auto cadre_households = Track(*conn, repo_.CadreHouseholds(**conn, households));
+  if (!cadre_households.ok()) return cadre_households.status();
+  const std::unordered_set<std::string> cadre_set(cadre_households->begin(), cadre_households->end());
+
+  std::unordered_map<std::string, EntitlementFacts> facts;
+  for (const auto& e : *enrolments) {
+    if (e.program_code != programme->program_code) continue;
+    EnrolmentSpan span;
+    span.from = common::ParsePeriod(e.from_period).value_or(common::Period{});
+    if (!e.to_period.empty()) span.to = common::ParsePeriod(e.to_period).value_or(common::Period{});
+    span.amount_fen = e.amount_fen;
+    facts[e.id_hash].enrolments.push_back(span);
+  }
+  for (size_t k = 0; k < events->size(); ++k) {
+    const auto& ev = (*events)[k];
+    if (ev.event != "death") continue;
+    auto& f = facts[event_hashes[k]];
+    if (!f.death || ev.event_date < *f.death) f.death = ev.event_date;
+  }
+  for (const auto& r : *recipients) {
+    facts[r.id_hash].cadre_household = r.is_cadre || cadre_set.contains(r.household_id);
+  }
+  std::unordered_map<std::string, std::string> masked;
+  for (const auto& p : *persons) masked.emplace(p.id_hash, p.id_masked);
+  v1::ListEntitlementsResponse response;
+  for (const auto& h : *hashes) {
+    const EntitlementVerdict v = DecideEntitlement(*programme, *period, facts[h]);
+    auto* out = response.add_entitlements();
+    out->set_program_code(programme->program_code);
+    out->set_period(period->ToString());
+    out->set_id_number(masked[h]);
+    out->set_entitled(v.entitled);
+    if (v.entitled) out->set_amount_fen(v.amount_fen);
+    out->set_reason(v.reason);
+  }
+  if (more) response.set_next_page_token(MakeToken({absl::BytesToHexString(hashes->back())}));
+  return response;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The check
+
+namespace {
+
+using HashKey = std::array<unsigned char, 16>;
+
+HashKey ToHashKey(const std::string& h) {
+  HashKey k{};
+  std::memcpy(k.data(), h.data(), std::min<size_t>(16, h.size()));
+  return k;
+}
+
+// Sorted (hash, person) pairs: the join from stored hashes to the engine's person keys.
+class PersonIndex final {
+ public:
+  void Add(const std::string& hash, PersonKey key) { rows_.emplace_back(ToHashKey(hash), key); }
+  void Seal() { std::sort(rows_.begin(), rows_.end()); }
+  std::optional<PersonKey> Find(const std::string& hash) const {
+    const HashKey k = ToHashKey(hash);
+    auto it = std::lower_bound(rows_.begin(), rows_.end(), std::make_pair(k, PersonKey{0}));
+    if (it == rows_.end() || it->first != k) return std::nullopt;
+    return it->second;
+  }
+  size_t size() const { return rows_.size(); }
+
+ private:
+  std::vector<std::pair<HashKey, PersonKey>> rows_;
+};
+
+v1::CheckRun ToProto(const CheckRunRecord& r) {
+  v1::CheckRun out;
+  out.set_run_id(r.run_id);
+  out.set_program_code(r.program_code);
+  out.set_period(r.period);
+  out.set_as_of(common::FormatDate(r.as_of));
+  out.set_started_at(Rfc3339(r.started_at));
+  for (const auto& [rule, n] : r.counts) {
+    auto* c = out.add_counts();
+    c->set_rule(rule);
+    c->set_count(n);
+  }
+  out.set_payments_checked(r.payments_checked);
+  out.set_entitlements_checked(r.entitlements_checked);
+  for (const auto& w : r.warnings) out.add_warnings(w);
+  return out;
+}
+
+v1::Finding ToProto(const FindingRecord& f) {
+  v1::Finding out;
+  out.set_finding_id(f.finding_id);
+  out.set_rule(f.rule);
+  out.set_program_code(f.program_code);
+  out.set_period(f.period);
+  out.set_id_number(f.id_masked);
+  out.set_payment_id(f.payment_id);
+  if (f.expected_fen) out.set_expected_fen(*f.expected_fen);
+  if (f.actual_fen) out.set_actual_fen(*f.actual_fen);
+  out.set_detail(f.detail);
+  out.set_evidence(f.evidence);
+  out.set_review_state(f.review_state.empty() ? "open" : f.review_state);
+  out.set_reviewed_by(f.reviewed_by);
+  if (!f.reviewed_by.empty()) out.set_reviewed_at(Rfc3339(f.reviewed_at));
+  out.set_review_reason(f.review_reason);
+  return out;
+}
+
+std::string NewRunId(absl::Time started) {
+  static absl::Mutex mu(absl::kConstInit);
+  static absl::BitGen* gen = new absl::BitGen;
+  absl::MutexLock lock(&mu);
+  return absl::StrCat(absl::FormatTime("%Y%m%dT%H%M%E3SZ", started, absl::UTCTimeZone()), "-",
+                      absl::StrFormat("%08x", absl::Uniform<uint32_t>(*gen)));
+}
+
+absl::Status CheckRunId(const std::string& run_id) {
+  if (run_id.empty() || run_id == "latest") return absl::OkStatus();
+  if (!IsReference(run_id, 40)) return common::InvalidField("run_id", "is not a run id");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckRequest& request,
+                                                         const std::string& triggered_by) {
+  if (auto s = CheckCode("program_code", request.program_code(), false); !s.ok()) return s;
+  std::optional<common::Period> period;
+  if (!request.period().empty()) {
+    auto p = CheckPeriod("period", request.period());
+    if (!p.ok()) return p.status();
+    period = *p;
+  }
+  const absl::Time started = clock_();
+  absl::CivilDay as_of = common::TodayInChina(started);
+  if (!request.as_of().empty()) {
+    auto d = common::ParseDate(request.as_of());
+    if (!d.ok()) return common::InvalidField("as_of", S(d.status().message()));
+    as_of = *d;
+  }
+  auto run = [&]() -> absl::StatusOr<v1::CheckRun> {
+    auto conn = pool_.Acquire(absl::Now() + absl::Seconds(10));
+    if (!conn.ok()) return conn.status();
+    auto generation = Track(*conn, repo_.DataGeneration(**conn));
+    if (!generation.ok()) return generation.status();
+    auto programmes = Track(*conn, repo_.LoadProgrammes(**conn));
+    if (!programmes.ok()) return programmes.status();
+    if (!request.program_code().empty()) {
+      auto it = std::find_if(programmes->begin(), programmes->end(),
+                             [&](const ProgrammeRow& p) { return p.program_code == request.program_code(); });
+      if (it == programmes->end()) return ProgrammeNotFound("program_code", request.program_code());
+      if (period && !PeriodFits(*period, it->frequency)) {
+        return common::InvalidField("period", PeriodFormMessage(it->program_code, it->frequency));
+      }
+    }
+    std::vector<std::string> warnings;
+    DisbursementInput in;
+    for (const auto& p : *programmes) {
+      Programme e;
+      e.code = p.program_code;
+      e.unit = p.unit == "household" ? ProgrammeUnit::kHousehold : ProgrammeUnit::kPerson;
+      e.frequency = p.frequency == "yearly" ? Frequency::kYearly : Frequency::kMonthly;
+      e.amount_fen = p.amount_fen;
+      e.valid_from = p.valid_from;
+      e.valid_to = p.valid_to;
+      e.excludes_cadre_households = p.excludes_cadre_households;
+      e.grace_days = p.grace_days;
+      in.programmes.push_back(std::move(e));
+    }
+    // Persons: stored hash -> the engine's key (the ID number, decrypted here, in memory only).
+    PersonIndex persons;
+    int64_t unreadable = 0;
+    auto s = Track(*conn, repo_.ScanPersons(**conn, [&](const PersonRecord& p) {
+      auto id = pii_.Open(p.id_sealed);
+      std::optional<PersonKey> key = id.ok() ? PersonKeyOf(*id) : std::nullopt;
+      if (!key) {
+        ++unreadable;
+        return;
+      }
+      persons.Add(p.id_hash, *key);
+    }));
+    if (!s.ok()) return s;
+    persons.Seal();
+    if (unreadable > 0) {
+      warnings.push_back(absl::StrCat(unreadable, " stored ID numbers could not be decrypted with this key; "
+                                                  "their rows were left out of the run"));
+    }
+    int64_t orphans = 0;
+    s = Track(*conn, repo_.ScanEnrolments(**conn, request.program_code(), [&](const StoredEnrolment& e) {
+      auto person = persons.Find(e.id_hash);
+      if (!person) return void(++orphans);
+      Enrolment out;
+      out.amount_fen = e.amount_fen.value_or(kProgrammeAmount);
+      out.person = *person;
+      out.program = in.symbols.Intern(e.program_code);
+      out.from_period = PeriodCodeOf(common::ParsePeriod(e.from_period).value_or(common::Period{}));
+      if (!e.to_period.empty()) out.to_period = PeriodCodeOf(common::ParsePeriod(e.to_period).value_or(common::Period{}));
+      in.enrolments.push_back(out);
+    }));
+    if (!s.ok()) return s;
+    std::vector<PersonKey> cadres;
+    s = Track(*conn, repo_.ScanAccounts(**conn, [&](const DisbursementRepository::AccountRow& a) {
+      auto person = persons.Find(a.id_hash);
+      if (!person) return void(++orphans);
+      RecipientRow r;
+      r.person = *person;
+      r.household = in.symbols.Intern(a.household_id);
+      r.account = in.symbols.Intern(a.account_no);
+      r.account_since = DayNumberOf(a.since);
+      r.is_household_head = a.is_household_head;
+      r.is_cadre = a.is_cadre;
+      if (a.is_cadre && (cadres.empty() || cadres.back() != *person)) cadres.push_back(*person);
+      in.recipients.push_back(r);
+    }));
+    if (!s.ok()) return s;
+    auto kin = kinship_.KinOfCadres(cadres, warnings);
+    if (!kin.ok()) return kin.status();
+    in.kin_of_cadres = std::move(*kin);
+    s = Track(*conn, repo_.ScanDeaths(**conn, [&](const std::string& hash, absl::CivilDay day) {
+      auto person = persons.Find(hash);
+      if (!person) return void(++orphans);
+      in.civil_events.push_back({*person, CivilEventKind::kDeath, day});
+    }));
+    if (!s.ok()) return s;
+    const std::string period_text = period ? period->ToString() : "";
+    s = Track(*conn, repo_.ScanPayments(**conn, request.program_code(), period_text, [&](const StoredPayment& p) {
+      auto person = persons.Find(p.id_hash);
+      if (!person) return void(++orphans);
+      Payment out;
+      out.payment_id = in.text.Add(p.payment_id);
+      if (!p.reverses.empty()) out.reverses = in.text.Add(p.reverses);
+      out.paid_at_us = PaidAtMicros(p.paid_at);
+      out.person = *person;
+      out.amount_fen = p.amount_fen;
+      out.batch = in.symbols.Intern(p.batch_id);
+      out.program = in.symbols.Intern(p.program_code);
+      out.account = in.symbols.Intern(p.account_no);
+      out.period = PeriodCodeOf(common::ParsePeriod(p.period).value_or(common::Period{}));
+      in.payments.push_back(out);
+    }));
+    if (!s.ok()) return s;
+    if (orphans > 0) {
+      warnings.push_back(absl::StrCat(orphans, " stored rows name a person whose ID number could not be read; "
+                                               "they were left out of the run"));
+    }
+    auto batches = Track(*conn, repo_.LoadBatches(**conn, request.program_code(), period_text));
+    if (!batches.ok()) return batches.status();
+    for (const auto& b : *batches) {
+      in.batches.push_back({in.symbols.Intern(b.batch_id), in.symbols.Intern(b.program_code), PeriodCodeOf(b.period),
+                            b.declared_count, b.declared_total_fen, b.scheduled_on});
+    }
+    CheckOptions options;
+    options.as_of = as_of;
+    if (!request.program_code().empty()) options.program_code = request.program_code();
+    options.period = period;
+    auto result = CheckDisbursements(in, options);
+    if (!result.ok()) return result.status();
+    in = DisbursementInput();  // free the input before storing
+
+    CheckRunRecord record;
+    record.run_id = NewRunId(started);
+    record.program_code = request.program_code();
+    record.period = period_text;
+    record.as_of = as_of;
+    record.started_at = started;
+    record.finished_at = clock_();
+    record.data_generation = *generation;
+    record.payments_checked = result->payments_judged + result->reversals_judged;
+    record.entitlements_checked = result->entitlements_checked;
+    record.warnings = warnings;
+    record.triggered_by = triggered_by;
+    for (int r = 0; r < kRuleCount; ++r) {
+      record.counts.emplace_back(std::string(RuleCode(static_cast<Rule>(r))), result->count_by_rule[r]);
+    }
+    std::sort(record.counts.begin(), record.counts.end());
+    std::vector<FindingRecord> findings;
+    findings.reserve(result->findings.size());
+    int64_t seq = 0;
+    for (const Finding& f : result->findings) {
+      FindingRecord out;
+      out.seq = ++seq;
+      out.rule = std::string(RuleCode(f.rule));
+      out.program_code = f.program_code;
+      out.period = f.period;
+      if (f.person) out.id_hash = pii_.Hash(IdNumberOf(*f.person));
+      out.payment_id = f.payment_id;
+      out.batch_id = f.batch_id;
+      out.expected_fen = f.expected_fen;
+      out.actual_fen = f.actual_fen;
+      out.detail = f.detail;
+      out.evidence = f.evidence;
+      out.finding_id = FindingIdOf(out.rule, out.program_code, out.period, out.id_hash, out.payment_id,
+                                   out.id_hash.empty() && out.payment_id.empty() ? out.batch_id : "");
+      findings.push_back(std::move(out));
+    }
+    common::Transaction tx(**conn);
+    if (auto st = Track(*conn, tx.Begin()); !st.ok()) return st;
+    if (auto st = Track(*conn, repo_.InsertRun(**conn, record)); !st.ok()) return st;
+    if (auto st = Track(*conn, repo_.InsertFindings(**conn, record.run_id, findings)); !st.ok()) return st;
+    if (auto st = Track(*conn, tx.Commit()); !st.ok()) return st;
+    metrics_->Ran(result->count_by_rule, absl::ToDoubleSeconds(record.finished_at - started));
+    common::LogInfo("disbursement check finished",
+                    {{"run_id", std::string_view(record.run_id)},
+                     {"findings", static_cast<int64_t>(findings.size())},
+                     {"payments", record.payments_checked},
+                     {"seconds", absl::ToDoubleSeconds(record.finished_at - started)},
+                     {"triggered_by", std::string_view(triggered_by)}});
+    return ToProto(record);
+  };
+  auto result = run();
+  if (!result.ok()) metrics_->Failed();
+  return result;
+}
+
+absl::StatusOr<v1::CheckRun> DisbursementLogic::GetCheckRun(const std::string& run_id, absl::Time deadline) {
+  if (run_id.empty()) return common::InvalidField("run_id", "is required (or \"latest\")");
+  if (auto s = CheckRunId(run_id); !s.ok()) return s;
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  auto run = Track(*conn, repo_.FindRun(**conn, run_id));
+  if (!run.ok()) return run.status();
+  if (!run->has_value()) return absl::NotFoundError(absl::StrCat("run_id: check run ", run_id, " does not exist"));
+  return ToProto(**run);
+}
+
+absl::StatusOr<v1::ListFindingsResponse> DisbursementLogic::ListFindings(const v1::ListFindingsRequest& request,
+                                                                        absl::Time deadline) {
+  if (auto s = CheckRunId(request.run_id()); !s.ok()) return s;
+  if (!request.rule().empty() && !RuleFromCode(request.rule())) {
+    return common::InvalidField("rule", "is not a disbursement rule code");
+  }
+  const std::string& state = request.review_state();
+  if (!state.empty() && state != "open" && state != "confirmed" && state != "dismissed" && state != "resolved") {
+    return common::InvalidField("review_state", "must be open, confirmed, dismissed or resolved");
+  }
+  auto page_size = PageSize(request.page_size());
+  if (!page_size.ok()) return page_size.status();
+  int64_t after = 0;
+  if (!request.page_token().empty()) {
+    auto parts = ReadToken(request.page_token(), 1);
+    if (!parts.ok()) return parts.status();
+    if (!absl::SimpleAtoi((*parts)[0], &after) || after < 0) {
+      return common::InvalidField("page_token", "is not a token this service issued");
+    }
+  }
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  auto run = Track(*conn, repo_.FindRun(**conn, request.run_id()));
+  if (!run.ok()) return run.status();
+  if (!run->has_value()) {
+    return absl::NotFoundError(request.run_id().empty() || request.run_id() == "latest"
+                                   ? std::string("run_id: no check has run yet")
+                                   : absl::StrCat("run_id: check run ", request.run_id(), " does not exist"));
+  }
+  auto rows = Track(*conn, repo_.ListFindings(**conn, (*run)->run_id, request.rule(), state, after, *page_size + 1));
+  if (!rows.ok()) return rows.status();
+  const bool more = static_cast<int>(rows->size()) > *page_size;
+  if (more) rows->resize(*page_size);
+  v1::ListFindingsResponse response;
+  for (const auto& f : *rows) *response.add_findings() = ToProto(f);
+  if (more) response.set_next_page_token(MakeToken({std::to_string(rows->back().seq)}));
+  return response;
+}
+
+absl::Status DisbursementLogic::ExportFindings(const v1::ExportFindingsRequest& request,
+                                               const std::function<bool(std::string_view)>& sink) {
+  if (auto s = CheckRunId(request.run_id()); !s.ok()) return s;
+  auto conn = pool_.Acquire(absl::Now() + absl::Seconds(10));
+  if (!conn.ok()) return conn.status();
+  auto run = Track(*conn, repo_.FindRun(**conn, request.run_id()));
+  if (!run.ok()) return run.status();
+  if (!run->has_value()) {
+    return absl::NotFoundError(request.run_id().empty() || request.run_id() == "latest"
+                                   ? std::string("run_id: no check has run yet")
+                                   : absl::StrCat("run_id: check run ", request.run_id(), " does not exist"));
+  }
+  std::vector<Finding> findings;
+  int64_t after = 0;
+  constexpr int kPage = 10000;
+  while (true) {
+    auto rows = Track(*conn, repo_.ListFindings(**conn, (*run)->run_id, "", "", after, kPage));
+    if (!rows.ok()) return rows.status();
+    for (const auto& r : *rows) {
+      Finding f;
+      f.rule = RuleFromCode(r.rule).value_or(Rule::kNotEntitled);
+      f.program_code = r.program_code;
+      f.period = r.period;
+      if (!r.id_hash.empty()) {
+        auto id = pii_.Open(r.id_sealed);
+        if (!id.ok()) return absl::DataLossError("a stored ID number could not be decrypted with this key");
+        f.person = PersonKeyOf(*id);
+      }
+      f.payment_id = r.payment_id;
+      f.batch_id = r.batch_id;
+      f.expected_fen = r.expected_fen;
+      f.actual_fen = r.actual_fen;
+      f.detail = r.detail;
+      f.evidence = r.evidence;
+      findings.push_back(std::move(f));
+      after = r.seq;
+    }
+    if (static_cast<int>(rows->size()) < kPage) break;
+  }
+  bool open = true;
+  WriteFindingsCsv(findings, FindingsCsvOptions{request.unmasked()}, [&](std::string_view piece) {
+    if (open) open = sink(piece);
+  });
+  if (!open) return absl::CancelledError("export cancelled by the receiver");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Finding> DisbursementLogic::ReviewFinding(const v1::ReviewFindingRequest& request,
+                                                             absl::Time deadline) {
+  std::string raw;
+  if (request.finding_id().empty()) return common::InvalidField("finding_id", "is required");
+  if (request.finding_id().size() != 32 || !HexToBytes(request.finding_id(), &raw)) {
+    return common::InvalidField("finding_id", "must be the 32 hex characters of a finding id");
+  }
+  const std::string& state = request.state();
+  if (state != "open" && state != "confirmed" && state != "dismissed" && state != "resolved") {
+    return common::InvalidField("state", "must be open, confirmed, dismissed or resolved");
+  }
+  if (state == "dismissed" && request.reason().empty()) {
+    return common::InvalidField("reason", "is required when dismissing a finding");
+  }
+  if (common::Utf8Length(request.reason()) < 0 || common::Utf8Length(request.reason()) > 500) {
+    return common::InvalidField("reason", "must be UTF-8 text of at most 500 characters");
+  }
+  if (request.reviewer().empty()) return common::InvalidField("reviewer", "is required");
+  if (common::Utf8Length(request.reviewer()) < 0 || common::Utf8Length(request.reviewer()) > 100) {
+    return common::InvalidField("reviewer", "must be UTF-8 text of at most 100 characters");
+  }
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  auto found = Track(*conn, repo_.FindFinding(**conn, request.finding_id()));
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) {
+    return absl::NotFoundError(absl::StrCat("finding_id: finding ", request.finding_id(), " does not exist"));
+  }
+  ReviewRecord review{request.finding_id(), state, request.reason(), request.reviewer(),
+                      absl::FromUnixMicros(absl::ToUnixMicros(clock_()))};
+  if (auto s = Track(*conn, repo_.UpsertReview(**conn, review)); !s.ok()) return s;
+  FindingRecord f = **found;
+  f.review_state = review.state;
+  f.review_reason = review.reason;
+  f.reviewed_by = review.reviewed_by;
+  f.reviewed_at = review.reviewed_at;
+  return ToProto(f);
+}
+
+absl::StatusOr<v1::ListDisclosureResponse> DisbursementLogic::ListDisclosure(const v1::ListDisclosureRequest& request,
+                                                                            absl::Time deadline) {
+  if (auto s = CheckCode("org_code", request.org_code(), true); !s.ok()) return s;
+  auto period = CheckPeriod("period", request.period());
+  if (!period.ok()) return period.status();
+  if (auto s = CheckCode("program_code", request.program_code(), false); !s.ok()) return s;
+  auto page_size = PageSize(request.page_size());
+  if (!page_size.ok()) return page_size.status();
+  std::vector<std::string> after = {"", "", ""};
+  if (!request.page_token().empty()) {
+    auto parts = ReadToken(request.page_token(), 3);
+    if (!parts.ok()) return parts.status();
+    after = *parts;
+  }
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  auto rows = Track(*conn, repo_.ListDisclosure(**conn, request.org_code(), period->ToString(), request.program_code(),
+                                                after[0], after[1], after[2], *page_size + 1));
+  if (!rows.ok()) return rows.status();
+  const bool more = static_cast<int>(rows->size()) > *page_size;
+  if (more) rows->resize(*page_size);
+  v1::ListDisclosureResponse response;
+  for (const auto& d : *rows) {
+    if (d.amount_fen <= 0) continue;  // reversed in full: nothing was paid
+    auto* out = response.add_payments();
+    out->set_program_code(d.program_code);
+    out->set_period(d.period);
+    out->set_name(common::MaskName(d.name));
+    out->set_id_number(d.id_masked);
+    out->set_amount_fen(d.amount_fen);
+    out->set_paid_on(common::FormatDate(common::ChinaDateOf(d.paid_at)));
+  }
+  if (more) response.set_next_page_token(MakeToken({rows->back().program_code, rows->back().id_masked, rows->back().payment_id}));
+  return response;
+}
+
+absl::StatusOr<std::vector<DueScope>> DisbursementLogic::DueScopes(absl::CivilDay today) {
+  auto conn = pool_.Acquire(absl::Now() + absl::Seconds(10));
+  if (!conn.ok()) return conn.status();
+  auto generation = Track(*conn, repo_.DataGeneration(**conn));
+  if (!generation.ok()) return generation.status();
+  auto programmes = Track(*conn, repo_.LoadProgrammes(**conn));
+  if (!programmes.ok()) return programmes.status();
+  std::map<std::string, int> grace;
+  for (const auto& p : *programmes) grace[p.program_code] = p.grace_days;
+  auto batches = Track(*conn, repo_.LoadBatches(**conn, "", ""));
+  if (!batches.ok()) return batches.status();
+  std::map<std::pair<std::string, std::string>, bool> due;
+  for (const auto& b : *batches) {
+    auto g = grace.find(b.program_code);
+    if (g == grace.end()) continue;
+    if (b.scheduled_on + g->second < today) due[{b.program_code, b.period.ToString()}] = true;
+  }
+  std::vector<DueScope> out;
+  for (const auto& [scope, _] : due) {
+    auto done = Track(*conn, repo_.HasRunAt(**conn, scope.first, scope.second, *generation));
+    if (!done.ok()) return done.status();
+    if (!*done) out.push_back({scope.first, scope.second});
+  }
+  return out;
+}
+
+}  // namespace grassroots::cadrepay

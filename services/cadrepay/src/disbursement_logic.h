@@ -1,0 +1,97 @@
+#pragma once
+// The disbursement use cases: ingest of the six interchange files, the roll and entitlement
+// reads, the check (load the scope, run the pure engine, store the run and its findings),
+// findings export and review, and public disclosure. Plain class over a connection pool; the
+// gRPC handler is a thin adapter around it.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "disbursement_repository.h"
+#include "grassroots/cadrepay/v1/cadrepay.pb.h"
+#include "grassroots/common/db.h"
+#include "grassroots/common/pii.h"
+#include "grassroots/exchange/v1/exchange.pb.h"
+#include "kinship_source.h"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace grassroots::cadrepay {
+
+enum class FileKind { kProgrammes, kEnrolments, kRecipients, kPayments, kBatches, kCivilEvents };
+std::string_view FileKindName(FileKind kind);
+
+// A programme and period whose batch is due for an automatic check.
+struct DueScope {
+  std::string program_code;
+  std::string period;
+};
+
+class DisbursementLogic final {
+ public:
+  using Clock = std::function<absl::Time()>;
+  // `registry` may be null (tests). `clock` defaults to absl::Now.
+  DisbursementLogic(common::ConnectionPool& pool, const common::PiiProtector& pii, KinshipSource& kinship,
+                    prometheus::Registry* registry, Clock clock = nullptr);
+  ~DisbursementLogic();
+
+  // Reads one file fed in chunks, writing as it goes inside one transaction committed by
+  // Finish() (a cancelled ingest writes nothing).
+  class Ingest {
+   public:
+    virtual ~Ingest() = default;
+    virtual void Feed(std::string_view chunk) = 0;
+    virtual absl::StatusOr<exchange::v1::ImportReport> Finish() = 0;
+  };
+  std::unique_ptr<Ingest> StartIngest(FileKind kind);
+
+  absl::StatusOr<v1::ListProgrammesResponse> ListProgrammes(absl::Time deadline);
+  absl::StatusOr<v1::ListRecipientsResponse> ListRecipients(const v1::ListRecipientsRequest& request,
+                                                            absl::Time deadline);
+  absl::StatusOr<v1::ListEntitlementsResponse> ListEntitlements(const v1::ListEntitlementsRequest& request,
+                                                                absl::Time deadline);
+
+  // Runs the check over the scope and stores the run. `triggered_by`: "manual" or "scheduler".
+  absl::StatusOr<v1::CheckRun> RunCheck(const v1::RunCheckRequest& request, const std::string& triggered_by = "manual");
+  absl::StatusOr<v1::CheckRun> GetCheckRun(const std::string& run_id, absl::Time deadline);
+  absl::StatusOr<v1::ListFindingsResponse> ListFindings(const v1::ListFindingsRequest& request, absl::Time deadline);
+  // findings.csv of a run, in chunks. `sink` returns false to stop.
+  absl::Status ExportFindings(const v1::ExportFindingsRequest& request,
+                              const std::function<bool(std::string_view)>& sink);
+  absl::StatusOr<v1::Finding> ReviewFinding(const v1::ReviewFindingRequest& request, absl::Time deadline);
+  absl::StatusOr<v1::ListDisclosureResponse> ListDisclosure(const v1::ListDisclosureRequest& request,
+                                                            absl::Time deadline);
+
+  // Scheduler support: the (programme, period) of every batch whose scheduled_on + grace_days
+  // is before `today` and which no run has checked at the current data generation.
+  absl::StatusOr<std::vector<DueScope>> DueScopes(absl::CivilDay today);
+
+  const common::PiiProtector& pii() const { return pii_; }
+  absl::Time Now() const { return clock_(); }
+
+ private:
+  friend class IngestBase;
+  struct Metrics;
+  common::ConnectionPool& pool_;
+  const common::PiiProtector& pii_;
+  KinshipSource& kinship_;
+  Clock clock_;
+  DisbursementRepository repo_;
+  std::unique_ptr<Metrics> metrics_;
+};
+
+// The stable identity of a finding across runs (32 hex characters).
+std::string FindingIdOf(std::string_view rule, std::string_view program_code, std::string_view period,
+                        std::string_view id_hash, std::string_view payment_id, std::string_view batch_id);
+
+}  // namespace grassroots::cadrepay

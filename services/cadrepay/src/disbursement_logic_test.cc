@@ -1,0 +1,412 @@
+// DisbursementLogic and its repository against a real MariaDB (tests/run provides it):
+// ingest of the six files, refusals on their rows, idempotency, the check over a small
+// village, findings export, review, disclosure and the scheduler's choice of due scopes.
+#include "disbursement_logic.h"
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "check_scheduler.h"
+#include "grassroots/common/migrations.h"
+#include "grassroots/common/status.h"
+#include "test_env.h"
+
+namespace grassroots::generated {
+const std::vector<common::Migration>& cadrepay_migrations();
+}
+
+namespace grassroots::cadrepay {
+namespace {
+
+const absl::Time kNoDeadline = absl::InfiniteFuture();
+
+// A valid resident ID number: 320723 (county), 1960-01-01, sequence n, check character.
+std::string Id(int n) {
+  std::string s = absl::StrFormat("32072319600101%03d", n);
+  static const int kWeights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+  int sum = 0;
+  for (int i = 0; i < 17; ++i) sum += (s[i] - '0') * kWeights[i];
+  s += "10X98765432"[sum % 11];
+  return s;
+}
+
+constexpr char kProgrammes[] =
+    "program_code,name,unit,frequency,amount_fen,valid_from,valid_to,excludes_cadre_households,grace_days\n"
+    "GDBT,耕地地力保护补贴,person,monthly,12000,2026-01,2026-12,1,5\n"
+    "WBBZ,五保供养补助,household,monthly,30000,2026-01,,0,3\n";
+
+std::string Recipients() {
+  return absl::StrCat(
+      "id_number,name,org_code,household_id,is_household_head,account_no,account_since,is_cadre\n",
+      Id(1), ",张三明,V001,H1,1,622200000000000001,2025-01-01,0\n",
+      Id(2), ",李四,V001,H1,0,622200000000000002,2025-01-01,0\n",
+      Id(3), ",王村官,V001,H2,1,622200000000000003,2025-01-01,1\n",
+      Id(4), ",赵换卡,V001,H3,1,622200000000000004,2025-01-01,\n",
+      Id(4), ",赵换卡,V001,H3,1,622200000000000044,2026-03-01,\n",
+      Id(5), ",钱已故,V001,H4,1,622200000000000005,2025-01-01,0\n",
+      Id(6), ",孙六,V002,H5,1,622200000000000006,2025-01-01,0\n");
+}
+
+std::string Enrolments() {
+  return absl::StrCat("program_code,id_number,amount_fen,from_period,to_period\n",
+                      "GDBT,", Id(1), ",,2026-03,\n",
+                      "GDBT,", Id(2), ",,2026-03,\n",
+                      "GDBT,", Id(3), ",,2026-03,\n",
+                      "GDBT,", Id(4), ",,2026-03,\n",
+                      "GDBT,", Id(5), ",,2026-03,\n",
+                      "GDBT,", Id(6), ",9000,2026-03,2026-12\n",
+                      "WBBZ,", Id(1), ",,2026-03,\n");
+}
+
+std::string Payments() {
+  return absl::StrCat(
+      "payment_id,batch_id,program_code,period,id_number,account_no,amount_fen,paid_at,reverses\n",
+      "P001,B2603,GDBT,2026-03,", Id(1), ",622200000000000001,12000,2026-03-10T09:00:00+08:00,\n",
+      "P002,B2603,GDBT,2026-03,", Id(2), ",622200000000000002,12000,2026-03-10T09:00:00+08:00,\n",
+      "P003,B2603,GDBT,2026-03,", Id(3), ",622200000000000003,12000,2026-03-10T09:00:00+08:00,\n",
+      "P004,B2603,GDBT,2026-03,", Id(4), ",622200000000000004,12000,2026-03-10T09:00:00+08:00,\n",
+      "P005,B2603,GDBT,2026-03,", Id(5), ",622200000000000005,12000,2026-03-10T09:00:00+08:00,\n",
+      "P006,B2603,GDBT,2026-03,", Id(6), ",622200000000000006,12000,2026-03-20T02:00:00Z,\n",
+      "P007,B2603,GDBT,2026-03,", Id(1), ",622200000000000001,12000,2026-03-11T09:00:00+08:00,\n",
+      "P008,B2603,GDBT,2026-03,", Id(1), ",622200000000000001,-12000,2026-03-12T09:00:00+08:00,P999\n",
+      "P009,B2603,GDBT,2026-03,", Id(7), ",622200000000000007,12000,2026-03-10T09:00:00+08:00,\n");
+}
+
+constexpr char kBatches[] =
+    "batch_id,program_code,period,declared_count,declared_total_fen,scheduled_on\n"
+    "B2603,GDBT,2026-03,9,96000,2026-03-10\n";
+
+std::string CivilEvents() {
+  return absl::StrCat("id_number,event,event_date,source_ref\n", Id(5), ",death,2026-02-10,MZ-2026-001\n");
+}
+
+// findings.csv of the village above, as of 2026-04-10: one finding of every planted anomaly.
+constexpr char kExpectedFindingsCsv[] = R"csv(rule,program_code,period,id_number,payment_id,expected_fen,actual_fen,detail
+AFTER_DEATH,GDBT,2026-03,3207**********0054,P005,0,12000,"nothing was owed: 2026-03 began on 2026-03-01, after the recipient's death on 2026-02-10 (civil affairs); paid payment P005 of 12000 fen in batch B2603 to account 622200000000000005 on 2026-03-10"
+BAD_REVERSAL,GDBT,2026-03,3207**********0011,P008,,-12000,"reversal P008 of -12000 fen on 2026-03-12 (batch B2603, account 622200000000000001) names payment P999, which is not in the payments data; it is not netted off anything"
+BATCH_MISMATCH,GDBT,2026-03,,,96000,84000,"batch B2603 (scheduled 2026-03-10) declares 9 payments totalling 96000 fen; its rows, reversals included, are 9 payments totalling 84000 fen"
+CADRE_KIN,GDBT,2026-03,3207**********0038,P003,0,12000,nothing was owed: programme GDBT excludes cadre households and the recipient is a village cadre; paid payment P003 of 12000 fen in batch B2603 to account 622200000000000003 on 2026-03-10
+DUPLICATE,GDBT,2026-03,3207**********0011,P007,0,12000,a further payment for GDBT 2026-03: payment P007 of 12000 fen in batch B2603 to account 622200000000000001 on 2026-03-11; the first was payment P001 of 12000 fen on 2026-03-10
+LATE,GDBT,2026-03,3207**********0062,P006,,,"paid on 2026-03-20, 5 days after the last day allowed (2026-03-15): due 2026-03-10 (batch B2603 scheduled_on) plus 5 grace days; payment P006 of 12000 fen in batch B2603 to account 622200000000000006 on 2026-03-20"
+NOT_ENTITLED,GDBT,2026-03,3207**********0070,P009,0,12000,nothing was owed: no enrolment of the recipient in programme GDBT covers 2026-03; paid payment P009 of 12000 fen in batch B2603 to account 622200000000000007 on 2026-03-10
+OVER_PAID,GDBT,2026-03,3207**********0062,P006,9000,12000,"owed 9000 fen (the enrolment's amount) for GDBT 2026-03, paid payment P006 of 12000 fen in batch B2603 to account 622200000000000006 on 2026-03-20: over by 3000 fen"
+UNPAID,WBBZ,2026-03,3207**********0011,,30000,0,"owed 30000 fen (the programme's amount) for WBBZ 2026-03, due 2026-03-31 (last day of the period; no declared batch) plus 3 grace days, and no standing payment as of 2026-04-10"
+WRONG_ACCOUNT,GDBT,2026-03,3207**********0046,P004,,,"credited to account 622200000000000004 on 2026-03-10, but the registered account then was 622200000000000044 (since 2026-03-01); payment P004 of 12000 fen in batch B2603 to account 622200000000000004 on 2026-03-10"
+)csv";
+
+class DisbursementLogicTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_ = testing::TestDb("cadrepay");
+    testing::DropSchema(options_);
+    ASSERT_TRUE(common::ApplyMigrations(options_, generated::cadrepay_migrations()).ok());
+    pool_ = std::make_unique<common::ConnectionPool>(options_, nullptr);
+    logic_ = std::make_unique<DisbursementLogic>(*pool_, pii_, kinship_, nullptr, [this] { return now_; });
+  }
+  void TearDown() override {
+    logic_.reset();
+    pool_.reset();
+    testing::DropSchema(options_);
+  }
+
+  exchange::v1::ImportReport Ingest(FileKind kind, const std::string& csv, size_t chunk = 13) {
+    auto ingest = logic_->StartIngest(kind);
+    for (size_t i = 0; i < csv.size(); i += chunk) ingest->Feed(std::string_view(csv).substr(i, chunk));
+    auto report = ingest->Finish();
+    EXPECT_TRUE(report.ok()) << report.status();
+    return report.ok() ? *report : exchange::v1::ImportReport();
+  }
+
+  void LoadAll() {
+    ASSERT_EQ(Ingest(FileKind::kProgrammes, kProgrammes).inserted(), 2);
+    ASSERT_EQ(Ingest(FileKind::kRecipients, Recipients()).refused(), 0);
+    ASSERT_EQ(Ingest(FileKind::kEnrolments, Enrolments()).inserted(), 7);
+    ASSERT_EQ(Ingest(FileKind::kPayments, Payments()).inserted(), 9);
+    ASSERT_EQ(Ingest(FileKind::kBatches, kBatches).inserted(), 1);
+    ASSERT_EQ(Ingest(FileKind::kCivilEvents, CivilEvents()).inserted(), 1);
+  }
+
+  // "line column code" of every error.
+  static std::vector<std::string> Errors(const exchange::v1::ImportReport& r) {
+    std::vector<std::string> out;
+    for (const auto& e : r.errors()) out.push_back(absl::StrCat(e.line(), " ", e.column(), " ", e.code()));
+    return out;
+  }
+
+  std::string Export(const std::string& run_id, bool unmasked) {
+    v1::ExportFindingsRequest request;
+    request.set_run_id(run_id);
+    request.set_unmasked(unmasked);
+    std::string out;
+    auto s = logic_->ExportFindings(request, [&](std::string_view piece) {
+      out.append(piece);
+      return true;
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+
+  v1::CheckRun Check(const std::string& program = "", const std::string& period = "",
+                     const std::string& as_of = "2026-04-10") {
+    v1::RunCheckRequest request;
+    request.set_program_code(program);
+    request.set_period(period);
+    request.set_as_of(as_of);
+    auto run = logic_->RunCheck(request);
+    EXPECT_TRUE(run.ok()) << run.status();
+    return run.ok() ? *run : v1::CheckRun();
+  }
+
+  common::DbOptions options_;
+  common::PiiProtector pii_ = common::PiiProtector::Development();
+  NoKinshipRecords kinship_;
+  absl::Time now_ = absl::FromCivil(absl::CivilSecond(2026, 4, 10, 12, 0, 0), common::ChinaTimeZone());
+  std::unique_ptr<common::ConnectionPool> pool_;
+  std::unique_ptr<DisbursementLogic> logic_;
+};
+
+TEST_F(DisbursementLogicTest, IngestIsIdempotent) {
+  LoadAll();
+  for (auto [kind, csv] : std::vector<std::pair<FileKind, std::string>>{
+           {FileKind::kProgrammes, kProgrammes}, {FileKind::kRecipients, Recipients()},
+           {FileKind::kEnrolments, Enrolments()}, {FileKind::kPayments, Payments()},
+           {FileKind::kBatches, kBatches}, {FileKind::kCivilEvents, CivilEvents()}}) {
+    auto r = Ingest(kind, csv, 1000);
+    EXPECT_EQ(r.inserted(), 0) << FileKindName(kind);
+    EXPECT_EQ(r.updated(), 0) << FileKindName(kind);
+    EXPECT_EQ(r.refused(), 0) << FileKindName(kind);
+    EXPECT_EQ(r.unchanged(), r.rows()) << FileKindName(kind);
+  }
+  auto programmes = logic_->ListProgrammes(kNoDeadline);
+  ASSERT_TRUE(programmes.ok());
+  ASSERT_EQ(programmes->programmes_size(), 2);
+  EXPECT_EQ(programmes->programmes(0).program_code(), "GDBT");
+  EXPECT_EQ(programmes->programmes(1).grace_days(), 3);
+}
+
+TEST_F(DisbursementLogicTest, BadPaymentsAreRefusedOnTheirRowWithTheColumn) {
+  LoadAll();
+  const std::string header = "payment_id,batch_id,program_code,period,id_number,account_no,amount_fen,paid_at,reverses\n";
+  const std::string csv = absl::StrCat(
+      header,
+      "Q1,B9,NOPE,2026-03,", Id(1), ",622200000000000001,12000,2026-03-10T09:00:00+08:00,\n",   // line 2
+      "Q2,B9,GDBT,2026-03,", Id(1), ",622200000000000001,120.00,2026-03-10T09:00:00+08:00,\n",  // line 3
+      "Q3,B9,GDBT,2026-03,", Id(1), ",622200000000000001,-500,2026-03-10T09:00:00+08:00,\n",    // line 4
+      "Q4,B9,GDBT,2026-03,", Id(1), ",622200000000000001,500,2026-03-10T09:00:00,\n",           // line 5
+      "Q5,B9,GDBT,2026-03,", Id(1), ",622200000000000001,500,2026-03-10T09:00:00Z,\n",          // line 6: good
+      "Q5,B9,GDBT,2026-03,", Id(2), ",622200000000000002,500,2026-03-10T09:00:00Z,\n",          // line 7
+      "Q6,B9,GDBT,2026-03,", Id(1), ",123456789012345678901234567890,500,2026-03-10T09:00:00Z,\n",  // line 8
+      "P001,B2603,GDBT,2026-03,", Id(1), ",622200000000000001,12001,2026-03-10T09:00:00+08:00,\n",  // line 9
+      "\"Q7\",B9,GDBT,2026-03,", Id(2), ",622200000000000002,\"5\n00\",2026-03-10T09:00:00Z,\n",    // line 10-11
+      "Q8,B9,GDBT,2026,", Id(2), ",622200000000000002,500,2026-03-10T09:00:00Z,\n");              // line 12
+  auto r = Ingest(FileKind::kPayments, csv);
+  EXPECT_EQ(r.rows(), 10);
+  EXPECT_EQ(r.inserted(), 1);
+  EXPECT_EQ(r.refused(), 9);
+  EXPECT_EQ(Errors(r), (std::vector<std::string>{
+                           "2 program_code UNKNOWN_PROGRAMME", "3 amount_fen INVALID_AMOUNT",
+                           "4 amount_fen NEGATIVE_AMOUNT", "5 paid_at INVALID_TIMESTAMP",
+                           "7 payment_id DUPLICATE_IN_FILE", "8 account_no INVALID_ACCOUNT",
+                           "9 payment_id CONFLICT", "10 amount_fen INVALID_AMOUNT", "12 period PERIOD_FORM"}));
+  for (const auto& e : r.errors()) {
+    EXPECT_EQ(e.message().find(Id(1)), std::string::npos);
+    EXPECT_EQ(e.message().find(Id(2)), std::string::npos);
+  }
+  // Refused again the same way: nothing was half-written.
+  auto again = Ingest(FileKind::kPayments, csv);
+  EXPECT_EQ(again.unchanged(), 1);
+  EXPECT_EQ(again.refused(), 9);
+}
+
+TEST_F(DisbursementLogicTest, BadEnrolmentsAndRecipientsAreRefused) {
+  ASSERT_EQ(Ingest(FileKind::kProgrammes, kProgrammes).inserted(), 2);
+  auto e = Ingest(FileKind::kEnrolments, absl::StrCat("program_code,id_number,amount_fen,from_period,to_period\n",
+                                                      "NOPE,", Id(1), ",,2026-03,\n", "GDBT,", Id(1), ",,2026,\n",
+                                                      "GDBT,", Id(1), ",,2026-03,\n"));
+  EXPECT_EQ(Errors(e), (std::vector<std::string>{"2 program_code UNKNOWN_PROGRAMME", "3 from_period PERIOD_FORM"}));
+  EXPECT_EQ(e.inserted(), 1);
+  auto r = Ingest(FileKind::kRecipients,
+                  absl::StrCat("id_number,name,org_code,household_id,is_household_head,account_no,account_since\n",
+                               Id(1), ",甲,V001,H1,1,622200000000000001,2025-01-01\n",
+                               Id(2), ",乙,V001,H1,1,622200000000000002,2025-01-01\n",
+                               Id(3), ",丙,V001,H2,1,123456789012345678901234567890,2025-01-01\n",
+                               Id(3), ",丙,V001,H2,1,622200000000000003,2025-01-01\n"));
+  EXPECT_EQ(Errors(r), (std::vector<std::string>{"3 is_household_head SECOND_HEAD", "4 account_no INVALID_ACCOUNT"}));
+  EXPECT_EQ(r.inserted(), 2);
+  // A later file cannot add a second head either.
+  auto later = Ingest(FileKind::kRecipients,
+                      absl::StrCat("id_number,name,org_code,household_id,is_household_head,account_no,account_since\n",
+                                   Id(4), ",丁,V001,H1,1,622200000000000004,2025-01-01\n"));
+  EXPECT_EQ(Errors(later), std::vector<std::string>{"2 is_household_head SECOND_HEAD"});
+}
+
+TEST_F(DisbursementLogicTest, WholeFileRefusalsAndCancelledIngestsWriteNothing) {
+  auto bad = Ingest(FileKind::kProgrammes, "program_code,name,unit\nX,y,person\n");
+  EXPECT_TRUE(bad.file_refused());
+  auto unknown = Ingest(FileKind::kProgrammes, absl::StrCat(std::string(kProgrammes).substr(0, 10), "x"));
+  EXPECT_TRUE(unknown.file_refused());
+  {
+    auto ingest = logic_->StartIngest(FileKind::kProgrammes);
+    ingest->Feed(kProgrammes);  // never finished: the caller went away
+  }
+  EXPECT_EQ(logic_->ListProgrammes(kNoDeadline)->programmes_size(), 0);
+}
+
+TEST_F(DisbursementLogicTest, CheckFindsEveryPlantedAnomalyAndExportIsStable) {
+  LoadAll();
+  v1::CheckRun run = Check();
+  ASSERT_FALSE(run.run_id().empty());
+  std::map<std::string, int64_t> counts;
+  for (const auto& c : run.counts()) {
+    if (c.count() > 0) counts[c.rule()] = c.count();
+  }
+  EXPECT_EQ(counts, (std::map<std::string, int64_t>{{"AFTER_DEATH", 1}, {"BAD_REVERSAL", 1}, {"BATCH_MISMATCH", 1},
+                                                   {"CADRE_KIN", 1}, {"DUPLICATE", 1}, {"LATE", 1},
+                                                   {"NOT_ENTITLED", 1}, {"OVER_PAID", 1}, {"UNPAID", 1},
+                                                   {"WRONG_ACCOUNT", 1}}));
+  ASSERT_EQ(run.warnings_size(), 1);
+  EXPECT_NE(run.warnings(0).find("CADRE_KIN"), std::string::npos);
+  const std::string masked = Export(run.run_id(), false);
+  const std::string unmasked = Export("latest", true);
+  // The whole file, byte for byte (masked: first 4 and last 4 characters of each ID number).
+  EXPECT_EQ(masked, kExpectedFindingsCsv);
+  EXPECT_EQ(masked.find(Id(1)), std::string::npos);
+  EXPECT_NE(unmasked.find(Id(1)), std::string::npos);
+  // A second run on the same data: byte-identical files, same finding ids.
+  v1::CheckRun second = Check();
+  EXPECT_NE(second.run_id(), run.run_id());
+  EXPECT_EQ(Export(second.run_id(), false), masked);
+  EXPECT_EQ(Export(second.run_id(), true), unmasked);
+  auto first_findings = logic_->ListFindings([&] { v1::ListFindingsRequest r; r.set_run_id(run.run_id()); return r; }(),
+                                             kNoDeadline);
+  auto second_findings = logic_->ListFindings(v1::ListFindingsRequest(), kNoDeadline);
+  ASSERT_TRUE(first_findings.ok() && second_findings.ok());
+  ASSERT_EQ(first_findings->findings_size(), second_findings->findings_size());
+  for (int i = 0; i < first_findings->findings_size(); ++i) {
+    EXPECT_EQ(first_findings->findings(i).finding_id(), second_findings->findings(i).finding_id());
+    EXPECT_EQ(first_findings->findings(i).id_number().find(Id(1)), std::string::npos);
+  }
+}
+
+TEST_F(DisbursementLogicTest, ReviewsCarryOverToLaterRuns) {
+  LoadAll();
+  Check();
+  v1::ListFindingsRequest by_rule;
+  by_rule.set_rule("DUPLICATE");
+  auto dup = logic_->ListFindings(by_rule, kNoDeadline);
+  ASSERT_TRUE(dup.ok());
+  ASSERT_EQ(dup->findings_size(), 1);
+  EXPECT_EQ(dup->findings(0).review_state(), "open");
+  v1::ReviewFindingRequest review;
+  review.set_finding_id(dup->findings(0).finding_id());
+  review.set_state("dismissed");
+  review.set_reviewer("auditor-1");
+  auto missing_reason = logic_->ReviewFinding(review, kNoDeadline);
+  EXPECT_EQ(common::FieldViolationsOf(missing_reason.status())[0].field, "reason");
+  review.set_reason("second payment approved by the township");
+  auto reviewed = logic_->ReviewFinding(review, kNoDeadline);
+  ASSERT_TRUE(reviewed.ok()) << reviewed.status();
+  EXPECT_EQ(reviewed->review_state(), "dismissed");
+  Check();
+  auto again = logic_->ListFindings(by_rule, kNoDeadline);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->findings(0).review_state(), "dismissed");
+  EXPECT_EQ(again->findings(0).reviewed_by(), "auditor-1");
+  v1::ListFindingsRequest dismissed;
+  dismissed.set_review_state("dismissed");
+  EXPECT_EQ(logic_->ListFindings(dismissed, kNoDeadline)->findings_size(), 1);
+  review.set_finding_id(std::string(32, 'a'));
+  EXPECT_EQ(logic_->ReviewFinding(review, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(DisbursementLogicTest, RequestsAreValidated) {
+  LoadAll();
+  v1::RunCheckRequest bad;
+  bad.set_period("2026-13");
+  auto r = logic_->RunCheck(bad);
+  EXPECT_EQ(common::FieldViolationsOf(r.status())[0].field, "period");
+  bad.set_period("");
+  bad.set_as_of("2026-04-31");
+  EXPECT_EQ(common::FieldViolationsOf(logic_->RunCheck(bad).status())[0].field, "as_of");
+  bad.set_as_of("");
+  bad.set_program_code("NOPE");
+  EXPECT_EQ(logic_->RunCheck(bad).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(logic_->GetCheckRun("nope", kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+  v1::ListRecipientsRequest no_org;
+  EXPECT_EQ(common::FieldViolationsOf(logic_->ListRecipients(no_org, kNoDeadline).status())[0].field, "org_code");
+  v1::ListEntitlementsRequest wrong_form;
+  wrong_form.set_program_code("GDBT");
+  wrong_form.set_period("2026");
+  EXPECT_EQ(common::FieldViolationsOf(logic_->ListEntitlements(wrong_form, kNoDeadline).status())[0].field, "period");
+}
+
+TEST_F(DisbursementLogicTest, RollsEntitlementsAndDisclosure) {
+  LoadAll();
+  v1::ListRecipientsRequest roll;
+  roll.set_org_code("V001");
+  roll.set_page_size(2);
+  std::vector<std::string> seen;
+  while (true) {
+    auto page = logic_->ListRecipients(roll, kNoDeadline);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const auto& r : page->recipients()) {
+      EXPECT_EQ(r.id_number(), common::MaskIdNumber(r.id_number().size() == 18 ? r.id_number() : ""));
+      seen.push_back(absl::StrCat(r.household_id(), ":", r.name(), ":", r.account_no()));
+    }
+    if (page->next_page_token().empty()) break;
+    roll.set_page_token(page->next_page_token());
+  }
+  EXPECT_EQ(seen.size(), 5u);
+  EXPECT_NE(std::find(seen.begin(), seen.end(), "H3:赵*卡:**************0044"), seen.end());
+
+  v1::ListEntitlementsRequest ent;
+  ent.set_program_code("GDBT");
+  ent.set_period("2026-03");
+  auto entitlements = logic_->ListEntitlements(ent, kNoDeadline);
+  ASSERT_TRUE(entitlements.ok()) << entitlements.status();
+  std::map<std::string, std::string> reasons;
+  for (const auto& e : entitlements->entitlements()) {
+    reasons[e.id_number()] = e.entitled() ? absl::StrCat("entitled ", e.amount_fen()) : e.reason();
+  }
+  EXPECT_EQ(reasons[common::MaskIdNumber(Id(1))], "entitled 12000");
+  EXPECT_EQ(reasons[common::MaskIdNumber(Id(3))], "CADRE_HOUSEHOLD");
+  EXPECT_EQ(reasons[common::MaskIdNumber(Id(5))], "DECEASED");
+  EXPECT_EQ(reasons[common::MaskIdNumber(Id(6))], "entitled 9000");
+
+  v1::ListDisclosureRequest d;
+  d.set_org_code("V001");
+  d.set_period("2026-03");
+  auto disclosed = logic_->ListDisclosure(d, kNoDeadline);
+  ASSERT_TRUE(disclosed.ok()) << disclosed.status();
+  std::vector<std::string> rows;
+  for (const auto& p : disclosed->payments()) {
+    rows.push_back(absl::StrCat(p.program_code(), " ", p.name(), " ", p.id_number(), " ", p.amount_fen(), " ",
+                                p.paid_on()));
+  }
+  EXPECT_EQ(rows.size(), 6u);  // P001..P005 and P007 of V001 (P008 is a reversal)
+  for (const auto& row : rows) EXPECT_EQ(row.find(Id(1)), std::string::npos) << row;
+  EXPECT_NE(std::find(rows.begin(), rows.end(),
+                      absl::StrCat("GDBT 张*明 ", common::MaskIdNumber(Id(1)), " 12000 2026-03-10")),
+            rows.end());
+}
+
+TEST_F(DisbursementLogicTest, SchedulerRunsDueScopesOnceUntilTheDataChanges) {
+  LoadAll();
+  CheckScheduler scheduler(*logic_, absl::Hours(1));
+  EXPECT_EQ(scheduler.RunDue(), 1);  // GDBT 2026-03 (scheduled 2026-03-10 + 5 days)
+  EXPECT_EQ(scheduler.RunDue(), 0);
+  auto run = logic_->GetCheckRun("latest", kNoDeadline);
+  ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->program_code(), "GDBT");
+  EXPECT_EQ(run->period(), "2026-03");
+  Ingest(FileKind::kCivilEvents, absl::StrCat("id_number,event,event_date,source_ref\n", Id(2), ",emigration,2026-03-01,\n"));
+  EXPECT_EQ(scheduler.RunDue(), 1);
+  now_ = absl::FromCivil(absl::CivilSecond(2026, 3, 12, 12, 0, 0), common::ChinaTimeZone());
+  Ingest(FileKind::kCivilEvents, absl::StrCat("id_number,event,event_date,source_ref\n", Id(2), ",released,2026-03-02,\n"));
+  EXPECT_EQ(scheduler.RunDue(), 0);  // not yet due
+}
+
+}  // namespace
+}  // namespace grassroots::cadrepay

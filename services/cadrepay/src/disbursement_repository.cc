@@ -1,0 +1,962 @@
+#include "disbursement_repository.h"
+
+#include <algorithm>
+#include <memory>
+#include <tuple>
+
+#include <cppconn/connection.h>
+#include <cppconn/exception.h>
+#include <cppconn/prepared_statement.h>
+#include <cppconn/resultset.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "grassroots/common/db.h"
+#include "grassroots/common/validate.h"
+
+namespace grassroots::cadrepay {
+namespace {
+
+constexpr size_t kMaxParams = 60000;
+constexpr size_t kInBatch = 1000;
+constexpr int kScanPage = 50000;
+
+void Bind(sql::PreparedStatement& st, int index, const SqlValue& v) {
+  switch (v.kind) {
+    case SqlValue::Kind::kNull: st.setNull(index, 0); break;
+    case SqlValue::Kind::kInt: st.setInt64(index, v.i); break;
+    case SqlValue::Kind::kText: st.setString(index, sql::SQLString(v.s)); break;
+  }
+}
+
+std::unique_ptr<sql::PreparedStatement> Prepare(sql::Connection& conn, const std::string& text, const SqlRow& params) {
+  std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(text));
+  for (size_t i = 0; i < params.size(); ++i) Bind(*st, static_cast<int>(i + 1), params[i]);
+  return st;
+}
+
+std::string Marks(size_t n) {
+  std::string m;
+  for (size_t i = 0; i < n; ++i) m += i == 0 ? "?" : ",?";
+  return m;
+}
+
+std::string Str(sql::ResultSet& rs, int col) {
+  sql::SQLString s = rs.getString(col);
+  return std::string(s.asStdString());
+}
+
+std::optional<int64_t> OptInt(sql::ResultSet& rs, int col) {
+  if (rs.isNull(col)) return std::nullopt;
+  return rs.getInt64(col);
+}
+
+absl::CivilDay Day(sql::ResultSet& rs, int col) {
+  auto d = common::ParseDate(Str(rs, col));
+  return d.ok() ? *d : absl::CivilDay();
+}
+
+std::string DayText(absl::CivilDay d) { return common::FormatDate(d); }
+
+// Runs `query` (a SELECT ... WHERE <col> IN (%s) ...) over `keys` in groups.
+template <typename Fn>
+absl::Status ForEachInGroup(sql::Connection& conn, const std::string& prefix, const std::string& suffix,
+                            const std::vector<std::string>& keys, const char* what, Fn&& on_row) {
+  try {
+    for (size_t start = 0; start < keys.size(); start += kInBatch) {
+      const size_t n = std::min(kInBatch, keys.size() - start);
+      SqlRow params;
+      for (size_t i = 0; i < n; ++i) params.push_back(SqlValue::Text(keys[start + i]));
+      auto st = Prepare(conn, absl::StrCat(prefix, "(", Marks(n), ")", suffix), params);
+      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+      while (rs->next()) on_row(*rs);
+    }
+    return absl::OkStatus();
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, what);
+  }
+}
+
+std::vector<std::string> Unique(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+}  // namespace
+
+std::string ToSqlDateTime(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%E6S", t, common::ChinaTimeZone());
+}
+
+absl::Time FromSqlDateTime(const std::string& s) {
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime("%Y-%m-%d %H:%M:%E*S", s, common::ChinaTimeZone(), &t, &err)) return absl::UnixEpoch();
+  return t;
+}
+
+absl::StatusOr<int64_t> DisbursementRepository::InsertRows(sql::Connection& conn, const std::string& table,
+                                                           const std::vector<std::string>& columns,
+                                                           const std::vector<SqlRow>& rows,
+                                                           const std::string& suffix) const {
+  if (rows.empty()) return 0;
+  const size_t per = std::max<size_t>(1, kMaxParams / columns.size());
+  const std::string tuple = absl::StrCat("(", Marks(columns.size()), ")");
+  int64_t affected = 0;
+  try {
+    for (size_t start = 0; start < rows.size(); start += per) {
+      const size_t n = std::min(per, rows.size() - start);
+      std::string text = absl::StrCat("INSERT INTO ", table, " (", absl::StrJoin(columns, ", "), ") VALUES ");
+      text.reserve(text.size() + n * (tuple.size() + 1) + suffix.size() + 1);
+      for (size_t i = 0; i < n; ++i) {
+        if (i > 0) text += ',';
+        text += tuple;
+      }
+      text += suffix;
+      std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(text));
+      int index = 1;
+      for (size_t i = 0; i < n; ++i) {
+        for (const SqlValue& v : rows[start + i]) Bind(*st, index++, v);
+      }
+      affected += st->executeUpdate();
+    }
+    return affected;
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, absl::StrCat("write ", table));
+  }
+}
+
+absl::Status DisbursementRepository::Execute(sql::Connection& conn, const std::string& statement,
+                                             const SqlRow& params) const {
+  try {
+    Prepare(conn, statement, params)->executeUpdate();
+    return absl::OkStatus();
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "write");
+  }
+}
+
+// ---- persons
+
+absl::Status DisbursementRepository::UpsertPersons(sql::Connection& conn,
+                                                   const std::vector<PersonRecord>& persons) const {
+  std::vector<SqlRow> rows;
+  rows.reserve(persons.size());
+  for (const auto& p : persons) {
+    rows.push_back({SqlValue::Text(p.id_hash), SqlValue::Text(p.id_sealed), SqlValue::Text(p.id_masked)});
+  }
+  return InsertRows(conn, "persons", {"id_hash", "id_sealed", "id_masked"}, rows,
+                    " ON DUPLICATE KEY UPDATE id_hash = id_hash")
+      .status();
+}
+
+absl::StatusOr<std::vector<PersonRecord>> DisbursementRepository::FindPersons(
+    sql::Connection& conn, const std::vector<std::string>& hashes) const {
+  std::vector<PersonRecord> out;
+  auto s = ForEachInGroup(conn, "SELECT id_hash, id_sealed, id_masked FROM persons WHERE id_hash IN ", "",
+                          Unique(hashes), "read persons", [&](sql::ResultSet& rs) {
+                            out.push_back({Str(rs, 1), Str(rs, 2), Str(rs, 3)});
+                          });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status DisbursementRepository::ScanPersons(sql::Connection& conn,
+                                                 const std::function<void(const PersonRecord&)>& fn) const {
+  try {
+    std::string after;
+    bool first = true;
+    while (true) {
+      std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
+          first ? "SELECT id_hash, id_sealed, id_masked FROM persons ORDER BY id_hash LIMIT ?"
+                : "SELECT id_hash, id_sealed, id_masked FROM persons WHERE id_hash > ? ORDER BY id_hash LIMIT ?"));
+      int i = 1;
+      if (!first) st->setString(i++, sql::SQLString(after));
+      st->setInt(i, kScanPage);
+      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+      int n = 0;
+      PersonRecord p;
+      while (rs->next()) {
+        p = {Str(*rs, 1), Str(*rs, 2), Str(*rs, 3)};
+        fn(p);
+        after = p.id_hash;
+        ++n;
+      }
+      if (n < kScanPage) return absl::OkStatus();
+      first = false;
+    }
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "read persons");
+  }
+}
+
+// ---- programmes
+
+absl::StatusOr<std::vector<ProgrammeRow>> DisbursementRepository::LoadProgrammes(sql::Connection& conn) const {
+  try {
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
+        "SELECT program_code, name, unit, frequency, amount_fen, valid_from, valid_to, excludes_cadre_households, "
+        "grace_days FROM programmes ORDER BY program_code"));
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    std::vector<ProgrammeRow> out;
+    while (rs->next()) {
+      ProgrammeRow p;
+      p.program_code = Str(*rs, 1);
+      p.name = Str(*rs, 2);
+      p.unit = Str(*rs, 3);
+      p.frequency = Str(*rs, 4);
+      p.amount_fen = rs->getInt64(5);
+      p.valid_from = common::ParsePeriod(Str(*rs, 6)).value_or(common::Period{});
+      if (!rs->isNull(7)) p.valid_to = common::ParsePeriod(Str(*rs, 7)).value_or(common::Period{});
+      p.excludes_cadre_households = rs->getInt(8) != 0;
+      p.grace_days = rs->getInt(9);
+      out.push_back(std::move(p));
+    }
+    return out;
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "read programmes");
+  }
+}
+
+absl::Status DisbursementRepository::UpsertProgrammes(sql::Connection& conn,
+                                                      const std::vector<ProgrammeRow>& rows) const {
+  std::vector<SqlRow> values;
+  for (const auto& p : rows) {
+    values.push_back({SqlValue::Text(p.program_code), SqlValue::Text(p.name), SqlValue::Text(p.unit),
+                      SqlValue::Text(p.frequency), SqlValue::Int(p.amount_fen), SqlValue::Text(p.valid_from.ToString()),
+                      p.valid_to ? SqlValue::Text(p.valid_to->ToString()) : SqlValue::Null(),
+                      SqlValue::Int(p.excludes_cadre_households ? 1 : 0), SqlValue::Int(p.grace_days)});
+  }
+  return InsertRows(conn, "programmes",
+                    {"program_code", "name", "unit", "frequency", "amount_fen", "valid_from", "valid_to",
+                     "excludes_cadre_households", "grace_days"},
+                    values,
+                    " ON DUPLICATE KEY UPDATE name = VALUES(name), unit = VALUES(unit), frequency = VALUES(frequency), "
+                    "amount_fen = VALUES(amount_fen), valid_from = VALUES(valid_from), valid_to = VALUES(valid_to), "
+                    "excludes_cadre_households = VALUES(excludes_cadre_households), grace_days = VALUES(grace_days), "
+                    "updated_at = CURRENT_TIMESTAMP(6)")
+      .status();
+}
+
+// ---- enrolments
+
+namespace {
+StoredEnrolment ReadEnrolment(sql::ResultSet& rs) {
+  StoredEnrolment e;
+  e.program_code = Str(rs, 1);
+  e.id_hash = Str(rs, 2);
+  e.from_period = Str(rs, 3);
+  if (!rs.isNull(4)) e.to_period = Str(rs, 4);
+  e.amount_fen = OptInt(rs, 5);
+  return e;
+}
+constexpr char kEnrolmentColumns[] = "program_code, id_hash, from_period, to_period, amount_fen";
+}  // namespace
+
+absl::StatusOr<std::vector<StoredEnrolment>> DisbursementRepository::FindEnrolments(
+    sql::Connection& conn, const std::vector<StoredEnrolment>& keys) const {
+  std::vector<std::string> hashes;
+  for (const auto& k : keys) hashes.push_back(k.id_hash);
+  std::vector<StoredEnrolment> out;
+  auto s = ForEachInGroup(conn, absl::StrCat("SELECT ", kEnrolmentColumns, " FROM enrolments WHERE id_hash IN "), "",
+                          Unique(hashes), "read enrolments",
+                          [&](sql::ResultSet& rs) { out.push_back(ReadEnrolment(rs)); });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status DisbursementRepository::UpsertEnrolments(sql::Connection& conn,
+                                                      const std::vector<StoredEnrolment>& rows) const {
+  std::vector<SqlRow> values;
+  for (const auto& e : rows) {
+    values.push_back({SqlValue::Text(e.program_code), SqlValue::Text(e.id_hash), SqlValue::Text(e.from_period),
+                      e.to_period.empty() ? SqlValue::Null() : SqlValue::Text(e.to_period),
+                      e.amount_fen ? SqlValue::Int(*e.amount_fen) : SqlValue::Null()});
+  }
+  return InsertRows(conn, "enrolments", {"program_code", "id_hash", "from_period", "to_period", "amount_fen"}, values,
+                    " ON DUPLICATE KEY UPDATE to_period = VALUES(to_period), amount_fen = VALUES(amount_fen), "
+                    "updated_at = CURRENT_TIMESTAMP(6)")
+      .status();
+}
+
+absl::Status DisbursementRepository::ScanEnrolments(sql::Connection& conn, const std::string& program_code,
+                                                    const std::function<void(const StoredEnrolment&)>& fn) const {
+  try {
+    StoredEnrolment last;
+    bool first = true;
+    while (true) {
+      std::string where;
+      SqlRow params;
+      if (!program_code.empty()) {
+        where = "WHERE program_code = ?";
+        params.push_back(SqlValue::Text(program_code));
+      }
+      if (!first) {
+        absl::StrAppend(&where, where.empty() ? "WHERE " : " AND ", "(program_code, id_hash, from_period) > (?, ?, ?)");
+        params.push_back(SqlValue::Text(last.program_code));
+        params.push_back(SqlValue::Text(last.id_hash));
+        params.push_back(SqlValue::Text(last.from_period));
+      }
+      params.push_back(SqlValue::Int(kScanPage));
+      auto st = Prepare(conn,
+                        absl::StrCat("SELECT ", kEnrolmentColumns, " FROM enrolments ", where,
+                                     " ORDER BY program_code, id_hash, from_period LIMIT ?"),
+                        params);
+      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+      int n = 0;
+      while (rs->next()) {
+        last = ReadEnrolment(*rs);
+        fn(last);
+        ++n;
+      }
+      if (n < kScanPage) return absl::OkStatus();
+      first = false;
+    }
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "read enrolments");
+  }
+}
+
+// ---- recipients
+
+namespace {
+constexpr char kRecipientColumns[] =
+    "id_hash, name, org_code, household_id, is_household_head, is_cadre, DATE_FORMAT(latest_since, '%Y-%m-%d')";
+StoredRecipient ReadRecipient(sql::ResultSet& rs) {
+  StoredRecipient r;
+  r.id_hash = Str(rs, 1);
+  r.name = Str(rs, 2);
+  r.org_code = Str(rs, 3);
+  r.household_id = Str(rs, 4);
+  r.is_household_head = rs.getInt(5) != 0;
+  r.is_cadre = rs.getInt(6) != 0;
+  r.latest_since = Day(rs, 7);
+  return r;
+}
+}  // namespace
+
+absl::StatusOr<std::vector<StoredRecipient>> DisbursementRepository::FindRecipients(
+    sql::Connection& conn, const std::vector<std::string>& hashes) const {
+  std::vector<StoredRecipient> out;
+  auto s = ForEachInGroup(conn, absl::StrCat("SELECT ", kRecipientColumns, " FROM recipients WHERE id_hash IN "), "",
+                          Unique(hashes), "read recipients",
+                          [&](sql::ResultSet& rs) { out.push_back(ReadRecipient(rs)); });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::vector<std::tuple<std::string, absl::CivilDay, std::string>>> DisbursementRepository::FindAccounts(
+    sql::Connection& conn, const std::vector<std::string>& hashes) const {
+  std::vector<std::tuple<std::string, absl::CivilDay, std::string>> out;
+  auto s = ForEachInGroup(
+      conn,
+      "SELECT id_hash, DATE_FORMAT(account_since, '%Y-%m-%d'), account_no FROM recipient_accounts WHERE id_hash IN ",
+      "", Unique(hashes), "read accounts",
+      [&](sql::ResultSet& rs) { out.emplace_back(Str(rs, 1), Day(rs, 2), Str(rs, 3)); });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> DisbursementRepository::FindHeads(
+    sql::Connection& conn, const std::vector<std::string>& households) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto s = ForEachInGroup(conn, "SELECT household_id, id_hash FROM recipients WHERE household_id IN ",
+                          " AND is_household_head = 1", Unique(households), "read households",
+                          [&](sql::ResultSet& rs) { out.emplace_back(Str(rs, 1), Str(rs, 2)); });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status DisbursementRepository::UpsertRecipients(sql::Connection& conn,
+                                                      const std::vector<StoredRecipient>& rows) const {
+  std::vector<SqlRow> values;
+  for (const auto& r : rows) {
+    values.push_back({SqlValue::Text(r.id_hash), SqlValue::Text(r.name), SqlValue::Text(r.org_code),
+                      SqlValue::Text(r.household_id), SqlValue::Int(r.is_household_head ? 1 : 0),
+                      SqlValue::Int(r.is_cadre ? 1 : 0), SqlValue::Text(DayText(r.latest_since))});
+  }
+  return InsertRows(conn, "recipients",
+                    {"id_hash", "name", "org_code", "household_id", "is_household_head", "is_cadre", "latest_since"},
+                    values,
+                    " ON DUPLICATE KEY UPDATE name = VALUES(name), org_code = VALUES(org_code), "
+                    "household_id = VALUES(household_id), is_household_head = VALUES(is_household_head), "
+                    "is_cadre = VALUES(is_cadre), latest_since = VALUES(latest_since), "
+                    "updated_at = CURRENT_TIMESTAMP(6)")
+      .status();
+}
+
+absl::Status DisbursementRepository::InsertAccounts(
+    sql::Connection& conn, const std::vector<std::tuple<std::string, absl::CivilDay, std::string>>& rows) const {
+  std::vector<SqlRow> values;
+  for (const auto& [hash, since, account] : rows) {
+    values.push_back({SqlValue::Text(hash), SqlValue::Text(DayText(since)), SqlValue::Text(account)});
+  }
+  return InsertRows(conn, "recipient_accounts", {"id_hash", "account_since", "account_no"}, values, "").status();
+}
+
+absl::Status DisbursementRepository::ScanAccounts(sql::Connection& conn,
+                                                  const std::function<void(const AccountRow&)>& fn) const {
+  try {
+    AccountRow last;
+    bool first = true;
+    while (true) {
+      SqlRow params;
+      std::string where;
+      if (!first) {
+        where = "WHERE (a.id_hash, a.account_since) > (?, ?)";
+        params = {SqlValue::Text(last.id_hash), SqlValue::Text(DayText(last.since))};
+      }
+      params.push_back(SqlValue::Int(kScanPage));
+      auto st = Prepare(conn,
+                        absl::StrCat("SELECT a.id_hash, DATE_FORMAT(a.account_since, '%Y-%m-%d'), a.account_no, "
+                                     "r.household_id, r.is_household_head, r.is_cadre FROM recipient_accounts a "
+                                     "JOIN recipients r ON r.id_hash = a.id_hash ",
+                                     where, " ORDER BY a.id_hash, a.account_since LIMIT ?"),
+                        params);
+      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+      int n = 0;
+      while (rs->next()) {
+        last.id_hash = Str(*rs, 1);
+        last.since = Day(*rs, 2);
+        last.account_no = Str(*rs, 3);
+        last.household_id = Str(*rs, 4);
+        last.is_household_head = rs->getInt(5) != 0;
+        last.is_cadre = rs->getInt(6) != 0;
+        fn(last);
+        ++n;
+      }
+      if (n < kScanPage) return absl::OkStatus();
+      first = false;
+    }
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "read accounts");
+  }
+}
+
+absl::StatusOr<std::vector<std::string>> DisbursementRepository::ListEnrolledHashes(
+    sql::Connection& conn, const std::string& program_code, const std::string& after_hash, int limit) const {
+  try {
+    auto st = Prepare(conn,
+                      "SELECT DISTINCT id_hash FROM enrolments WHERE program_code = ? AND id_hash > ? "
+                      "ORDER BY id_hash LIMIT ?",
+                      {SqlValue::Text(program_code), SqlValue::Text(after_hash), SqlValue::Int(limit)});
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    std::vector<std::string> out;
+    while (rs->next()) out.push_back(Str(*rs, 1));
+    return out;
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "list enrolments");
+  }
+}
+
+absl::StatusOr<std::vector<std::string>> DisbursementRepository::CadreHouseholds(
+    sql::Connection& conn, const std::vector<std::string>& households) const {
+  std::vector<std::string> out;
+  auto s = ForEachInGroup(conn, "SELECT DISTINCT household_id FROM recipients WHERE household_id IN ",
+                          " AND is_cadre = 1", Unique(households), "read households",
+                          [&](sql::ResultSet& rs) { out.push_back(Str(rs, 1)); });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::vector<StoredRecipient>> DisbursementRepository::ListRecipients(
+    sql::Connection& conn, const std::string& org_code, const std::string& after_household,
+    const std::string& after_hash, int limit) const {
+  try {
+    SqlRow params = {SqlValue::Text(org_code)};
+    std::string where = "WHERE org_code = ?";
+    if (!after_hash.empty()) {
+      where += " AND (household_id, id_hash) > (?, ?)";
+      params.push_back(SqlValue::Text(after_household));
+      params.push_back(SqlValue::Text(after_hash));
+    }
+    params.push_back(SqlValue::Int(limit));
+    auto st = Prepare(conn,
+                      absl::StrCat("SELECT ", kRecipientColumns, " FROM recipients ", where,
+                                   " ORDER BY household_id, id_hash LIMIT ?"),
+                      params);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    std::vector<StoredRecipient> out;
+    while (rs->next()) out.push_back(ReadRecipient(*rs));
+    return out;
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "list recipients");
+  }
+}
+
+// ---- civil events
+
+absl::StatusOr<std::vector<CivilEventRow>> DisbursementRepository::FindCivilEvents(
+    sql::Connection& conn, const std::vector<std::pair<std::string, CivilEventRow>>& keys,
+    std::vector<std::string>* hashes_out) const {
+  std::vector<std::string> hashes;
+  for (const auto& k : keys) hashes.push_back(k.first);
+  std::vector<CivilEventRow> out;
+  auto s = ForEachInGroup(
+      conn,
+      "SELECT id_hash, event, DATE_FORMAT(event_date, '%Y-%m-%d'), source_ref FROM civil_events WHERE id_hash IN ", "",
+      Unique(hashes), "read civil events", [&](sql::ResultSet& rs) {
+        CivilEventRow e;
+        hashes_out->push_back(Str(rs, 1));
+        e.event = Str(rs, 2);
+        e.event_date = Day(rs, 3);
+        if (!rs.isNull(4)) e.source_ref = Str(rs, 4);
+        out.push_back(std::move(e));
+      });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status DisbursementRepository::UpsertCivilEvents(
+    sql::Connection& conn, const std::vector<std::pair<std::string, CivilEventRow>>& rows) const {
+  std::vector<SqlRow> values;
+  for (const auto& [hash, e] : rows) {
+    values.push_back({SqlValue::Text(hash), SqlValue::Text(e.event), SqlValue::Text(DayText(e.event_date)),
+                      e.source_ref.empty() ? SqlValue::Null() : SqlValue::Text(e.source_ref)});
+  }
+  return InsertRows(conn, "civil_events", {"id_hash", "event", "event_date", "source_ref"}, values,
+                    " ON DUPLICATE KEY UPDATE source_ref = VALUES(source_ref)")
+      .status();
+}
+
+absl::Status DisbursementRepository::ScanDeaths(
+    sql::Connection& conn, const std::function<void(const std::string&, absl::CivilDay)>& fn) const {
+  try {
+    std::string after;
+    bool first = true;
+    while (true) {
+      SqlRow params;
+      if (!first) params.push_back(SqlValue::Text(after));
+      params.push_back(SqlValue::Int(kScanPage));
+      auto st = Prepare(conn,
+                        absl::StrCat("SELECT id_hash, DATE_FORMAT(MIN(event_date), '%Y-%m-%d') FROM civil_events "
+                                     "WHERE event = 'death'",
+                                     first ? "" : " AND id_hash > ?", " GROUP BY id_hash ORDER BY id_hash LIMIT ?"),
+                        params);
+      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+      int n = 0;
+      while (rs->next()) {
+        after = Str(*rs, 1);
+        fn(after, Day(*rs, 2));
+        ++n;
+      }
+      if (n < kScanPage) return absl::OkStatus();
+      first = false;
+    }
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "read civil events");
+  }
+}
+
+// ---- batches
+
+namespace {
+constexpr char kBatchColumns[] =
+    "batch_id, program_code, period, declared_count, declared_total_fen, DATE_FORMAT(scheduled_on, '%Y-%m-%d')";
+BatchRow ReadBatch(sql::ResultSet& rs) {
+  BatchRow b;
+  b.batch_id = Str(rs, 1);
+  b.program_code = Str(rs, 2);
+  b.period = common::ParsePeriod(Str(rs, 3)).value_or(common::Period{});
+  b.declared_count = rs.getInt64(4);
+  b.declared_total_fen = rs.getInt64(5);
+  b.scheduled_on = Day(rs, 6);
+  return b;
+}
+}  // namespace
+
+absl::StatusOr<std::vector<BatchRow>> DisbursementRepository::FindBatches(sql::Connection& conn,
+                                                                          const std::vector<std::string>& ids) const {
+  std::vector<BatchRow> out;
+  auto s = ForEachInGroup(conn, absl::StrCat("SELECT ", kBatchColumns, " FROM batches WHERE batch_id IN "), "",
+                          Unique(ids), "read batches", [&](sql::ResultSet& rs) { out.push_back(ReadBatch(rs)); });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status DisbursementRepository::UpsertBatches(sql::Connection& conn, const std::vector<BatchRow>& rows) const {
+  std::vector<SqlRow> values;
+  for (const auto& b : rows) {
+    values.push_back({SqlValue::Text(b.batch_id), SqlValue::Text(b.program_code), SqlValue::Text(b.period.ToString()),
+                      SqlValue::Int(b.declared_count), SqlValue::Int(b.declared_total_fen),
+                      SqlValue::Text(DayText(b.scheduled_on))});
+  }
+  return InsertRows(conn, "batches",
+                    {"batch_id", "program_code", "period", "declared_count", "declared_total_fen", "scheduled_on"},
+                    values,
+                    " ON DUPLICATE KEY UPDATE program_code = VALUES(program_code), period = VALUES(period), "
+                    "declared_count = VALUES(declared_count), declared_total_fen = VALUES(declared_total_fen), "
+                    "scheduled_on = VALUES(scheduled_on), updated_at = CURRENT_TIMESTAMP(6)")
+      .status();
+}
+
+absl::StatusOr<std::vector<BatchRow>> DisbursementRepository::LoadBatches(sql::Connection& conn,
+                                                                          const std::string& program_code,
+                                                                          const std::string& period) const {
+  try {
+    SqlRow params;
+    std::string where = "WHERE 1 = 1";
+    if (!program_code.empty()) {
+      where += " AND program_code = ?";
+      params.push_back(SqlValue::Text(program_code));
+    }
+    if (!period.empty()) {
+      where += " AND period = ?";
+      params.push_back(SqlValue::Text(period));
+    }
+    auto st = Prepare(conn, absl::StrCat("SELECT ", kBatchColumns, " FROM batches ", where, " ORDER BY batch_id"),
+                      params);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    std::vector<BatchRow> out;
+    while (rs->next()) out.push_back(ReadBatch(*rs));
+    return out;
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "read batches");
+  }
+}
+
+// ---- payments
+
+namespace {
+constexpr char kPaymentColumns[] =
+    "payment_id, batch_id, program_code, period, id_hash, account_no, amount_fen, "
+    "DATE_FORMAT(paid_at, '%Y-%m-%d %H:%i:%s.%f'), reverses, ingest_id, source_line";
+StoredPayment ReadPayment(sql::ResultSet& rs) {
+  StoredPayment p;
+  p.payment_id = Str(rs, 1);
+  p.batch_id = Str(rs, 2);
+  p.program_code = Str(rs, 3);
+  p.period = Str(rs, 4);
+  p.id_hash = Str(rs, 5);
+  p.account_no = Str(rs, 6);
+  p.amount_fen = rs.getInt64(7);
+  p.paid_at = FromSqlDateTime(Str(rs, 8));
+  if (!rs.isNull(9)) p.reverses = Str(rs, 9);
+  p.ingest_id = Str(rs, 10);
+  p.source_line = rs.getInt64(11);
+  return p;
+}
+}  // namespace
+
+absl::StatusOr<std::vector<StoredPayment>> DisbursementRepository::FindPayments(
+    sql::Connection& conn, const std::vector<std::string>& ids) const {
+  std::vector<StoredPayment> out;
+  auto s = ForEachInGroup(conn, absl::StrCat("SELECT ", kPaymentColumns, " FROM payments WHERE payment_id IN "), "",
+                          Unique(ids), "read payments", [&](sql::ResultSet& rs) { out.push_back(ReadPayment(rs)); });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status DisbursementRepository::InsertPayments(sql::Connection& conn,
+                                                    const std::vector<StoredPayment>& rows) const {
+  std::vector<SqlRow> values;
+  values.reserve(rows.size());
+  for (const auto& p : rows) {
+    values.push_back({SqlValue::Text(p.payment_id), SqlValue::Text(p.batch_id), SqlValue::Text(p.program_code),
+                      SqlValue::Text(p.period), SqlValue::Text(p.id_hash), SqlValue::Text(p.account_no),
+                      SqlValue::Int(p.amount_fen), SqlValue::Text(ToSqlDateTime(p.paid_at)),
+                      p.reverses.empty() ? SqlValue::Null() : SqlValue::Text(p.reverses),
+                      SqlValue::Text(p.ingest_id), SqlValue::Int(p.source_line)});
+  }
+  return InsertRows(conn, "payments",
+                    {"payment_id", "batch_id", "program_code", "period", "id_hash", "account_no", "amount_fen",
+                     "paid_at", "reverses", "ingest_id", "source_line"},
+                    values, "")
+      .status();
+}
+
+absl::Status DisbursementRepository::ScanPayments(sql::Connection& conn, const std::string& program_code,
+                                                  const std::string& period,
+                                                  const std::function<void(const StoredPayment&)>& fn) const {
+  try {
+    std::string after;
+    bool first = true;
+    while (true) {
+      SqlRow params;
+      std::string where = "WHERE 1 = 1";
+      if (!program_code.empty()) {
+        where += " AND program_code = ?";
+        params.push_back(SqlValue::Text(program_code));
+      }
+      if (!period.empty()) {
+        where += " AND period = ?";
+        params.push_back(SqlValue::Text(period));
+      }
+      if (!first) {
+        where += " AND payment_id > ?";
+        params.push_back(SqlValue::Text(after));
+      }
+      params.push_back(SqlValue::Int(kScanPage));
+      auto st = Prepare(conn,
+                        absl::StrCat("SELECT ", kPaymentColumns, " FROM payments ", where, " ORDER BY payment_id LIMIT ?"),
+                        params);
+      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+      int n = 0;
+      while (rs->next()) {
+        StoredPayment p = ReadPayment(*rs);
+        after = p.payment_id;
+        fn(p);
+        ++n;
+      }
+      if (n < kScanPage) return absl::OkStatus();
+      first = false;
+    }
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "read payments");
+  }
+}
+
+// ---- data generation
+
+absl::StatusOr<int64_t> DisbursementRepository::DataGeneration(sql::Connection& conn) const {
+  try {
+    std::unique_ptr<sql::PreparedStatement> st(
+        conn.prepareStatement("SELECT generation FROM data_state WHERE name = 'disbursement'"));
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    return rs->next() ? rs->getInt64(1) : 0;
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "read data state");
+  }
+}
+
+absl::Status DisbursementRepository::BumpDataGeneration(sql::Connection& conn) const {
+  return Execute(conn,
+                 "UPDATE data_state SET generation = generation + 1, changed_at = CURRENT_TIMESTAMP(6) "
+                 "WHERE name = 'disbursement'",
+                 {});
+}
+
+// ---- runs and findings
+
+absl::Status DisbursementRepository::InsertRun(sql::Connection& conn, const CheckRunRecord& run) const {
+  auto s = InsertRows(conn, "check_runs",
+                      {"run_id", "program_code", "period", "as_of", "started_at", "finished_at", "data_generation",
+                       "payments_checked", "entitlements_checked", "warnings", "triggered_by"},
+                      {{SqlValue::Text(run.run_id), SqlValue::Text(run.program_code), SqlValue::Text(run.period),
+                        SqlValue::Text(DayText(run.as_of)), SqlValue::Text(ToSqlDateTime(run.started_at)),
+                        SqlValue::Text(ToSqlDateTime(run.finished_at)), SqlValue::Int(run.data_generation),
+                        SqlValue::Int(run.payments_checked), SqlValue::Int(run.entitlements_checked),
+                        SqlValue::Text(absl::StrJoin(run.warnings, "\n")), SqlValue::Text(run.triggered_by)}},
+                      "");
+  if (!s.ok()) return s.status();
+  std::vector<SqlRow> counts;
+  for (const auto& [rule, n] : run.counts) {
+    counts.push_back({SqlValue::Text(run.run_id), SqlValue::Text(rule), SqlValue::Int(n)});
+  }
+  return InsertRows(conn, "check_run_counts", {"run_id", "rule", "finding_count"}, counts, "").status();
+}
+
+absl::Status DisbursementRepository::InsertFindings(sql::Connection& conn, const std::string& run_id,
+                                                    const std::vector<FindingRecord>& findings) const {
+  std::vector<SqlRow> values;
+  constexpr size_t kChunk = 4000;
+  for (size_t start = 0; start < findings.size(); start += kChunk) {
+    values.clear();
+    for (size_t i = start; i < std::min(findings.size(), start + kChunk); ++i) {
+      const FindingRecord& f = findings[i];
+      values.push_back({SqlValue::Text(run_id), SqlValue::Int(f.seq), SqlValue::Text(f.finding_id),
+                        SqlValue::Text(f.rule), SqlValue::Text(f.program_code), SqlValue::Text(f.period),
+                        f.id_hash.empty() ? SqlValue::Null() : SqlValue::Text(f.id_hash),
+                        SqlValue::Text(f.payment_id), SqlValue::Text(f.batch_id),
+                        f.expected_fen ? SqlValue::Int(*f.expected_fen) : SqlValue::Null(),
+                        f.actual_fen ? SqlValue::Int(*f.actual_fen) : SqlValue::Null(),
+                        SqlValue::Text(f.detail.substr(0, 1000)), SqlValue::Text(f.evidence)});
+    }
+    auto s = InsertRows(conn, "findings",
+                        {"run_id", "seq", "finding_id", "rule", "program_code", "period", "id_hash", "payment_id",
+                         "batch_id", "expected_fen", "actual_fen", "detail", "evidence"},
+                        values, "");
+    if (!s.ok()) return s.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<CheckRunRecord>> DisbursementRepository::FindRun(sql::Connection& conn,
+                                                                              const std::string& run_id) const {
+  try {
+    const bool latest = run_id.empty() || run_id == "latest";
+    SqlRow params;
+    if (!latest) params.push_back(SqlValue::Text(run_id));
+    auto st = Prepare(conn,
+                      absl::StrCat("SELECT run_id, program_code, period, DATE_FORMAT(as_of, '%Y-%m-%d'), "
+                                   "DATE_FORMAT(started_at, '%Y-%m-%d %H:%i:%s.%f'), "
+                                   "DATE_FORMAT(finished_at, '%Y-%m-%d %H:%i:%s.%f'), data_generation, "
+                                   "payments_checked, entitlements_checked, warnings, triggered_by FROM check_runs ",
+                                   latest ? "ORDER BY started_at DESC, run_id DESC LIMIT 1" : "WHERE run_id = ?"),
+                      params);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    if (!rs->next()) return std::optional<CheckRunRecord>();
+    CheckRunRecord r;
+    r.run_id = Str(*rs, 1);
+    r.program_code = Str(*rs, 2);
+    r.period = Str(*rs, 3);
+    r.as_of = Day(*rs, 4);
+    r.started_at = FromSqlDateTime(Str(*rs, 5));
+    r.finished_at = FromSqlDateTime(Str(*rs, 6));
+    r.data_generation = rs->getInt64(7);
+    r.payments_checked = rs->getInt64(8);
+    r.entitlements_checked = rs->getInt64(9);
+    const std::string warnings = Str(*rs, 10);
+    if (!warnings.empty()) r.warnings = absl::StrSplit(warnings, '\n');
+    r.triggered_by = Str(*rs, 11);
+    auto cst = Prepare(conn, "SELECT rule, finding_count FROM check_run_counts WHERE run_id = ? ORDER BY rule",
+                       {SqlValue::Text(r.run_id)});
+    std::unique_ptr<sql::ResultSet> crs(cst->executeQuery());
+    while (crs->next()) r.counts.emplace_back(Str(*crs, 1), crs->getInt64(2));
+    return std::optional<CheckRunRecord>(std::move(r));
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "read check run");
+  }
+}
+
+absl::StatusOr<bool> DisbursementRepository::HasRunAt(sql::Connection& conn, const std::string& program_code,
+                                                      const std::string& period, int64_t generation) const {
+  try {
+    auto st = Prepare(conn,
+                      "SELECT 1 FROM check_runs WHERE ((program_code = ? AND period = ?) OR "
+                      "(program_code = '' AND period = '')) AND data_generation = ? LIMIT 1",
+                      {SqlValue::Text(program_code), SqlValue::Text(period), SqlValue::Int(generation)});
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    return rs->next();
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "read check runs");
+  }
+}
+
+namespace {
+constexpr char kFindingSelect[] =
+    "SELECT f.seq, f.finding_id, f.rule, f.program_code, f.period, f.id_hash, f.payment_id, f.batch_id, "
+    "f.expected_fen, f.actual_fen, f.detail, f.evidence, p.id_masked, p.id_sealed, r.state, r.reason, "
+    "r.reviewed_by, DATE_FORMAT(r.reviewed_at, '%Y-%m-%d %H:%i:%s.%f') "
+    "FROM findings f LEFT JOIN persons p ON p.id_hash = f.id_hash "
+    "LEFT JOIN finding_reviews r ON r.finding_id = f.finding_id ";
+FindingRecord ReadFinding(sql::ResultSet& rs) {
+  FindingRecord f;
+  f.seq = rs.getInt64(1);
+  f.finding_id = Str(rs, 2);
+  f.rule = Str(rs, 3);
+  f.program_code = Str(rs, 4);
+  f.period = Str(rs, 5);
+  if (!rs.isNull(6)) f.id_hash = Str(rs, 6);
+  f.payment_id = Str(rs, 7);
+  f.batch_id = Str(rs, 8);
+  f.expected_fen = OptInt(rs, 9);
+  f.actual_fen = OptInt(rs, 10);
+  f.detail = Str(rs, 11);
+  f.evidence = Str(rs, 12);
+  if (!rs.isNull(13)) f.id_masked = Str(rs, 13);
+  if (!rs.isNull(14)) f.id_sealed = Str(rs, 14);
+  if (!rs.isNull(15)) {
+    f.review_state = Str(rs, 15);
+    f.review_reason = Str(rs, 16);
+    f.reviewed_by = Str(rs, 17);
+    f.reviewed_at = FromSqlDateTime(Str(rs, 18));
+  }
+  return f;
+}
+}  // namespace
+
+absl::StatusOr<std::vector<FindingRecord>> DisbursementRepository::ListFindings(
+    sql::Connection& conn, const std::string& run_id, const std::string& rule, const std::string& review_state,
+    int64_t after_seq, int limit) const {
+  try {
+    SqlRow params = {SqlValue::Text(run_id), SqlValue::Int(after_seq)};
+    std::string where = "WHERE f.run_id = ? AND f.seq > ?";
+    if (!rule.empty()) {
+      where += " AND f.rule = ?";
+      params.push_back(SqlValue::Text(rule));
+    }
+    if (review_state == "open") {
+      where += " AND (r.state IS NULL OR r.state = 'open')";
+    } else if (!review_state.empty()) {
+      where += " AND r.state = ?";
+      params.push_back(SqlValue::Text(review_state));
+    }
+    params.push_back(SqlValue::Int(limit));
+    auto st = Prepare(conn, absl::StrCat(kFindingSelect, where, " ORDER BY f.seq LIMIT ?"), params);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    std::vector<FindingRecord> out;
+    while (rs->next()) out.push_back(ReadFinding(*rs));
+    return out;
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "list findings");
+  }
+}
+
+absl::StatusOr<std::optional<FindingRecord>> DisbursementRepository::FindFinding(
+    sql::Connection& conn, const std::string& finding_id) const {
+  try {
+    auto st = Prepare(conn,
+                      absl::StrCat(kFindingSelect,
+                                   "JOIN check_runs c ON c.run_id = f.run_id WHERE f.finding_id = ? "
+                                   "ORDER BY c.started_at DESC, c.run_id DESC LIMIT 1"),
+                      {SqlValue::Text(finding_id)});
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    if (!rs->next()) return std::optional<FindingRecord>();
+    return std::optional<FindingRecord>(ReadFinding(*rs));
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "read finding");
+  }
+}
+
+absl::Status DisbursementRepository::UpsertReview(sql::Connection& conn, const ReviewRecord& r) const {
+  return InsertRows(conn, "finding_reviews", {"finding_id", "state", "reason", "reviewed_by", "reviewed_at"},
+                    {{SqlValue::Text(r.finding_id), SqlValue::Text(r.state), SqlValue::Text(r.reason),
+                      SqlValue::Text(r.reviewed_by), SqlValue::Text(ToSqlDateTime(r.reviewed_at))}},
+                    " ON DUPLICATE KEY UPDATE state = VALUES(state), reason = VALUES(reason), "
+                    "reviewed_by = VALUES(reviewed_by), reviewed_at = VALUES(reviewed_at)")
+      .status();
+}
+
+absl::StatusOr<std::vector<DisclosureRow>> DisbursementRepository::ListDisclosure(
+    sql::Connection& conn, const std::string& org_code, const std::string& period, const std::string& program_code,
+    const std::string& after_program, const std::string& after_masked, const std::string& after_payment,
+    int limit) const {
+  try {
+    SqlRow params = {SqlValue::Text(org_code), SqlValue::Text(period)};
+    std::string where = "WHERE r.org_code = ? AND p.period = ? AND p.reverses IS NULL";
+    if (!program_code.empty()) {
+      where += " AND p.program_code = ?";
+      params.push_back(SqlValue::Text(program_code));
+    }
+    if (!after_payment.empty()) {
+      where += " AND (p.program_code, pe.id_masked, p.payment_id) > (?, ?, ?)";
+      params.push_back(SqlValue::Text(after_program));
+      params.push_back(SqlValue::Text(after_masked));
+      params.push_back(SqlValue::Text(after_payment));
+    }
+    params.push_back(SqlValue::Int(limit));
+    // Net of reversals that name the payment and do not bring it below zero.
+    auto st = Prepare(
+        conn,
+        absl::StrCat("SELECT p.program_code, p.period, r.name, pe.id_masked, p.id_hash, "
+                     "p.amount_fen + COALESCE((SELECT CASE WHEN SUM(x.amount_fen) + p.amount_fen >= 0 "
+                     "THEN SUM(x.amount_fen) ELSE 0 END FROM payments x WHERE x.reverses = p.payment_id), 0), "
+                     "DATE_FORMAT(p.paid_at, '%Y-%m-%d %H:%i:%s.%f'), p.payment_id "
+                     "FROM payments p JOIN recipients r ON r.id_hash = p.id_hash "
+                     "JOIN persons pe ON pe.id_hash = p.id_hash ",
+                     where, " ORDER BY p.program_code, pe.id_masked, p.payment_id LIMIT ?"),
+        params);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    std::vector<DisclosureRow> out;
+    while (rs->next()) {
+      DisclosureRow d;
+      d.program_code = Str(*rs, 1);
+      d.period = Str(*rs, 2);
+      d.name = Str(*rs, 3);
+      d.id_masked = Str(*rs, 4);
+      d.id_hash = Str(*rs, 5);
+      d.amount_fen = rs->getInt64(6);
+      d.paid_at = FromSqlDateTime(Str(*rs, 7));
+      d.payment_id = Str(*rs, 8);
+      out.push_back(std::move(d));
+    }
+    return out;
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "list disclosure");
+  }
+}
+
+}  // namespace grassroots::cadrepay

@@ -1,0 +1,246 @@
+#pragma once
+// SQL of the disbursement tables (migrations/V002__disbursement.sql). Every method works on a
+// connection the caller borrowed, so the caller decides the transaction; Connector/C++
+// exceptions become statuses. Persons are referred to by their 16-byte keyed hash only.
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "ingest_rows.h"
+
+namespace sql {
+class Connection;
+}
+
+namespace grassroots::cadrepay {
+
+// A value for a multi-row statement.
+struct SqlValue {
+  enum class Kind : uint8_t { kNull, kInt, kText };
+  Kind kind = Kind::kNull;
+  int64_t i = 0;
+  std::string s;
+  static SqlValue Null() { return {}; }
+  static SqlValue Int(int64_t v) { return {Kind::kInt, v, {}}; }
+  static SqlValue Text(std::string v) { return {Kind::kText, 0, std::move(v)}; }
+};
+using SqlRow = std::vector<SqlValue>;
+
+struct PersonRecord {
+  std::string id_hash;    // 16 bytes
+  std::string id_sealed;  // PiiProtector::Seal
+  std::string id_masked;
+};
+
+struct StoredRecipient {
+  std::string id_hash;
+  std::string name;
+  std::string org_code;
+  std::string household_id;
+  bool is_household_head = false;
+  bool is_cadre = false;
+  absl::CivilDay latest_since;
+};
+
+struct StoredPayment {
+  std::string payment_id;
+  std::string batch_id;
+  std::string program_code;
+  std::string period;
+  std::string id_hash;
+  std::string account_no;
+  int64_t amount_fen = 0;
+  absl::Time paid_at;
+  std::string reverses;
+  std::string ingest_id;
+  int64_t source_line = 0;
+};
+
+struct StoredEnrolment {
+  std::string program_code;
+  std::string id_hash;
+  std::string from_period;
+  std::string to_period;  // "" open
+  std::optional<int64_t> amount_fen;
+};
+
+struct StoredBatch {
+  BatchRow row;
+};
+
+struct CheckRunRecord {
+  std::string run_id;
+  std::string program_code;
+  std::string period;
+  absl::CivilDay as_of;
+  absl::Time started_at;
+  absl::Time finished_at;
+  int64_t data_generation = 0;
+  int64_t payments_checked = 0;
+  int64_t entitlements_checked = 0;
+  std::vector<std::string> warnings;
+  std::string triggered_by;
+  std::vector<std::pair<std::string, int64_t>> counts;  // by rule code, ordered
+};
+
+struct FindingRecord {
+  int64_t seq = 0;
+  std::string finding_id;
+  std::string rule;
+  std::string program_code;
+  std::string period;
+  std::string id_hash;  // empty: none
+  std::string payment_id;
+  std::string batch_id;
+  std::optional<int64_t> expected_fen;
+  std::optional<int64_t> actual_fen;
+  std::string detail;
+  std::string evidence;
+  // Joined from persons and finding_reviews when read.
+  std::string id_masked;
+  std::string id_sealed;
+  std::string review_state;  // "" = open (never reviewed)
+  std::string review_reason;
+  std::string reviewed_by;
+  absl::Time reviewed_at;
+};
+
+struct ReviewRecord {
+  std::string finding_id;
+  std::string state;
+  std::string reason;
+  std::string reviewed_by;
+  absl::Time reviewed_at;
+};
+
+struct DisclosureRow {
+  std::string program_code;
+  std::string period;
+  std::string name;
+  std::string id_masked;
+  std::string id_hash;
+  int64_t amount_fen = 0;  // net of good reversals
+  absl::Time paid_at;
+  std::string payment_id;
+};
+
+// "YYYY-MM-DD HH:MM:SS.ffffff" in China Standard Time, and back.
+std::string ToSqlDateTime(absl::Time t);
+absl::Time FromSqlDateTime(const std::string& s);
+
+class DisbursementRepository final {
+ public:
+  // INSERT INTO <table> (<columns>) VALUES ... <suffix>, in statements of at most ~60,000
+  // placeholders. Returns the affected-row count.
+  absl::StatusOr<int64_t> InsertRows(sql::Connection& conn, const std::string& table,
+                                     const std::vector<std::string>& columns, const std::vector<SqlRow>& rows,
+                                     const std::string& suffix) const;
+  absl::Status Execute(sql::Connection& conn, const std::string& statement, const SqlRow& params) const;
+
+  // Persons (idempotent: the first sealed copy is kept).
+  absl::Status UpsertPersons(sql::Connection& conn, const std::vector<PersonRecord>& persons) const;
+  absl::StatusOr<std::vector<PersonRecord>> FindPersons(sql::Connection& conn,
+                                                        const std::vector<std::string>& hashes) const;
+  // Every person, in id_hash order, in pages.
+  absl::Status ScanPersons(sql::Connection& conn, const std::function<void(const PersonRecord&)>& fn) const;
+
+  absl::StatusOr<std::vector<ProgrammeRow>> LoadProgrammes(sql::Connection& conn) const;
+  absl::Status UpsertProgrammes(sql::Connection& conn, const std::vector<ProgrammeRow>& rows) const;
+
+  absl::StatusOr<std::vector<StoredEnrolment>> FindEnrolments(sql::Connection& conn,
+                                                              const std::vector<StoredEnrolment>& keys) const;
+  absl::Status UpsertEnrolments(sql::Connection& conn, const std::vector<StoredEnrolment>& rows) const;
+  // Enrolments of one programme (all when empty), in pages.
+  absl::Status ScanEnrolments(sql::Connection& conn, const std::string& program_code,
+                              const std::function<void(const StoredEnrolment&)>& fn) const;
+
+  absl::StatusOr<std::vector<StoredRecipient>> FindRecipients(sql::Connection& conn,
+                                                              const std::vector<std::string>& hashes) const;
+  // id_hash -> [(account_since, account_no)] for these persons.
+  absl::StatusOr<std::vector<std::tuple<std::string, absl::CivilDay, std::string>>> FindAccounts(
+      sql::Connection& conn, const std::vector<std::string>& hashes) const;
+  // (household_id, id_hash) of the heads of these households.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> FindHeads(
+      sql::Connection& conn, const std::vector<std::string>& households) const;
+  absl::Status UpsertRecipients(sql::Connection& conn, const std::vector<StoredRecipient>& rows) const;
+  absl::Status InsertAccounts(sql::Connection& conn,
+                              const std::vector<std::tuple<std::string, absl::CivilDay, std::string>>& rows) const;
+  // Account history joined with the person's attributes, in (id_hash, account_since) order.
+  struct AccountRow {
+    std::string id_hash;
+    absl::CivilDay since;
+    std::string account_no;
+    std::string household_id;
+    bool is_household_head = false;
+    bool is_cadre = false;
+  };
+  absl::Status ScanAccounts(sql::Connection& conn, const std::function<void(const AccountRow&)>& fn) const;
+  // Distinct persons enrolled in a programme, in id_hash order after `after_hash`.
+  absl::StatusOr<std::vector<std::string>> ListEnrolledHashes(sql::Connection& conn, const std::string& program_code,
+                                                              const std::string& after_hash, int limit) const;
+  // Those of these households with a cadre among their members.
+  absl::StatusOr<std::vector<std::string>> CadreHouseholds(sql::Connection& conn,
+                                                           const std::vector<std::string>& households) const;
+  // One page of a village roll after (household_id, id_hash).
+  absl::StatusOr<std::vector<StoredRecipient>> ListRecipients(sql::Connection& conn, const std::string& org_code,
+                                                              const std::string& after_household,
+                                                              const std::string& after_hash, int limit) const;
+
+  // Civil events: existing source_ref by key, upsert, and all deaths.
+  absl::StatusOr<std::vector<CivilEventRow>> FindCivilEvents(
+      sql::Connection& conn, const std::vector<std::pair<std::string, CivilEventRow>>& keys,
+      std::vector<std::string>* hashes_out) const;
+  absl::Status UpsertCivilEvents(sql::Connection& conn,
+                                 const std::vector<std::pair<std::string, CivilEventRow>>& rows) const;
+  absl::Status ScanDeaths(sql::Connection& conn,
+                          const std::function<void(const std::string& hash, absl::CivilDay)>& fn) const;
+
+  absl::StatusOr<std::vector<BatchRow>> FindBatches(sql::Connection& conn, const std::vector<std::string>& ids) const;
+  absl::Status UpsertBatches(sql::Connection& conn, const std::vector<BatchRow>& rows) const;
+  // Batches of a scope (empty = any).
+  absl::StatusOr<std::vector<BatchRow>> LoadBatches(sql::Connection& conn, const std::string& program_code,
+                                                    const std::string& period) const;
+
+  absl::StatusOr<std::vector<StoredPayment>> FindPayments(sql::Connection& conn,
+                                                          const std::vector<std::string>& ids) const;
+  absl::Status InsertPayments(sql::Connection& conn, const std::vector<StoredPayment>& rows) const;
+  // Payments of a scope (empty = any), in payment_id order, in pages.
+  absl::Status ScanPayments(sql::Connection& conn, const std::string& program_code, const std::string& period,
+                            const std::function<void(const StoredPayment&)>& fn) const;
+
+  absl::StatusOr<int64_t> DataGeneration(sql::Connection& conn) const;
+  absl::Status BumpDataGeneration(sql::Connection& conn) const;
+
+  absl::Status InsertRun(sql::Connection& conn, const CheckRunRecord& run) const;
+  absl::Status InsertFindings(sql::Connection& conn, const std::string& run_id,
+                              const std::vector<FindingRecord>& findings) const;
+  // "latest" or "" for the most recent run.
+  absl::StatusOr<std::optional<CheckRunRecord>> FindRun(sql::Connection& conn, const std::string& run_id) const;
+  // Whether a run of exactly this scope saw this data generation.
+  absl::StatusOr<bool> HasRunAt(sql::Connection& conn, const std::string& program_code, const std::string& period,
+                                int64_t generation) const;
+  // A page of a run's findings after seq, optionally filtered.
+  absl::StatusOr<std::vector<FindingRecord>> ListFindings(sql::Connection& conn, const std::string& run_id,
+                                                          const std::string& rule, const std::string& review_state,
+                                                          int64_t after_seq, int limit) const;
+  // The latest stored copy of a finding.
+  absl::StatusOr<std::optional<FindingRecord>> FindFinding(sql::Connection& conn, const std::string& finding_id) const;
+  absl::Status UpsertReview(sql::Connection& conn, const ReviewRecord& review) const;
+
+  // Disclosure: standing payments (not reversals) of a village's persons in a period, net of
+  // reversals, ordered by program_code, id_masked, payment_id, after the given key.
+  absl::StatusOr<std::vector<DisclosureRow>> ListDisclosure(sql::Connection& conn, const std::string& org_code,
+                                                            const std::string& period, const std::string& program_code,
+                                                            const std::string& after_program,
+                                                            const std::string& after_masked,
+                                                            const std::string& after_payment, int limit) const;
+};
+
+}  // namespace grassroots::cadrepay

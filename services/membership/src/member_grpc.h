@@ -1,0 +1,51 @@
+#pragma once
+// gRPC adapter of MemberLogic and ChangeFeed: unpacks the request, reads the personal-data right
+// from the metadata, calls the logic, maps the status.
+//
+// Personal data right: the metadata `x-grassroots-pii: allow` (set only by the gateway, for
+// callers authorised to see personal data; the gateway drops it from anything a client sends).
+
+#include "change_feed.h"
+#include "grassroots/membership/v1/members.grpc.pb.h"
+#include "member_logic.h"
+
+namespace grassroots::membership {
+
+inline constexpr char kPiiMetadata[] = "x-grassroots-pii";
+
+// True when the call carries `x-grassroots-pii: allow`.
+bool MaySeePersonalData(const grpc::ServerContext& ctx);
+
+class MemberGrpc final : public v1::MemberService::Service {
+ public:
+  MemberGrpc(MemberLogic& logic, ChangeFeed& feed) : logic_(logic), feed_(feed) {}
+
+  grpc::Status CreateMember(grpc::ServerContext* ctx, const v1::CreateMemberRequest* req, v1::Member* resp) override;
+  grpc::Status GetMember(grpc::ServerContext* ctx, const v1::GetMemberRequest* req, v1::Member* resp) override;
+  grpc::Status FindMemberByIdNumber(grpc::ServerContext* ctx, const v1::FindMemberByIdNumberRequest* req,
+                                    v1::Member* resp) override;
+  grpc::Status ListMembers(grpc::ServerContext* ctx, const v1::ListMembersRequest* req,
+                           v1::ListMembersResponse* resp) override;
+  grpc::Status StepMember(grpc::ServerContext* ctx, const v1::StepMemberRequest* req, v1::Member* resp) override;
+  grpc::Status CorrectMember(grpc::ServerContext* ctx, const v1::CorrectMemberRequest* req, v1::Member* resp) override;
+  grpc::Status ListMemberEvents(grpc::ServerContext* ctx, const v1::ListMemberEventsRequest* req,
+                                v1::ListMemberEventsResponse* resp) override;
+  grpc::Status ListOverdueProbation(grpc::ServerContext* ctx, const v1::ListOverdueProbationRequest* req,
+                                    v1::ListOverdueProbationResponse* resp) override;
+  grpc::Status AddKin(grpc::ServerContext* ctx, const v1::AddKinRequest* req, v1::KinRelation* resp) override;
+  grpc::Status ListKin(grpc::ServerContext* ctx, const v1::ListKinRequest* req, v1::ListKinResponse* resp) override;
+  grpc::Status GetTypeFitReport(grpc::ServerContext* ctx, const v1::GetTypeFitReportRequest* req,
+                                v1::TypeFitReport* resp) override;
+  grpc::Status ImportMembers(grpc::ServerContext* ctx, grpc::ServerReader<exchange::v1::FileChunk>* reader,
+                             exchange::v1::ImportReport* resp) override;
+  grpc::Status ExportMembers(grpc::ServerContext* ctx, const v1::ExportMembersRequest* req,
+                             grpc::ServerWriter<exchange::v1::FileChunk>* writer) override;
+  grpc::Status WatchChanges(grpc::ServerContext* ctx, const v1::WatchChangesRequest* req,
+                            grpc::ServerWriter<v1::Change>* writer) override;
+
+ private:
+  MemberLogic& logic_;
+  ChangeFeed& feed_;
+};
+
+}  // namespace grassroots::membership

@@ -1,0 +1,961 @@
+#include "member_logic.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "grassroots/common/csv.h"
+#include "grassroots/common/log.h"
+#include "grassroots/common/status.h"
+#include "grassroots/common/validate.h"
+#include "member_rules.h"
+
+#include <cppconn/connection.h>
+
+namespace grassroots::membership {
+namespace {
+
+constexpr int kDefaultPageSize = 100;
+constexpr int kMaxPageSize = 1000;
+constexpr size_t kImportBatch = 1000;      // rows per multi-row statement
+constexpr size_t kImportCommitRows = 10000;  // rows per transaction
+
+template <typename T>
+T Track(common::PooledConnection& conn, T result) {
+  absl::Status s;
+  if constexpr (std::is_same_v<T, absl::Status>) s = result; else s = result.status();
+  if (s.code() == absl::StatusCode::kUnavailable) conn.MarkBroken();
+  return result;
+}
+
+bool IsRuleCode(std::string_view code) {
+  return code == "UNDER_AGE" || code == "TOO_EARLY_FOR_FULL" || code == "BEFORE_APPLICATION" ||
+         code == "BACKWARDS_STEP" || code == "TOO_EARLY_FOR_TARGET" || code == "CONFLICTING_DATE";
+}
+
+// Rule violations are FAILED_PRECONDITION naming the rule; malformed input INVALID_ARGUMENT.
+absl::Status ToStatus(const std::vector<Violation>& v, absl::string_view prefix) {
+  bool all_rules = true;
+  for (const auto& x : v) all_rules = all_rules && IsRuleCode(x.code);
+  if (all_rules) {
+    return absl::FailedPreconditionError(absl::StrCat(v[0].code, ": ", prefix, v[0].field, " ", v[0].message));
+  }
+  std::vector<common::FieldViolation> fv;
+  for (const auto& x : v) fv.push_back({absl::StrCat(prefix, x.field), absl::StrCat(x.code, ": ", x.message)});
+  return common::InvalidFields(fv);
+}
+
+absl::Status CheckCodeArg(std::string_view field, const std::string& code) {
+  if (code.empty()) return common::InvalidField(field, "is required");
+  if (!common::IsCode(code)) return common::InvalidField(field, "must be 1 to 32 letters, digits or '-'");
+  return absl::OkStatus();
+}
+
+absl::Status CheckRecorder(const std::string& by) {
+  const int64_t n = common::Utf8Length(by);
+  if (by.empty()) return common::InvalidField("recorded_by", "is required");
+  if (n < 0 || n > 64) return common::InvalidField("recorded_by", "must be valid UTF-8, at most 64 characters");
+  return absl::OkStatus();
+}
+
+// {"field":"value",...} of what changed; the phone number is never written out.
+void AddDetail(std::string& json, std::string_view field, std::string_view value) {
+  json += json.empty() ? "{" : ",";
+  common::AppendJsonString(json, field);
+  json += ":";
+  common::AppendJsonString(json, field == "phone" && !value.empty() ? "(changed)" : value);
+}
+std::string CloseDetails(std::string json) { return json.empty() ? "{}" : json + "}"; }
+
+std::string Diff(const v1::Member& before, const v1::Member& after) {
+  std::string j;
+  auto cmp = [&](std::string_view f, const std::string& a, const std::string& b) {
+    if (a != b) AddDetail(j, f, b);
+  };
+  cmp("name", before.name(), after.name());
+  cmp("gender", before.gender(), after.gender());
+  cmp("ethnicity", before.ethnicity(), after.ethnicity());
+  cmp("birth_date", before.birth_date(), after.birth_date());
+  cmp("education", before.education(), after.education());
+  cmp("occupation", before.occupation(), after.occupation());
+  cmp("phone", before.phone(), after.phone());
+  cmp("org_code", before.org_code(), after.org_code());
+  cmp("status", before.status(), after.status());
+  cmp("applied_on", before.applied_on(), after.applied_on());
+  cmp("activist_on", before.activist_on(), after.activist_on());
+  cmp("target_on", before.target_on(), after.target_on());
+  cmp("joined_on", before.joined_on(), after.joined_on());
+  cmp("full_on", before.full_on(), after.full_on());
+  cmp("exited_on", before.exited_on(), after.exited_on());
+  if (before.extension_months() != after.extension_months()) {
+    AddDetail(j, "extension_months", std::to_string(after.extension_months()));
+  }
+  if (before.has_monthly_income_fen() != after.has_monthly_income_fen() ||
+      before.monthly_income_fen() != after.monthly_income_fen()) {
+    AddDetail(j, "monthly_income_fen",
+              after.has_monthly_income_fen() ? std::to_string(after.monthly_income_fen()) : std::string());
+  }
+  if (before.is_mobile() != after.is_mobile()) AddDetail(j, "is_mobile", after.is_mobile() ? "1" : "0");
+  return CloseDetails(std::move(j));
+}
+
+// The date a new record's event takes effect: when it reached its starting status.
+std::string StartDate(const v1::Member& m, absl::CivilDay today) {
+  if (m.status() == "full" && !m.full_on().empty()) return m.full_on();
+  if (m.status() == "probationary" && !m.joined_on().empty()) return m.joined_on();
+  if (m.status() == "applicant" && !m.applied_on().empty()) return m.applied_on();
+  return common::FormatDate(today);
+}
+
+struct Hash16 {
+  uint64_t a = 0, b = 0;
+  bool operator==(const Hash16&) const = default;
+};
+struct Hash16Hasher {
+  size_t operator()(const Hash16& h) const { return h.a ^ (h.b * 0x9E3779B97F4A7C15ull); }
+};
+Hash16 ToHash16(const std::string& s) {
+  Hash16 h;
+  std::memcpy(&h.a, s.data(), 8);
+  std::memcpy(&h.b, s.data() + 8, 8);
+  return h;
+}
+
+const std::vector<common::CsvHeader::Column>& CsvFormat() {
+  static const auto* f = new std::vector<common::CsvHeader::Column>{
+      {"id_number", true},  {"name", true},       {"gender", true},    {"ethnicity", false},
+      {"birth_date", true}, {"education", false}, {"occupation", false}, {"phone", false},
+      {"org_code", true},   {"status", true},     {"applied_on", false}, {"joined_on", false},
+      {"full_on", false},   {"monthly_income_fen", false}, {"is_mobile", false}};
+  return *f;
+}
+
+}  // namespace
+
+MemberLogic::MemberLogic(common::ConnectionPool& pool, common::PiiProtector pii, Clock today)
+    : pool_(pool), pii_(std::move(pii)), today_(today ? std::move(today) : Clock([] { return common::TodayInChina(); })) {}
+
+v1::Member MemberLogic::Output(const StoredMember& s, bool pii) const {
+  v1::Member m = s.m;
+  m.set_id_hash(absl::BytesToHexString(s.id_hash));
+  if (pii) {
+    auto clear = pii_.Open(s.id_sealed);
+    m.set_id_number(clear.ok() ? *clear : s.id_masked);
+  } else {
+    m.set_id_number(s.id_masked);
+    m.set_phone(MaskPhone(m.phone()));
+  }
+  return m;
+}
+
+absl::StatusOr<std::string> MemberLogic::SubtreePath(sql::Connection& conn, const std::string& org_code) {
+  auto org = orgs_.Find(conn, org_code);
+  if (!org.ok()) return org.status();
+  if (!org->has_value()) return absl::NotFoundError(absl::StrCat("org_code: organisation ", org_code, " does not exist"));
+  return (*org)->path;
+}
+
+absl::Status MemberLogic::Write(sql::Connection& conn, std::vector<Pending>& pending) {
+  if (pending.empty()) return absl::OkStatus();
+  std::vector<const StoredMember*> rows;
+  std::vector<std::string> new_hashes;
+  for (auto& p : pending) {
+    p.row->m.set_version(p.row->m.version() + 1);
+    rows.push_back(p.row);
+    if (p.row->m.member_id() == 0) new_hashes.push_back(p.row->id_hash);
+  }
+  if (auto s = repo_.WriteBatch(conn, rows); !s.ok()) return s;
+  if (!new_hashes.empty()) {
+    auto ids = repo_.IdsOf(conn, new_hashes);
+    if (!ids.ok()) return ids.status();
+    for (auto& p : pending) {
+      if (p.row->m.member_id() != 0) continue;
+      auto it = ids->find(p.row->id_hash);
+      if (it == ids->end()) return absl::InternalError("a member just written cannot be read back");
+      p.row->m.set_member_id(it->second);
+    }
+  }
+  auto first = feed_.Reserve(conn, static_cast<int64_t>(pending.size()));
+  if (!first.ok()) return first.status();
+  std::vector<EventRow> events;
+  events.reserve(pending.size());
+  int64_t seq = *first;
+  for (auto& p : pending) {
+    p.event.change_seq = seq++;
+    p.event.member_id = p.row->m.member_id();
+    p.event.version = p.row->m.version();
+    p.event.status_after = p.row->m.status();
+    p.event.org_code = p.row->m.org_code();
+    events.push_back(p.event);
+  }
+  return repo_.InsertEvents(conn, events);
+}
+
+absl::StatusOr<v1::Member> MemberLogic::Create(const v1::CreateMemberRequest& request, bool pii, absl::Time deadline) {
+  if (auto s = CheckRecorder(request.recorded_by()); !s.ok()) return s;
+  v1::Member m = request.member();
+  m.clear_member_id();
+  m.clear_id_hash();
+  m.clear_activist_on();
+  m.clear_target_on();
+  m.clear_extension_months();
+  m.clear_exited_on();
+  m.clear_version();
+  const absl::CivilDay today = today_();
+  if (auto v = NormaliseMember(m, today); !v.empty()) return ToStatus(v, "member.");
+  const std::string deciding = request.deciding_org_code().empty() ? m.org_code() : request.deciding_org_code();
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  common::Transaction tx(**conn);
+  if (auto s = Track(*conn, tx.Begin()); !s.ok()) return s;
+  if (auto s = Track(*conn, feed_.Lock(**conn)); !s.ok()) return s;
+  for (const std::string& code : {m.org_code(), deciding}) {
+    auto org = Track(*conn, orgs_.Find(**conn, code));
+    if (!org.ok()) return org.status();
+    if (!org->has_value()) {
+      return absl::NotFoundError(absl::StrCat(code == m.org_code() ? "member.org_code" : "deciding_org_code",
+                                              ": organisation ", code, " does not exist"));
+    }
+  }
+  StoredMember row;
+  row.id_hash = pii_.Hash(m.id_number());
+  row.id_sealed = pii_.Seal(m.id_number());
+  row.id_masked = common::MaskIdNumber(m.id_number());
+  auto existing = Track(*conn, repo_.FindByHash(**conn, row.id_hash, /*for_update=*/true));
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) {
+    return absl::AlreadyExistsError(absl::StrCat("member.id_number: this ID number is already registered (member ",
+                                                 (*existing)->m.member_id(), ")"));
+  }
+  m.clear_id_number();
+  m.set_version(0);
+  row.m = m;
+  std::vector<Pending> pending{{&row, EventRow{}}};
+  pending[0].event.kind = "created";
+  pending[0].event.effective_on = StartDate(m, today);
+  pending[0].event.deciding_org = deciding;
+  pending[0].event.recorded_by = request.recorded_by();
+  pending[0].event.details = Diff(v1::Member(), m);
+  if (auto s = Track(*conn, Write(**conn, pending)); !s.ok()) {
+    if (s.code() == absl::StatusCode::kAlreadyExists) {
+      return absl::AlreadyExistsError("member.id_number: this ID number is already registered");
+    }
+    return s;
+  }
+  if (auto s = Track(*conn, tx.Commit()); !s.ok()) return s;
+  return Output(row, pii);
+}
+
+absl::StatusOr<v1::Member> MemberLogic::Get(int64_t member_id, bool pii, absl::Time deadline) {
+  if (member_id <= 0) return common::InvalidField("member_id", "must be a positive number");
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  auto found = Track(*conn, repo_.Find(**conn, member_id));
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return absl::NotFoundError(absl::StrCat("member_id: member ", member_id, " does not exist"));
+  return Output(**found, pii);
+}
+
+absl::StatusOr<v1::Member> MemberLogic::FindByIdNumber(const std::string& id_number, bool pii, absl::Time deadline) {
+  auto id = common::NormaliseIdNumber(id_number);
+  if (!id.ok()) return common::InvalidField("id_number", std::string(id.status().message()));
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  auto found = Track(*conn, repo_.FindByHash(**conn, pii_.Hash(*id)));
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return absl::NotFoundError("id_number: no member is registered with this ID number");
+  return Output(**found, pii);
+}
+
+absl::StatusOr<v1::ListMembersResponse> MemberLogic::List(const v1::ListMembersRequest& request, bool pii,
+                                                          absl::Time deadline) {
+  if (auto s = CheckCodeArg("org_code", request.org_code()); !s.ok()) return s;
+  const int page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
+  if (page_size < 1 || page_size > kMaxPageSize) {
+    return common::InvalidField("page_size", absl::StrCat("must be between 1 and ", kMaxPageSize));
+  }
+  std::vector<std::string> statuses(request.statuses().begin(), request.statuses().end());
+  for (const auto& s : statuses) {
+    if (!IsMemberStatus(s)) return common::InvalidField("statuses", absl::StrCat("unknown status '", s.substr(0, 30), "'"));
+  }
+  int64_t after = 0;
+  if (!request.page_token().empty()) {
+    std::string raw;
+    if (!absl::WebSafeBase64Unescape(request.page_token(), &raw) || !absl::SimpleAtoi(raw, &after) || after < 0) {
+      return common::InvalidField("page_token", "is not a token this service issued");
+    }
+  }
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  auto path = Track(*conn, SubtreePath(**conn, request.org_code()));
+  if (!path.ok()) return path.status();
+  auto rows = Track(*conn, repo_.ListSubtree(**conn, *path, statuses, after, page_size + 1));
+  if (!rows.ok()) return rows.status();
+  v1::ListMembersResponse response;
+  if (static_cast<int>(rows->size()) > page_size) {
+    rows->resize(page_size);
+    response.set_next_page_token(absl::WebSafeBase64Escape(std::to_string(rows->back().m.member_id())));
+  }
+  for (const auto& r : *rows) *response.add_members() = Output(r, pii);
+  return response;
+}
+
+absl::StatusOr<v1::Member> MemberLogic::Step(const v1::StepMemberRequest& request, bool pii, absl::Time deadline) {
+  if (request.member_id() <= 0) return common::InvalidField("member_id", "must be a positive number");
+  if (request.step().empty()) return common::InvalidField("step", "is required");
+  if (auto s = CheckCodeArg("deciding_org_code", request.deciding_org_code()); !s.ok()) return s;
+  if (auto s = CheckRecorder(request.recorded_by()); !s.ok()) return s;
+  auto effective = common::ParseDate(request.effective_on());
+  if (!effective.ok()) return common::InvalidField("effective_on", std::string(effective.status().message()));
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  common::Transaction tx(**conn);
+  if (auto s = Track(*conn, tx.Begin()); !s.ok()) return s;
+  if (auto s = Track(*conn, feed_.Lock(**conn)); !s.ok()) return s;
+  auto deciding = Track(*conn, orgs_.Find(**conn, request.deciding_org_code()));
+  if (!deciding.ok()) return deciding.status();
+  if (!deciding->has_value()) {
+    return absl::NotFoundError(absl::StrCat("deciding_org_code: organisation ", request.deciding_org_code(),
+                                            " does not exist"));
+  }
+  auto found = Track(*conn, repo_.Find(**conn, request.member_id(), /*for_update=*/true));
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) {
+    return absl::NotFoundError(absl::StrCat("member_id: member ", request.member_id(), " does not exist"));
+  }
+  StoredMember row = **found;
+  const v1::Member before = row.m;
+  const absl::CivilDay last = common::ParseDate(row.last_effective).value_or(absl::CivilDay(1900, 1, 1));
+  if (auto s = ApplyStep(row.m, request.step(), *effective, request.extension_months(), last, today_()); !s.ok()) {
+    return s;
+  }
+  std::vector<Pending> pending{{&row, EventRow{}}};
+  pending[0].event.kind = request.step();
+  pending[0].event.effective_on = common::FormatDate(*effective);
+  pending[0].event.deciding_org = request.deciding_org_code();
+  pending[0].event.recorded_by = request.recorded_by();
+  pending[0].event.details = Diff(before, row.m);
+  if (auto s = Track(*conn, Write(**conn, pending)); !s.ok()) return s;
+  if (auto s = Track(*conn, tx.Commit()); !s.ok()) return s;
+  return Output(row, pii);
+}
+
+absl::StatusOr<v1::Member> MemberLogic::Correct(const v1::CorrectMemberRequest& request, bool pii,
+                                                absl::Time deadline) {
+  static const auto* kFields = new std::vector<std::string>{
+      "name",   "gender",     "ethnicity", "education", "occupation", "phone", "org_code", "applied_on",
+      "joined_on", "full_on", "monthly_income_fen", "is_mobile"};
+  if (request.member_id() <= 0) return common::InvalidField("member_id", "must be a positive number");
+  if (auto s = CheckRecorder(request.recorded_by()); !s.ok()) return s;
+  if (request.update_mask().paths().empty()) return common::InvalidField("update_mask", "name the fields to correct");
+  for (const auto& p : request.update_mask().paths()) {
+    if (std::find(kFields->begin(), kFields->end(), p) == kFields->end()) {
+      return common::InvalidField("update_mask", absl::StrCat("field '", p.substr(0, 40), "' cannot be corrected"));
+    }
+  }
+  const absl::CivilDay today = today_();
+  absl::CivilDay effective = today;
+  if (!request.effective_on().empty()) {
+    auto d = common::ParseDate(request.effective_on());
+    if (!d.ok()) return common::InvalidField("effective_on", std::string(d.status().message()));
+    if (*d > today) return common::InvalidField("effective_on", "must not be in the future");
+    effective = *d;
+  }
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  common::Transaction tx(**conn);
+  if (auto s = Track(*conn, tx.Begin()); !s.ok()) return s;
+  if (auto s = Track(*conn, feed_.Lock(**conn)); !s.ok()) return s;
+  auto found = Track(*conn, repo_.Find(**conn, request.member_id(), /*for_update=*/true));
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) {
+    return absl::NotFoundError(absl::StrCat("member_id: member ", request.member_id(), " does not exist"));
+  }
+  StoredMember row = **found;
+  const v1::Member before = row.m;
+  const v1::Member& c = request.member();
+  v1::Member& m = row.m;
+  for (const auto& f : request.update_mask().paths()) {
+    if (f == "name") m.set_name(c.name());
+    else if (f == "gender") m.set_gender(c.gender());
+    else if (f == "ethnicity") m.set_ethnicity(c.ethnicity());
+    else if (f == "education") m.set_education(c.education());
+    else if (f == "occupation") m.set_occupation(c.occupation());
+    else if (f == "phone") m.set_phone(c.phone());
+    else if (f == "org_code") m.set_org_code(c.org_code());
+    else if (f == "applied_on") m.set_applied_on(c.applied_on());
+    else if (f == "joined_on") m.set_joined_on(c.joined_on());
+    else if (f == "full_on") m.set_full_on(c.full_on());
+    else if (f == "is_mobile") m.set_is_mobile(c.is_mobile());
+    else if (f == "monthly_income_fen") {
+      if (c.has_monthly_income_fen()) m.set_monthly_income_fen(c.monthly_income_fen()); else m.clear_monthly_income_fen();
+    }
+  }
+  // Validate the corrected record as a whole (the ID number only in memory, for its checks).
+  v1::Member check = m;
+  auto clear = pii_.Open(row.id_sealed);
+  if (!clear.ok()) return clear.status();
+  check.set_id_number(*clear);
+  if (auto v = NormaliseMember(check, today, m.extension_months()); !v.empty()) return ToStatus(v, "member.");
+  const std::string deciding = request.deciding_org_code().empty() ? before.org_code() : request.deciding_org_code();
+  for (const std::string& code : {m.org_code(), deciding}) {
+    auto org = Track(*conn, orgs_.Find(**conn, code));
+    if (!org.ok()) return org.status();
+    if (!org->has_value()) return absl::NotFoundError(absl::StrCat("organisation ", code, " does not exist"));
+  }
+  const std::string details = Diff(before, m);
+  if (details == "{}") return Output(row, pii);  // nothing to correct: no event
+  std::vector<Pending> pending{{&row, EventRow{}}};
+  pending[0].event.kind = "corrected";
+  pending[0].event.effective_on = common::FormatDate(effective);
+  pending[0].event.deciding_org = deciding;
+  pending[0].event.recorded_by = request.recorded_by();
+  pending[0].event.details = details;
+  if (auto s = Track(*conn, Write(**conn, pending)); !s.ok()) return s;
+  if (auto s = Track(*conn, tx.Commit()); !s.ok()) return s;
+  return Output(row, pii);
+}
+
+absl::StatusOr<v1::ListMemberEventsResponse> MemberLogic::Events(int64_t member_id, absl::Time deadline) {
+  if (member_id <= 0) return common::InvalidField("member_id", "must be a positive number");
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  auto events = Track(*conn, repo_.ListEvents(**conn, member_id));
+  if (!events.ok()) return events.status();
+  if (events->empty()) return absl::NotFoundError(absl::StrCat("member_id: member ", member_id, " does not exist"));
+  v1::ListMemberEventsResponse out;
+  for (const auto& e : *events) {
+    auto* x = out.add_events();
+    x->set_change_seq(e.change_seq);
+    x->set_member_id(e.member_id);
+    x->set_version(e.version);
+    x->set_kind(e.kind);
+    x->set_status_after(e.status_after);
+    x->set_org_code(e.org_code);
+    x->set_effective_on(e.effective_on);
+    x->set_deciding_org_code(e.deciding_org);
+    x->set_recorded_by(e.recorded_by);
+    x->set_details(e.details);
+  }
+  return out;
+}
+
+absl::StatusOr<v1::ListOverdueProbationResponse> MemberLogic::Overdue(const v1::ListOverdueProbationRequest& request,
+                                                                      bool pii, absl::Time deadline) {
+  if (auto s = CheckCodeArg("org_code", request.org_code()); !s.ok()) return s;
+  absl::CivilDay as_of = today_();
+  if (!request.as_of().empty()) {
+    auto d = common::ParseDate(request.as_of());
+    if (!d.ok()) return common::InvalidField("as_of", std::string(d.status().message()));
+    as_of = *d;
+  }
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  auto path = Track(*conn, SubtreePath(**conn, request.org_code()));
+  if (!path.ok()) return path.status();
+  auto rows = Track(*conn, repo_.Overdue(**conn, *path, common::FormatDate(as_of)));
+  if (!rows.ok()) return rows.status();
+  v1::ListOverdueProbationResponse out;
+  for (const auto& r : *rows) {
+    auto* o = out.add_overdue();
+    *o->mutable_member() = Output(r, pii);
+    auto joined = common::ParseDate(r.m.joined_on());
+    if (joined.ok()) o->set_due_on(common::FormatDate(ProbationEnd(*joined, r.m.extension_months())));
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> MemberLogic::CountOverdue(absl::Time deadline) {
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  return Track(*conn, repo_.CountOverdue(**conn, common::FormatDate(today_())));
+}
+
+absl::StatusOr<v1::KinRelation> MemberLogic::AddKin(const v1::AddKinRequest& request, bool pii, absl::Time deadline) {
+  if (request.member_id() <= 0) return common::InvalidField("member_id", "must be a positive number");
+  if (request.kin_member_id() <= 0) return common::InvalidField("kin_member_id", "must be a positive number");
+  if (request.member_id() == request.kin_member_id()) {
+    return common::InvalidField("kin_member_id", "a member cannot be their own kin");
+  }
+  if (!IsKinRelation(request.relation())) {
+    return common::InvalidField("relation", "must be spouse, parent, child, sibling or in_law");
+  }
+  const int64_t src_len = common::Utf8Length(request.source());
+  if (request.source().empty() || src_len < 0 || src_len > 100) {
+    return common::InvalidField("source", "is required: where the relation is known from, at most 100 characters");
+  }
+  if (auto s = CheckRecorder(request.recorded_by()); !s.ok()) return s;
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  common::Transaction tx(**conn);
+  if (auto s = Track(*conn, tx.Begin()); !s.ok()) return s;
+  for (int64_t id : {request.member_id(), request.kin_member_id()}) {
+    auto found = Track(*conn, repo_.Find(**conn, id));
+    if (!found.ok()) return found.status();
+    if (!found->has_value()) return absl::NotFoundError(absl::StrCat("member ", id, " does not exist"));
+  }
+  auto added = Track(*conn, repo_.InsertKin(**conn, request.member_id(), request.kin_member_id(), request.relation(),
+                                            request.source(), request.recorded_by()));
+  if (!added.ok()) return added.status();
+  if (!*added) return absl::AlreadyExistsError("this relation is already recorded");
+  auto inverse = Track(*conn, repo_.InsertKin(**conn, request.kin_member_id(), request.member_id(),
+                                              InverseRelation(request.relation()), request.source(),
+                                              request.recorded_by()));
+  if (!inverse.ok()) return inverse.status();
+  auto rows = Track(*conn, repo_.ListKin(**conn, {request.member_id()}));
+  if (!rows.ok()) return rows.status();
+  if (auto s = Track(*conn, tx.Commit()); !s.ok()) return s;
+  for (const auto& k : *rows) {
+    if (k.kin_member_id != request.kin_member_id() || k.relation != request.relation()) continue;
+    v1::KinRelation r;
+    r.set_member_id(k.member_id);
+    r.set_id_hash(absl::BytesToHexString(k.id_hash));
+    r.set_kin_member_id(k.kin_member_id);
+    r.set_kin_id_hash(absl::BytesToHexString(k.kin_id_hash));
+    auto clear = pii ? pii_.Open(k.kin_id_sealed) : absl::StatusOr<std::string>(k.kin_id_masked);
+    r.set_kin_id_number(clear.ok() ? *clear : k.kin_id_masked);
+    r.set_kin_name(k.kin_name);
+    r.set_relation(k.relation);
+    r.set_source(k.source);
+    return r;
+  }
+  return absl::InternalError("the relation just recorded cannot be read back");
+}
+
+absl::StatusOr<v1::ListKinResponse> MemberLogic::ListKin(const v1::ListKinRequest& request, bool pii,
+                                                         absl::Time deadline) {
+  const int selectors = (request.member_id() != 0) + !request.id_number().empty() + (request.id_hashes_size() > 0);
+  if (selectors != 1) return common::InvalidField("member_id", "give exactly one of member_id, id_number, id_hashes");
+  if (request.id_hashes_size() > 1000) return common::InvalidField("id_hashes", "at most 1000 per call");
+  std::vector<std::string> hashes;
+  if (!request.id_number().empty()) {
+    auto id = common::NormaliseIdNumber(request.id_number());
+    if (!id.ok()) return common::InvalidField("id_number", std::string(id.status().message()));
+    hashes.push_back(pii_.Hash(*id));
+  }
+  for (const auto& h : request.id_hashes()) {
+    std::string bytes;
+    if (h.size() != 32 || !std::all_of(h.begin(), h.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); })) {
+      return common::InvalidField("id_hashes", "each must be 32 hex characters (Member.id_hash)");
+    }
+    hashes.push_back(absl::HexStringToBytes(h));
+  }
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  std::vector<int64_t> ids;
+  if (request.member_id() != 0) ids.push_back(request.member_id());
+  if (!hashes.empty()) {
+    auto found = Track(*conn, repo_.IdsOf(**conn, hashes));
+    if (!found.ok()) return found.status();
+    for (const auto& [h, id] : *found) ids.push_back(id);
+    std::sort(ids.begin(), ids.end());
+  }
+  auto rows = Track(*conn, repo_.ListKin(**conn, ids));
+  if (!rows.ok()) return rows.status();
+  v1::ListKinResponse out;
+  for (const auto& k : *rows) {
+    auto* r = out.add_relations();
+    r->set_member_id(k.member_id);
+    r->set_id_hash(absl::BytesToHexString(k.id_hash));
+    r->set_kin_member_id(k.kin_member_id);
+    r->set_kin_id_hash(absl::BytesToHexString(k.kin_id_hash));
+    auto clear = pii ? pii_.Open(k.kin_id_sealed) : absl::StatusOr<std::string>(k.kin_id_masked);
+    r->set_kin_id_number(clear.ok() ? *clear : k.kin_id_masked);
+    r->set_kin_name(k.kin_name);
+    r->set_relation(k.relation);
+    r->set_source(k.source);
+  }
+  return out;
+}
+
+absl::StatusOr<v1::TypeFitReport> MemberLogic::TypeFit(const std::string& org_code, absl::Time deadline) {
+  if (auto s = CheckCodeArg("org_code", org_code); !s.ok()) return s;
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  auto path = Track(*conn, SubtreePath(**conn, org_code));
+  if (!path.ok()) return path.status();
+  auto orgs = Track(*conn, repo_.SubtreeOrganisations(**conn, *path));
+  if (!orgs.ok()) return orgs.status();
+  auto counts = Track(*conn, repo_.CountByOrganisation(**conn, *path));
+  if (!counts.ok()) return counts.status();
+  struct Tally {
+    const SubtreeOrg* org;
+    int64_t subs = 0, full = 0, members = 0;
+  };
+  std::map<std::string, Tally> by_code;
+  for (const auto& o : *orgs) by_code[o.org_code] = Tally{&o};
+  for (const auto& o : *orgs) {
+    if (o.org_type == "group" || o.org_code == org_code) continue;
+    if (auto it = by_code.find(o.parent_code); it != by_code.end()) ++it->second.subs;
+  }
+  for (const auto& c : *counts) {
+    auto it = by_code.find(c.org_code);
+    if (it == by_code.end()) continue;
+    // Members registered in a party group are members of the branch the group sits in.
+    if (it->second.org->org_type == "group") {
+      auto parent = by_code.find(it->second.org->parent_code);
+      if (parent == by_code.end()) continue;
+      it = parent;
+    }
+    it->second.full += c.full;
+    it->second.members += c.members;
+  }
+  v1::TypeFitReport report;
+  for (const auto& [code, t] : by_code) {
+    const std::string& type = t.org->org_type;
+    if (type == "group") continue;
+    std::string misfit;
+    if (t.subs == 0 && t.full < 3) misfit = "BELOW_MINIMUM";
+    else if ((type == "branch" || type == "general_branch") && t.members >= 100) misfit = "SHOULD_BE_COMMITTEE";
+    else if (type == "branch" && t.members > 50) misfit = "SHOULD_BE_GENERAL_BRANCH";
+    if (misfit.empty()) continue;
+    auto* e = report.add_entries();
+    e->set_org_code(code);
+    e->set_org_type(type);
+    e->set_full_members(t.full);
+    e->set_members(t.members);
+    e->set_code(misfit);
+  }
+  return report;
+}
+
+absl::Status MemberLogic::Export(const std::string& org_code, bool pii,
+                                 const std::function<bool(std::string_view)>& sink, size_t chunk_bytes) {
+  if (auto s = CheckCodeArg("org_code", org_code); !s.ok()) return s;
+  auto conn = pool_.Acquire(absl::Now() + absl::Seconds(10));
+  if (!conn.ok()) return conn.status();
+  auto path = Track(*conn, SubtreePath(**conn, org_code));
+  if (!path.ok()) return path.status();
+  auto orgs = Track(*conn, repo_.SubtreeOrganisations(**conn, *path));
+  if (!orgs.ok()) return orgs.status();
+  std::string buffer;
+  common::AppendCsvRecord(buffer, MemberCsvColumns());
+  std::vector<std::string> fields(MemberCsvColumns().size());
+  constexpr int kPage = 2000;
+  for (const auto& o : *orgs) {
+    int64_t after = 0;
+    while (true) {
+      auto page = Track(*conn, repo_.ScanOrganisation(**conn, o.org_code, after, kPage));
+      if (!page.ok()) return page.status();
+      for (const auto& r : *page) {
+        const v1::Member m = Output(r, pii);
+        fields = {m.id_number(), m.name(), m.gender(), m.ethnicity(), m.birth_date(), m.education(), m.occupation(),
+                  m.phone(), m.org_code(), m.status(), m.applied_on(), m.joined_on(), m.full_on(),
+                  m.has_monthly_income_fen() ? std::to_string(m.monthly_income_fen()) : std::string(),
+                  m.is_mobile() ? "1" : "0"};
+        common::AppendCsvRecord(buffer, fields);
+        if (buffer.size() >= chunk_bytes) {
+          if (!sink(buffer)) return absl::CancelledError("the caller stopped the export");
+          buffer.clear();
+        }
+      }
+      if (static_cast<int>(page->size()) < kPage) break;
+      after = page->back().m.member_id();
+    }
+  }
+  if (!buffer.empty() && !sink(buffer)) return absl::CancelledError("the caller stopped the export");
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Import
+
+struct MemberLogic::Import::State {
+  MemberLogic* logic = nullptr;
+  std::string recorded_by;
+  absl::CivilDay today;
+  std::unique_ptr<common::CsvReader> reader;
+  common::CsvHeader header;
+  std::vector<std::string> header_names;
+  bool have_header = false;
+  bool file_refused = false;
+  exchange::v1::ImportReport report;
+  std::unordered_map<Hash16, int64_t, Hash16Hasher> seen;  // hash -> line
+  std::unordered_set<std::string> known_orgs, unknown_orgs;
+  struct Row {
+    int64_t line;
+    v1::Member m;
+    std::string hash;
+  };
+  std::vector<Row> batch;
+  common::PooledConnection conn;
+  bool have_conn = false;
+  std::unique_ptr<common::Transaction> tx;
+  size_t rows_in_tx = 0;
+  absl::Status failure;  // a database failure stops the import
+
+  void Error(int64_t line, std::string_view column, std::string_view code, std::string_view message) {
+    auto* e = report.add_errors();
+    e->set_line(line);
+    e->set_column(std::string(column));
+    e->set_code(std::string(code));
+    e->set_message(std::string(message));
+  }
+  void Refuse(int64_t line, std::string_view column, std::string_view code, std::string_view message) {
+    Error(line, column, code, message);
+    report.set_refused(report.refused() + 1);
+  }
+
+  void OnRecord(common::CsvRecord& record) {
+    if (file_refused || !failure.ok()) return;
+    if (!have_header) {
+      have_header = true;
+      header_names = record.fields;
+      auto problems = header.Bind(record.fields, CsvFormat());
+      for (const auto& p : problems) Error(1, "", "BAD_HEADER", p.message);
+      if (!problems.empty()) file_refused = true;
+      return;
+    }
+    report.set_rows(report.rows() + 1);
+    const int64_t line = record.line;
+    std::vector<Violation> v;
+    if (record.fields.size() != header.width()) {
+      Refuse(line, "", "WRONG_FIELD_COUNT",
+             absl::StrCat("has ", record.fields.size(), " fields; the header has ", header.width()));
+      return;
+    }
+    Row row;
+    row.line = line;
+    v1::Member& m = row.m;
+    m.set_id_number(std::string(header.Get(record, "id_number")));
+    m.set_name(std::string(header.Get(record, "name")));
+    m.set_gender(std::string(header.Get(record, "gender")));
+    m.set_ethnicity(std::string(header.Get(record, "ethnicity")));
+    m.set_birth_date(std::string(header.Get(record, "birth_date")));
+    m.set_education(std::string(header.Get(record, "education")));
+    m.set_occupation(std::string(header.Get(record, "occupation")));
+    m.set_phone(std::string(header.Get(record, "phone")));
+    m.set_org_code(std::string(header.Get(record, "org_code")));
+    m.set_status(std::string(header.Get(record, "status")));
+    m.set_applied_on(std::string(header.Get(record, "applied_on")));
+    m.set_joined_on(std::string(header.Get(record, "joined_on")));
+    m.set_full_on(std::string(header.Get(record, "full_on")));
+    if (m.status().empty()) v.push_back({"status", "MISSING_VALUE", "is required"});
+    if (std::string_view fen = header.Get(record, "monthly_income_fen"); !fen.empty()) {
+      auto n = common::ParseFen(fen);
+      if (!n.ok()) v.push_back({"monthly_income_fen", "INVALID_MONEY", std::string(std::string(n.status().message()))});
+      else m.set_monthly_income_fen(*n);
+    }
+    if (std::string_view mobile = header.Get(record, "is_mobile"); !mobile.empty()) {
+      if (mobile == "1") m.set_is_mobile(true);
+      else if (mobile != "0") v.push_back({"is_mobile", "INVALID_FLAG", "must be 0 or 1"});
+    }
+    for (auto& x : NormaliseMember(m, today)) v.push_back(std::move(x));
+    if (v.empty()) {
+      row.hash = logic->pii_.Hash(m.id_number());
+      auto [it, inserted] = seen.emplace(ToHash16(row.hash), line);
+      if (!inserted) {
+        v.push_back({"id_number", "DUPLICATE_IN_FILE",
+                     absl::StrCat("the same ID number already appears on line ", it->second, "; this row is refused")});
+      }
+    }
+    if (!v.empty()) {
+      for (const auto& x : v) Error(line, x.field, x.code, x.message);
+      report.set_refused(report.refused() + 1);
+      return;
+    }
+    batch.push_back(std::move(row));
+    if (batch.size() >= kImportBatch) Flush();
+  }
+
+  void Fail(absl::Status s) {
+    if (s.code() == absl::StatusCode::kUnavailable) conn.MarkBroken();
+    failure = std::move(s);
+    batch.clear();
+  }
+
+  void Flush() {
+    if (batch.empty() || !failure.ok()) return;
+    MemberLogic& L = *logic;
+    if (!have_conn) {
+      auto c = L.pool_.Acquire(absl::Now() + absl::Seconds(30));
+      if (!c.ok()) return Fail(c.status());
+      conn = std::move(*c);
+      have_conn = true;
+    }
+    sql::Connection& db = *conn;
+    if (!tx) {
+      tx = std::make_unique<common::Transaction>(db);
+      if (auto s = tx->Begin(); !s.ok()) return Fail(s);
+      if (auto s = L.feed_.Lock(db); !s.ok()) return Fail(s);
+    }
+    // Organisations not seen before in this import.
+    std::vector<std::string> codes;
+    for (const auto& r : batch) {
+      const auto& c = r.m.org_code();
+      if (!known_orgs.contains(c) && !unknown_orgs.contains(c)) codes.push_back(c);
+    }
+    std::sort(codes.begin(), codes.end());
+    codes.erase(std::unique(codes.begin(), codes.end()), codes.end());
+    if (!codes.empty()) {
+      auto found = L.orgs_.FindMany(db, codes);
+      if (!found.ok()) return Fail(found.status());
+      for (const auto& o : *found) known_orgs.insert(o.org.org_code());
+      for (const auto& c : codes) {
+        if (!known_orgs.contains(c)) unknown_orgs.insert(c);
+      }
+    }
+    std::vector<std::string> hashes;
+    hashes.reserve(batch.size());
+    for (const auto& r : batch) hashes.push_back(r.hash);
+    auto existing_rows = L.repo_.FindByHashes(db, hashes, /*for_update=*/true);
+    if (!existing_rows.ok()) return Fail(existing_rows.status());
+    std::unordered_map<std::string, StoredMember*> existing;
+    for (auto& s : *existing_rows) existing.emplace(s.id_hash, &s);
+
+    std::vector<StoredMember> fresh;
+    fresh.reserve(batch.size());
+    std::vector<Pending> pending;
+    pending.reserve(batch.size());
+    for (auto& r : batch) {
+      if (unknown_orgs.contains(r.m.org_code())) {
+        Refuse(r.line, "org_code", "UNKNOWN_ORGANISATION",
+               absl::StrCat("organisation ", r.m.org_code(), " is not registered"));
+        continue;
+      }
+      auto it = existing.find(r.hash);
+      if (it == existing.end()) {
+        StoredMember s;
+        s.id_hash = r.hash;
+        s.id_sealed = L.pii_.Seal(r.m.id_number());
+        s.id_masked = common::MaskIdNumber(r.m.id_number());
+        s.m = std::move(r.m);
+        s.m.clear_id_number();
+        s.m.set_version(0);
+        if (IsExitStatus(s.m.status())) s.m.set_exited_on(common::FormatDate(today));
+        fresh.push_back(std::move(s));
+        EventRow e;
+        e.kind = "created";
+        e.effective_on = StartDate(fresh.back().m, today);
+        e.deciding_org = fresh.back().m.org_code();
+        e.recorded_by = recorded_by;
+        e.details = Diff(v1::Member(), fresh.back().m);
+        pending.push_back({&fresh.back(), std::move(e)});
+        report.set_inserted(report.inserted() + 1);
+        continue;
+      }
+      StoredMember& cur = *it->second;
+      if (SameFileFacts(cur.m, r.m)) {
+        report.set_unchanged(report.unchanged() + 1);
+        continue;
+      }
+      if (auto bad = CheckTransition(cur.m, r.m, today)) {
+        Refuse(r.line, bad->field, bad->code, bad->message);
+        continue;
+      }
+      if (cur.m.extension_months() > 0 && !r.m.full_on().empty() && !r.m.joined_on().empty()) {
+        const auto earliest = ProbationEnd(*common::ParseDate(r.m.joined_on()), cur.m.extension_months());
+        if (*common::ParseDate(r.m.full_on()) < earliest) {
+          Refuse(r.line, "full_on", "TOO_EARLY_FOR_FULL",
+                 absl::StrCat("full membership no earlier than the end of the extended probation (",
+                              common::FormatDate(earliest), ")"));
+          continue;
+        }
+      }
+      const v1::Member before = cur.m;
+      v1::Member& m = cur.m;
+      m.set_name(r.m.name());
+      m.set_gender(r.m.gender());
+      m.set_ethnicity(r.m.ethnicity());
+      m.set_birth_date(r.m.birth_date());
+      m.set_education(r.m.education());
+      m.set_occupation(r.m.occupation());
+      m.set_phone(r.m.phone());
+      m.set_org_code(r.m.org_code());
+      m.set_applied_on(r.m.applied_on());
+      m.set_joined_on(r.m.joined_on());
+      m.set_full_on(r.m.full_on());
+      if (r.m.has_monthly_income_fen()) m.set_monthly_income_fen(r.m.monthly_income_fen()); else m.clear_monthly_income_fen();
+      m.set_is_mobile(r.m.is_mobile());
+      const std::string today_s = common::FormatDate(today);
+      if (m.status() != r.m.status()) {
+        const int to = StatusRank(r.m.status());
+        if (to >= 1 && m.activist_on().empty() && StatusRank(m.status()) < 1) m.set_activist_on(today_s);
+        if (to >= 2 && m.target_on().empty() && StatusRank(m.status()) < 2) m.set_target_on(today_s);
+        if (to == 5) m.set_exited_on(today_s);
+        m.set_status(r.m.status());
+      }
+      EventRow e;
+      e.kind = before.status() != m.status() ? m.status() : "imported";
+      e.effective_on = before.status() != m.status() ? StartDate(m, today) : today_s;
+      e.deciding_org = m.org_code();
+      e.recorded_by = recorded_by;
+      e.details = Diff(before, m);
+      pending.push_back({&cur, std::move(e)});
+      report.set_updated(report.updated() + 1);
+    }
+    batch.clear();
+    if (auto s = L.Write(db, pending); !s.ok()) return Fail(s);
+    rows_in_tx += pending.size();
+    if (rows_in_tx >= kImportCommitRows) Commit();
+  }
+
+  void Commit() {
+    if (!tx || !failure.ok()) return;
+    if (auto s = tx->Commit(); !s.ok()) return Fail(s);
+    tx.reset();
+    rows_in_tx = 0;
+  }
+};
+
+MemberLogic::Import::Import(MemberLogic& logic, std::string recorded_by) : state_(std::make_unique<State>()) {
+  State* st = state_.get();
+  st->logic = &logic;
+  st->recorded_by = std::move(recorded_by);
+  st->today = logic.today_();
+  st->reader = std::make_unique<common::CsvReader>(
+      [st](common::CsvRecord& r) { st->OnRecord(r); },
+      [st](const common::CsvSyntaxError& e) {
+        if (st->file_refused) return;
+        if (!st->have_header) {
+          st->Error(e.line, "", "BAD_HEADER", e.message);
+          st->file_refused = true;
+          return;
+        }
+        st->report.set_rows(st->report.rows() + 1);
+        const std::string column = e.column >= 1 && static_cast<size_t>(e.column) <= st->header_names.size()
+                                       ? st->header_names[e.column - 1]
+                                       : std::string();
+        st->Refuse(e.line, column, "CSV_SYNTAX", e.message);
+      });
+}
+
+MemberLogic::Import::~Import() = default;
+
+void MemberLogic::Import::Feed(std::string_view chunk) {
+  if (state_->file_refused || !state_->failure.ok()) return;
+  state_->reader->Feed(chunk);
+}
+
+std::unique_ptr<MemberLogic::Import> MemberLogic::StartImport(std::string recorded_by) {
+  return std::make_unique<Import>(*this, std::move(recorded_by));
+}
+
+absl::StatusOr<exchange::v1::ImportReport> MemberLogic::Import::Finish() {
+  State& st = *state_;
+  if (!st.file_refused && st.failure.ok()) st.reader->Finish();
+  if (!st.have_header && !st.file_refused) {
+    st.Error(0, "", "EMPTY_FILE", "the file has no header row");
+    st.file_refused = true;
+  }
+  if (st.file_refused) {
+    exchange::v1::ImportReport report;
+    report.set_file_refused(true);
+    *report.mutable_errors() = st.report.errors();
+    return report;
+  }
+  st.Flush();
+  st.Commit();
+  if (!st.failure.ok()) return st.failure;
+  auto* errors = st.report.mutable_errors();
+  std::stable_sort(errors->begin(), errors->end(), [](const auto& a, const auto& b) { return a.line() < b.line(); });
+  return st.report;
+}
+
+}  // namespace grassroots::membership

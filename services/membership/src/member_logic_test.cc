@@ -1,0 +1,396 @@
+// MemberLogic, its repository and the change feed against a real MariaDB.
+#include "member_logic.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "change_feed.h"
+#include "grassroots/common/migrations.h"
+#include "grassroots/common/status.h"
+#include "member_test_ids.h"
+#include "organisation_logic.h"
+#include "test_env.h"
+
+namespace grassroots::generated {
+const std::vector<common::Migration>& membership_migrations();
+}
+
+namespace grassroots::membership {
+namespace {
+
+using testing::MakeId;
+const absl::Time kNoDeadline = absl::InfiniteFuture();
+const absl::CivilDay kToday(2026, 6, 1);
+const char kHeader[] =
+    "id_number,name,gender,ethnicity,birth_date,education,occupation,phone,org_code,status,applied_on,joined_on,"
+    "full_on,monthly_income_fen,is_mobile\n";
+
+class MemberLogicTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_ = grassroots::testing::TestDb("mem");
+    grassroots::testing::DropSchema(options_);
+    ASSERT_TRUE(common::ApplyMigrations(options_, generated::membership_migrations()).ok());
+    pool_ = std::make_unique<common::ConnectionPool>(options_, nullptr);
+    orgs_ = std::make_unique<OrganisationLogic>(*pool_);
+    logic_ = std::make_unique<MemberLogic>(*pool_, common::PiiProtector::Development(), [] { return kToday; });
+    feed_ = std::make_unique<ChangeFeed>(*pool_);
+    Org("C", "", "committee");
+    Org("B1", "C", "branch");
+    Org("B2", "C", "branch");
+    Org("G1", "B2", "group");
+  }
+  void TearDown() override {
+    feed_.reset();
+    logic_.reset();
+    orgs_.reset();
+    pool_.reset();
+    grassroots::testing::DropSchema(options_);
+  }
+  void Org(const std::string& code, const std::string& parent, const std::string& type) {
+    v1::Organisation o;
+    o.set_org_code(code);
+    o.set_name(code + "党组织");
+    o.set_org_type(type);
+    o.set_parent_code(parent);
+    o.set_division_code("320723100201");
+    ASSERT_TRUE(orgs_->Create(o, kNoDeadline).ok());
+  }
+  // A CSV row; `n` makes the ID unique; birth 1980-01-15.
+  static std::string Row(int n, const std::string& org = "B1", const std::string& status = "full",
+                         const std::string& joined = "2020-05-01", const std::string& full = "2021-05-01",
+                         const std::string& birth = "19800115") {
+    const std::string id = MakeId("320723", birth, absl::StrCat(100 + n % 900).substr(0, 3));
+    const std::string bd = absl::StrCat(birth.substr(0, 4), "-", birth.substr(4, 2), "-", birth.substr(6, 2));
+    return absl::StrCat(id, ",党员", n, ",M,汉族,", bd, ",junior_high,农民,13812345678,", org, ",", status,
+                        ",2019-03-01,", joined, ",", full, ",120000,0\n");
+  }
+  exchange::v1::ImportReport Import(const std::string& csv, size_t chunk = 4096) {
+    auto import = logic_->StartImport("test");
+    for (size_t i = 0; i < csv.size(); i += chunk) import->Feed(std::string_view(csv).substr(i, chunk));
+    auto report = import->Finish();
+    EXPECT_TRUE(report.ok()) << report.status();
+    return report.ok() ? *report : exchange::v1::ImportReport();
+  }
+  std::string Export(const std::string& code, bool pii) {
+    std::string out;
+    auto s = logic_->Export(code, pii, [&](std::string_view c) { out += c; return true; }, 100);
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+  v1::Member Create(const std::string& id, const std::string& birth, const std::string& status = "applicant",
+                    const std::string& applied = "2020-01-01") {
+    v1::CreateMemberRequest r;
+    r.set_recorded_by("clerk");
+    auto* m = r.mutable_member();
+    m->set_id_number(id);
+    m->set_name("王五");
+    m->set_gender("M");
+    m->set_birth_date(birth);
+    m->set_org_code("B1");
+    m->set_status(status);
+    m->set_applied_on(applied);
+    auto out = logic_->Create(r, false, kNoDeadline);
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *out : v1::Member();
+  }
+  absl::Status Step(int64_t id, const std::string& step, const std::string& on, int ext = 0) {
+    v1::StepMemberRequest r;
+    r.set_member_id(id);
+    r.set_step(step);
+    r.set_effective_on(on);
+    r.set_deciding_org_code("C");
+    r.set_recorded_by("clerk");
+    r.set_extension_months(ext);
+    return logic_->Step(r, false, kNoDeadline).status();
+  }
+  std::vector<v1::Change> Changes(int64_t after, absl::Status* status = nullptr) {
+    std::vector<v1::Change> out;
+    auto s = feed_->Watch(after, false, [&](const v1::Change& c) { out.push_back(c); return true; },
+                          [] { return false; });
+    if (status != nullptr) *status = s;
+    else EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+
+  common::DbOptions options_;
+  std::unique_ptr<common::ConnectionPool> pool_;
+  std::unique_ptr<OrganisationLogic> orgs_;
+  std::unique_ptr<MemberLogic> logic_;
+  std::unique_ptr<ChangeFeed> feed_;
+};
+
+TEST_F(MemberLogicTest, LifecycleThroughStepsWithHistory) {
+  const std::string id = MakeId("320723", "19900101", "222");
+  v1::Member m = Create(id, "1990-01-01");
+  ASSERT_GT(m.member_id(), 0);
+  EXPECT_EQ(m.id_number(), id.substr(0, 4) + "**********" + id.substr(14));
+  EXPECT_EQ(m.id_hash().size(), 32u);
+  ASSERT_TRUE(Step(m.member_id(), "activist", "2021-01-01").ok());
+  auto s = Step(m.member_id(), "development_target", "2021-06-01");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("TOO_EARLY_FOR_TARGET"), std::string::npos) << s;
+  ASSERT_TRUE(Step(m.member_id(), "development_target", "2022-01-01").ok());
+  ASSERT_TRUE(Step(m.member_id(), "probationary", "2024-03-01").ok());
+  s = Step(m.member_id(), "full", "2025-01-01");  // 10 months of probation
+  EXPECT_NE(s.message().find("TOO_EARLY_FOR_FULL"), std::string::npos) << s;
+  ASSERT_TRUE(Step(m.member_id(), "extend_probation", "2025-03-01", 6).ok());
+  s = Step(m.member_id(), "extend_probation", "2025-03-02", 6);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("SECOND_EXTENSION"), std::string::npos) << s;
+  // Overdue: probation (12 + 6 months) ended 2025-09-01.
+  v1::ListOverdueProbationRequest od;
+  od.set_org_code("C");
+  auto overdue = logic_->Overdue(od, false, kNoDeadline);
+  ASSERT_TRUE(overdue.ok()) << overdue.status();
+  ASSERT_EQ(overdue->overdue_size(), 1);
+  EXPECT_EQ(overdue->overdue(0).due_on(), "2025-09-01");
+  EXPECT_EQ(*logic_->CountOverdue(kNoDeadline), 1);
+  ASSERT_TRUE(Step(m.member_id(), "full", "2025-09-01").ok());
+  ASSERT_TRUE(Step(m.member_id(), "deceased", "2026-01-01").ok());
+  EXPECT_EQ(Step(m.member_id(), "full", "2026-02-01").code(), absl::StatusCode::kFailedPrecondition);
+  auto events = logic_->Events(m.member_id(), kNoDeadline);
+  ASSERT_TRUE(events.ok());
+  std::vector<std::string> kinds;
+  for (const auto& e : events->events()) kinds.push_back(e.kind());
+  EXPECT_EQ(kinds, (std::vector<std::string>{"created", "activist", "development_target", "probationary",
+                                             "extend_probation", "full", "deceased"}));
+  for (const auto& e : events->events()) EXPECT_EQ(e.details().find(id), std::string::npos);
+  auto got = logic_->Get(m.member_id(), true, kNoDeadline);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->id_number(), id);
+  EXPECT_EQ(got->status(), "deceased");
+  EXPECT_EQ(got->version(), 7);
+  // Deleting the organisation is refused while it has members (even past ones).
+  EXPECT_EQ(orgs_->Delete("B1", kNoDeadline).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(MemberLogicTest, CreateRefusesPreciselyAndWritesNothing) {
+  v1::CreateMemberRequest r;
+  r.set_recorded_by("clerk");
+  auto* m = r.mutable_member();
+  std::string id = MakeId("320723", "20080301", "011");
+  m->set_id_number(id);
+  m->set_name("少年");
+  m->set_gender("M");
+  m->set_birth_date("2008-03-01");
+  m->set_org_code("B1");
+  m->set_applied_on("2026-02-01");
+  auto s = logic_->Create(r, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("UNDER_AGE"), std::string::npos);
+  EXPECT_EQ(s.message().find(id), std::string::npos);
+  id[17] = id[17] == '1' ? '2' : '1';
+  m->set_id_number(id);
+  s = logic_->Create(r, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message().find(id.substr(0, 12)), std::string::npos);
+  m->set_id_number(MakeId("320723", "19900101", "333"));
+  m->set_birth_date("1990-01-01");
+  m->set_org_code("NOPE");
+  EXPECT_EQ(logic_->Create(r, false, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+  m->set_org_code("B1");
+  ASSERT_TRUE(logic_->Create(r, false, kNoDeadline).ok());
+  EXPECT_EQ(logic_->Create(r, false, kNoDeadline).status().code(), absl::StatusCode::kAlreadyExists);
+  auto found = logic_->FindByIdNumber(m->id_number(), false, kNoDeadline);
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(found->name(), "少年");
+  v1::ListMembersRequest lr;
+  lr.set_org_code("C");
+  EXPECT_EQ(logic_->List(lr, false, kNoDeadline)->members_size(), 1);
+}
+
+TEST_F(MemberLogicTest, ImportReportsEveryBadRowAndKeepsTheGoodOnes) {
+  std::string csv = "\xEF\xBB\xBF";  // BOM
+  std::string header = kHeader;
+  header.insert(header.size() - 1, "\r");
+  csv += header;
+  auto add = [&csv](std::string row) {
+    row.insert(row.size() - 1, "\r");  // CRLF
+    csv += row;
+  };
+  for (int i = 0; i < 10000; ++i) add(Row(i, i % 2 ? "B1" : "B2", "full", "2020-05-01", "2021-05-01",
+                                           absl::StrCat(1950 + i / 900 % 50, "0115")));
+  // Line 10002: wrong check digit; 10003: birth date disagrees; 10004: duplicate of line 2.
+  std::string bad1 = Row(1, "B1", "full", "2020-05-01", "2021-05-01", "19910101");
+  bad1[17] = bad1[17] == '1' ? '2' : '1';
+  add(bad1);
+  std::string bad2 = Row(2, "B1", "full", "2020-05-01", "2021-05-01", "19910101");
+  bad2.replace(bad2.find("1991-01-01"), 10, "1991-01-02");
+  add(bad2);
+  add(Row(0, "B2", "full", "2020-05-01", "2021-05-01", "19500115"));
+  auto report = Import(csv, 777);
+  EXPECT_FALSE(report.file_refused());
+  EXPECT_EQ(report.rows(), 10003);
+  EXPECT_EQ(report.inserted(), 10000);
+  EXPECT_EQ(report.refused(), 3);
+  ASSERT_EQ(report.errors_size(), 3);
+  EXPECT_EQ(report.errors(0).line(), 10002);
+  EXPECT_EQ(report.errors(0).code(), "INVALID_ID_NUMBER");
+  EXPECT_EQ(report.errors(1).code(), "BIRTH_DATE_MISMATCH");
+  EXPECT_EQ(report.errors(1).column(), "birth_date");
+  EXPECT_EQ(report.errors(2).code(), "DUPLICATE_IN_FILE");
+  EXPECT_NE(report.errors(2).message().find("line 2"), std::string::npos);
+  // Re-import changes nothing.
+  auto again = Import(csv, 100000);
+  EXPECT_EQ(again.unchanged(), 10000);
+  EXPECT_EQ(again.inserted(), 0);
+  EXPECT_EQ(again.updated(), 0);
+  // The unmasked export imports back unchanged; the masked one shows no ID number.
+  const std::string unmasked = Export("C", true);
+  EXPECT_EQ(std::count(unmasked.begin(), unmasked.end(), '\n'), 10001);
+  auto back = Import(unmasked, 5000);
+  EXPECT_EQ(back.unchanged(), 10000);
+  EXPECT_EQ(back.refused(), 0);
+  const std::string masked = Export("B1", false);
+  EXPECT_NE(masked.find("3207**********"), std::string::npos);
+  EXPECT_NE(masked.find("138****5678"), std::string::npos);
+}
+
+TEST_F(MemberLogicTest, ImportRowRules) {
+  std::string csv = kHeader;
+  csv += Row(1, "NOPE");                                                     // line 2
+  csv += Row(2, "B1", "full", "2024-01-10", "2024-11-10");                   // 3: 10 months
+  std::string money = Row(3);
+  money.replace(money.find("120000"), 6, "1200.00");
+  csv += money;                                                              // 4
+  std::string feb30 = Row(4);
+  feb30.replace(feb30.find("2019-03-01"), 10, "2019-02-30");
+  csv += feb30;                                                              // 5
+  csv += "\"" + Row(5).substr(0, 10) + "x\"y," + Row(5).substr(19);          // 6: stray quote
+  csv += Row(6, "B1", "applicant", "", "", "20080601");                      // 7: under age on 2019-03-01
+  csv += Row(7, "B1", "probationary", "2025-01-10", "");                    // 8: good
+  auto report = Import(csv, 13);
+  EXPECT_EQ(report.rows(), 7);
+  EXPECT_EQ(report.inserted(), 1);
+  std::vector<std::pair<int64_t, std::string>> got;
+  for (const auto& e : report.errors()) got.emplace_back(e.line(), e.code());
+  EXPECT_EQ(got, (std::vector<std::pair<int64_t, std::string>>{{2, "UNKNOWN_ORGANISATION"},
+                                                                {3, "TOO_EARLY_FOR_FULL"},
+                                                                {4, "INVALID_MONEY"},
+                                                                {5, "INVALID_DATE"},
+                                                                {6, "CSV_SYNTAX"},
+                                                                {7, "UNDER_AGE"}}));
+  // Moving backwards is refused; moving forwards updates and records an event.
+  std::string back = kHeader;
+  back += Row(7, "B1", "development_target", "", "");
+  auto r2 = Import(back);
+  ASSERT_EQ(r2.errors_size(), 1);
+  EXPECT_EQ(r2.errors(0).code(), "BACKWARDS_STEP");
+  std::string fwd = kHeader;
+  fwd += Row(7, "B1", "full", "2025-01-10", "2026-01-10");
+  auto r3 = Import(fwd);
+  EXPECT_EQ(r3.updated(), 1) << (r3.errors_size() ? r3.errors(0).message() : "");
+  std::string bwd = kHeader;
+  bwd += Row(7, "B1", "probationary", "2025-01-10", "");
+  auto r4 = Import(bwd);
+  ASSERT_EQ(r4.errors_size(), 1);
+  EXPECT_EQ(r4.errors(0).code(), "BACKWARDS_STEP");
+}
+
+TEST_F(MemberLogicTest, ImportRefusesAFileWithoutARequiredColumn) {
+  std::string csv = "id_number,name,gender,birth_date,org_code\n" + std::string("x,y,M,1980-01-01,B1\n");
+  auto report = Import(csv);
+  EXPECT_TRUE(report.file_refused());
+  ASSERT_GE(report.errors_size(), 1);
+  EXPECT_EQ(report.errors(0).line(), 1);
+  v1::ListMembersRequest lr;
+  lr.set_org_code("C");
+  EXPECT_EQ(logic_->List(lr, false, kNoDeadline)->members_size(), 0);
+}
+
+TEST_F(MemberLogicTest, TypeFitReport) {
+  std::string csv = kHeader;
+  // B1: 2 full -> BELOW_MINIMUM. B2: 30 full direct + 30 probationary in its group G1 = 60.
+  for (int i = 0; i < 2; ++i) csv += Row(i, "B1");
+  for (int i = 2; i < 32; ++i) csv += Row(i, "B2");
+  for (int i = 32; i < 62; ++i) csv += Row(i, "G1", "probationary", "2025-09-01", "");
+  auto report = Import(csv);
+  ASSERT_EQ(report.inserted(), 62) << report.errors(0).message();
+  auto fit = logic_->TypeFit("C", kNoDeadline);
+  ASSERT_TRUE(fit.ok()) << fit.status();
+  ASSERT_EQ(fit->entries_size(), 2);
+  EXPECT_EQ(fit->entries(0).org_code(), "B1");
+  EXPECT_EQ(fit->entries(0).code(), "BELOW_MINIMUM");
+  EXPECT_EQ(fit->entries(0).full_members(), 2);
+  EXPECT_EQ(fit->entries(1).org_code(), "B2");
+  EXPECT_EQ(fit->entries(1).code(), "SHOULD_BE_GENERAL_BRANCH");
+  EXPECT_EQ(fit->entries(1).members(), 60);
+}
+
+TEST_F(MemberLogicTest, KinByIdAndHash) {
+  v1::Member a = Create(MakeId("320723", "19700101", "111"), "1970-01-01");
+  v1::Member b = Create(MakeId("320723", "19950101", "112"), "1995-01-01", "applicant", "2020-01-01");
+  v1::AddKinRequest r;
+  r.set_member_id(a.member_id());
+  r.set_kin_member_id(b.member_id());
+  r.set_relation("child");
+  r.set_source("户口簿");
+  r.set_recorded_by("clerk");
+  auto added = logic_->AddKin(r, false, kNoDeadline);
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(logic_->AddKin(r, false, kNoDeadline).status().code(), absl::StatusCode::kAlreadyExists);
+  v1::ListKinRequest q;
+  q.add_id_hashes(b.id_hash());
+  auto kin = logic_->ListKin(q, false, kNoDeadline);
+  ASSERT_TRUE(kin.ok()) << kin.status();
+  ASSERT_EQ(kin->relations_size(), 1);
+  EXPECT_EQ(kin->relations(0).relation(), "parent");
+  EXPECT_EQ(kin->relations(0).kin_member_id(), a.member_id());
+  v1::ListKinRequest q2;
+  q2.set_id_number(MakeId("320723", "19700101", "111"));
+  EXPECT_EQ(logic_->ListKin(q2, false, kNoDeadline)->relations(0).relation(), "child");
+}
+
+TEST_F(MemberLogicTest, ChangeFeedIsGapFreeInCommitOrderAndResumable) {
+  // Organisations created in SetUp are the first 4 changes.
+  auto all = Changes(0);
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[0].entity(), "organisation");
+  // Concurrent writers: members and organisations.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([this, t] {
+      for (int i = 0; i < 10; ++i) {
+        std::string csv = kHeader + Row(t * 100 + i);
+        Import(csv);
+        v1::Organisation o;
+        o.set_org_code(absl::StrCat("X", t, "-", i));
+        o.set_name("临时");
+        o.set_org_type("branch");
+        o.set_parent_code("C");
+        o.set_division_code("320723100201");
+        (void)orgs_->Create(o, kNoDeadline);
+      }
+    });
+  }
+  // Read while they write: every read is a gap-free prefix.
+  int64_t cursor = 4;
+  while (cursor < 84) {
+    for (const auto& c : Changes(cursor)) {
+      ASSERT_EQ(c.seq(), cursor + 1);
+      cursor = c.seq();
+    }
+  }
+  for (auto& t : threads) t.join();
+  auto tail = Changes(80);
+  ASSERT_EQ(tail.size(), 4u);
+  EXPECT_EQ(tail.back().seq(), 84);
+  for (const auto& c : Changes(4)) {
+    if (c.entity() == "member") {
+      EXPECT_NE(c.payload().find("\"id_hash\""), std::string::npos);
+      EXPECT_EQ(c.payload().find("320723"), std::string::npos) << "no clear ID number in the feed";
+    }
+  }
+  absl::Status s;
+  Changes(85, &s);
+  EXPECT_EQ(s.code(), absl::StatusCode::kOutOfRange);
+  Changes(-1, &s);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace grassroots::membership

@@ -1,0 +1,401 @@
+#include "member_repository.h"
+
+#include <memory>
+
+#include <cppconn/connection.h>
+#include <cppconn/exception.h>
+#include <cppconn/prepared_statement.h>
+#include <cppconn/resultset.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "grassroots/common/db.h"
+
+namespace grassroots::membership {
+namespace {
+
+#define GR_DATE(c) "DATE_FORMAT(" c ", '%Y-%m-%d')"
+constexpr char kColumns[] =
+    "m.member_id, HEX(m.id_hash), HEX(m.id_sealed), m.id_masked, m.name, m.gender, m.ethnicity, " GR_DATE("m.birth_date")
+    ", m.education, m.occupation, m.phone, m.org_code, m.status, " GR_DATE("m.applied_on") ", " GR_DATE("m.activist_on")
+    ", " GR_DATE("m.target_on") ", " GR_DATE("m.joined_on") ", " GR_DATE("m.full_on")
+    ", m.extension_months, " GR_DATE("m.exited_on") ", m.monthly_income_fen, m.is_mobile, m.version";
+constexpr int kNumColumns = 23;
+
+std::string Str(sql::ResultSet& rs, int i) { return rs.isNull(i) ? std::string() : std::string(rs.getString(i)); }
+
+std::string Unhex(const std::string& hex) { return absl::HexStringToBytes(hex); }
+
+StoredMember Read(sql::ResultSet& rs) {
+  StoredMember s;
+  v1::Member& m = s.m;
+  m.set_member_id(rs.getInt64(1));
+  s.id_hash = Unhex(Str(rs, 2));
+  s.id_sealed = Unhex(Str(rs, 3));
+  s.id_masked = Str(rs, 4);
+  m.set_name(Str(rs, 5));
+  m.set_gender(Str(rs, 6));
+  m.set_ethnicity(Str(rs, 7));
+  m.set_birth_date(Str(rs, 8));
+  m.set_education(Str(rs, 9));
+  m.set_occupation(Str(rs, 10));
+  m.set_phone(Str(rs, 11));
+  m.set_org_code(Str(rs, 12));
+  m.set_status(Str(rs, 13));
+  m.set_applied_on(Str(rs, 14));
+  m.set_activist_on(Str(rs, 15));
+  m.set_target_on(Str(rs, 16));
+  m.set_joined_on(Str(rs, 17));
+  m.set_full_on(Str(rs, 18));
+  m.set_extension_months(rs.getInt(19));
+  m.set_exited_on(Str(rs, 20));
+  if (!rs.isNull(21)) m.set_monthly_income_fen(rs.getInt64(21));
+  m.set_is_mobile(rs.getInt(22) != 0);
+  m.set_version(rs.getInt(23));
+  return s;
+}
+
+void SetOptional(sql::PreparedStatement& st, int i, const std::string& v) {
+  if (v.empty()) st.setNull(i, 0); else st.setString(i, v);
+}
+
+std::string Marks(size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += i == 0 ? "?" : ",?";
+  return out;
+}
+
+template <typename F>
+auto Guard(std::string_view what, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, what);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<StoredMember>> MemberRepository::Find(sql::Connection& conn, int64_t member_id,
+                                                                   bool for_update) const {
+  return Guard("read member", [&]() -> absl::StatusOr<std::optional<StoredMember>> {
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(absl::StrCat(
+        "SELECT ", kColumns, ", (SELECT " GR_DATE("MAX(e.effective_on)") " FROM member_events e WHERE e.member_id = m.member_id)"
+        " FROM members m WHERE m.member_id = ?", for_update ? " FOR UPDATE" : "")));
+    st->setInt64(1, member_id);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    if (!rs->next()) return std::optional<StoredMember>();
+    StoredMember s = Read(*rs);
+    s.last_effective = Str(*rs, kNumColumns + 1);
+    return std::optional<StoredMember>(std::move(s));
+  });
+}
+
+absl::StatusOr<std::optional<StoredMember>> MemberRepository::FindByHash(sql::Connection& conn, const std::string& hash,
+                                                                         bool for_update) const {
+  auto found = FindByHashes(conn, {hash}, for_update);
+  if (!found.ok()) return found.status();
+  if (found->empty()) return std::optional<StoredMember>();
+  return Find(conn, found->front().m.member_id(), for_update);
+}
+
+absl::StatusOr<std::vector<StoredMember>> MemberRepository::FindByHashes(sql::Connection& conn,
+                                                                         const std::vector<std::string>& hashes,
+                                                                         bool for_update) const {
+  return Guard("read members", [&]() -> absl::StatusOr<std::vector<StoredMember>> {
+    std::vector<StoredMember> out;
+    constexpr size_t kBatch = 1000;
+    for (size_t start = 0; start < hashes.size(); start += kBatch) {
+      const size_t n = std::min(kBatch, hashes.size() - start);
+      std::string marks;
+      for (size_t i = 0; i < n; ++i) marks += i == 0 ? "UNHEX(?)" : ",UNHEX(?)";
+      std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(absl::StrCat(
+          "SELECT ", kColumns, " FROM members m WHERE m.id_hash IN (", marks, ")", for_update ? " FOR UPDATE" : "")));
+      for (size_t i = 0; i < n; ++i) st->setString(static_cast<int>(i + 1), absl::BytesToHexString(hashes[start + i]));
+      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+      while (rs->next()) out.push_back(Read(*rs));
+    }
+    return out;
+  });
+}
+
+absl::Status MemberRepository::WriteBatch(sql::Connection& conn, const std::vector<const StoredMember*>& rows) const {
+  if (rows.empty()) return absl::OkStatus();
+  return Guard("write members", [&]() -> absl::Status {
+    constexpr int kPer = 21;
+    std::string sql =
+        "INSERT INTO members (member_id, id_hash, id_sealed, id_masked, name, gender, ethnicity, birth_date, education, "
+        "occupation, phone, org_code, status, applied_on, activist_on, target_on, joined_on, full_on, extension_months, "
+        "exited_on, monthly_income_fen, is_mobile, version) VALUES ";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      absl::StrAppend(&sql, i == 0 ? "" : ",", "(?,UNHEX(?),UNHEX(?),?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    }
+    sql +=
+        " ON DUPLICATE KEY UPDATE name=VALUES(name), gender=VALUES(gender), ethnicity=VALUES(ethnicity), "
+        "birth_date=VALUES(birth_date), education=VALUES(education), occupation=VALUES(occupation), phone=VALUES(phone), "
+        "org_code=VALUES(org_code), status=VALUES(status), applied_on=VALUES(applied_on), activist_on=VALUES(activist_on), "
+        "target_on=VALUES(target_on), joined_on=VALUES(joined_on), full_on=VALUES(full_on), "
+        "extension_months=VALUES(extension_months), exited_on=VALUES(exited_on), "
+        "monthly_income_fen=VALUES(monthly_income_fen), is_mobile=VALUES(is_mobile), version=VALUES(version), "
+        "updated_at=CURRENT_TIMESTAMP(6)";
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(sql));
+    int i = 1;
+    for (const StoredMember* r : rows) {
+      const v1::Member& m = r->m;
+      if (m.member_id() == 0) st->setNull(i, 0); else st->setInt64(i, m.member_id());
+      st->setString(i + 1, absl::BytesToHexString(r->id_hash));
+      st->setString(i + 2, absl::BytesToHexString(r->id_sealed));
+      st->setString(i + 3, r->id_masked);
+      st->setString(i + 4, m.name());
+      st->setString(i + 5, m.gender());
+      SetOptional(*st, i + 6, m.ethnicity());
+      st->setString(i + 7, m.birth_date());
+      SetOptional(*st, i + 8, m.education());
+      SetOptional(*st, i + 9, m.occupation());
+      SetOptional(*st, i + 10, m.phone());
+      st->setString(i + 11, m.org_code());
+      st->setString(i + 12, m.status());
+      SetOptional(*st, i + 13, m.applied_on());
+      SetOptional(*st, i + 14, m.activist_on());
+      SetOptional(*st, i + 15, m.target_on());
+      SetOptional(*st, i + 16, m.joined_on());
+      SetOptional(*st, i + 17, m.full_on());
+      st->setInt(i + 18, m.extension_months());
+      SetOptional(*st, i + 19, m.exited_on());
+      if (m.has_monthly_income_fen()) st->setInt64(i + 20, m.monthly_income_fen()); else st->setNull(i + 20, 0);
+      st->setInt(i + 21, m.is_mobile() ? 1 : 0);
+      st->setInt(i + 22, m.version());
+      i += kPer + 2;
+    }
+    st->execute();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::unordered_map<std::string, int64_t>> MemberRepository::IdsOf(
+    sql::Connection& conn, const std::vector<std::string>& hashes) const {
+  return Guard("read member ids", [&]() -> absl::StatusOr<std::unordered_map<std::string, int64_t>> {
+    std::unordered_map<std::string, int64_t> out;
+    constexpr size_t kBatch = 1000;
+    for (size_t start = 0; start < hashes.size(); start += kBatch) {
+      const size_t n = std::min(kBatch, hashes.size() - start);
+      std::string marks;
+      for (size_t i = 0; i < n; ++i) marks += i == 0 ? "UNHEX(?)" : ",UNHEX(?)";
+      std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
+          absl::StrCat("SELECT HEX(id_hash), member_id FROM members WHERE id_hash IN (", marks, ")")));
+      for (size_t i = 0; i < n; ++i) st->setString(static_cast<int>(i + 1), absl::BytesToHexString(hashes[start + i]));
+      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+      while (rs->next()) out.emplace(Unhex(Str(*rs, 1)), rs->getInt64(2));
+    }
+    return out;
+  });
+}
+
+absl::Status MemberRepository::InsertEvents(sql::Connection& conn, const std::vector<EventRow>& events) const {
+  if (events.empty()) return absl::OkStatus();
+  return Guard("write member events", [&]() -> absl::Status {
+    std::string sql =
+        "INSERT INTO member_events (change_seq, member_id, version, kind, status_after, org_code, effective_on, "
+        "deciding_org, recorded_by, details) VALUES ";
+    for (size_t i = 0; i < events.size(); ++i) absl::StrAppend(&sql, i == 0 ? "" : ",", "(?,?,?,?,?,?,?,?,?,?)");
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(sql));
+    int i = 1;
+    for (const EventRow& e : events) {
+      st->setInt64(i, e.change_seq);
+      st->setInt64(i + 1, e.member_id);
+      st->setInt(i + 2, e.version);
+      st->setString(i + 3, e.kind);
+      st->setString(i + 4, e.status_after);
+      st->setString(i + 5, e.org_code);
+      st->setString(i + 6, e.effective_on);
+      SetOptional(*st, i + 7, e.deciding_org);
+      st->setString(i + 8, e.recorded_by);
+      SetOptional(*st, i + 9, e.details);
+      i += 10;
+    }
+    st->execute();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::vector<EventRow>> MemberRepository::ListEvents(sql::Connection& conn, int64_t member_id) const {
+  return Guard("read member events", [&]() -> absl::StatusOr<std::vector<EventRow>> {
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
+        "SELECT change_seq, member_id, version, kind, status_after, org_code, " GR_DATE("effective_on")
+        ", deciding_org, recorded_by, details FROM member_events WHERE member_id = ? ORDER BY version"));
+    st->setInt64(1, member_id);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    std::vector<EventRow> out;
+    while (rs->next()) {
+      EventRow e;
+      e.change_seq = rs->getInt64(1);
+      e.member_id = rs->getInt64(2);
+      e.version = rs->getInt(3);
+      e.kind = Str(*rs, 4);
+      e.status_after = Str(*rs, 5);
+      e.org_code = Str(*rs, 6);
+      e.effective_on = Str(*rs, 7);
+      e.deciding_org = Str(*rs, 8);
+      e.recorded_by = Str(*rs, 9);
+      e.details = Str(*rs, 10);
+      out.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
+absl::StatusOr<std::vector<StoredMember>> MemberRepository::ListSubtree(sql::Connection& conn,
+                                                                        const std::string& path_prefix,
+                                                                        const std::vector<std::string>& statuses,
+                                                                        int64_t after, int limit) const {
+  return Guard("list members", [&]() -> absl::StatusOr<std::vector<StoredMember>> {
+    std::string where;
+    if (!statuses.empty()) where = absl::StrCat(" AND m.status IN (", Marks(statuses.size()), ")");
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(absl::StrCat(
+        "SELECT ", kColumns, " FROM members m JOIN organisations o ON o.org_code = m.org_code "
+        "WHERE o.path LIKE CONCAT(?, '%') AND m.member_id > ?", where, " ORDER BY m.member_id LIMIT ?")));
+    int i = 1;
+    st->setString(i++, path_prefix);
+    st->setInt64(i++, after);
+    for (const auto& s : statuses) st->setString(i++, s);
+    st->setInt(i, limit);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    std::vector<StoredMember> out;
+    while (rs->next()) out.push_back(Read(*rs));
+    return out;
+  });
+}
+
+absl::StatusOr<std::vector<StoredMember>> MemberRepository::ScanOrganisation(sql::Connection& conn,
+                                                                             const std::string& org_code, int64_t after,
+                                                                             int limit) const {
+  return Guard("read members", [&]() -> absl::StatusOr<std::vector<StoredMember>> {
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(absl::StrCat(
+        "SELECT ", kColumns, " FROM members m WHERE m.org_code = ? AND m.member_id > ? ORDER BY m.member_id LIMIT ?")));
+    st->setString(1, org_code);
+    st->setInt64(2, after);
+    st->setInt(3, limit);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    std::vector<StoredMember> out;
+    while (rs->next()) out.push_back(Read(*rs));
+    return out;
+  });
+}
+
+absl::StatusOr<std::vector<SubtreeOrg>> MemberRepository::SubtreeOrganisations(sql::Connection& conn,
+                                                                              const std::string& path_prefix) const {
+  return Guard("read subtree", [&]() -> absl::StatusOr<std::vector<SubtreeOrg>> {
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
+        "SELECT org_code, org_type, parent_code FROM organisations WHERE path LIKE CONCAT(?, '%') ORDER BY path"));
+    st->setString(1, path_prefix);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    std::vector<SubtreeOrg> out;
+    while (rs->next()) out.push_back({Str(*rs, 1), Str(*rs, 2), Str(*rs, 3)});
+    return out;
+  });
+}
+
+absl::StatusOr<std::vector<OrgCount>> MemberRepository::CountByOrganisation(sql::Connection& conn,
+                                                                           const std::string& path_prefix) const {
+  return Guard("count members", [&]() -> absl::StatusOr<std::vector<OrgCount>> {
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
+        "SELECT m.org_code, SUM(m.status = 'full'), COUNT(*) FROM organisations o "
+        "JOIN members m ON m.org_code = o.org_code AND m.status IN ('full', 'probationary') "
+        "WHERE o.path LIKE CONCAT(?, '%') GROUP BY m.org_code"));
+    st->setString(1, path_prefix);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    std::vector<OrgCount> out;
+    while (rs->next()) out.push_back({Str(*rs, 1), rs->getInt64(2), rs->getInt64(3)});
+    return out;
+  });
+}
+
+absl::StatusOr<int64_t> MemberRepository::CountInOrganisation(sql::Connection& conn, const std::string& org_code) const {
+  return Guard("count members", [&]() -> absl::StatusOr<int64_t> {
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement("SELECT COUNT(*) FROM members WHERE org_code = ?"));
+    st->setString(1, org_code);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    rs->next();
+    return rs->getInt64(1);
+  });
+}
+
+absl::StatusOr<std::vector<StoredMember>> MemberRepository::Overdue(sql::Connection& conn,
+                                                                    const std::string& path_prefix,
+                                                                    const std::string& as_of) const {
+  return Guard("read overdue probation", [&]() -> absl::StatusOr<std::vector<StoredMember>> {
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(absl::StrCat(
+        "SELECT ", kColumns, " FROM members m JOIN organisations o ON o.org_code = m.org_code "
+        "WHERE o.path LIKE CONCAT(?, '%') AND m.status = 'probationary' "
+        "AND DATE_ADD(m.joined_on, INTERVAL 12 + m.extension_months MONTH) < ? "
+        "ORDER BY DATE_ADD(m.joined_on, INTERVAL 12 + m.extension_months MONTH), m.member_id")));
+    st->setString(1, path_prefix);
+    st->setString(2, as_of);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    std::vector<StoredMember> out;
+    while (rs->next()) out.push_back(Read(*rs));
+    return out;
+  });
+}
+
+absl::StatusOr<int64_t> MemberRepository::CountOverdue(sql::Connection& conn, const std::string& as_of) const {
+  return Guard("count overdue probation", [&]() -> absl::StatusOr<int64_t> {
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
+        "SELECT COUNT(*) FROM members WHERE status = 'probationary' "
+        "AND DATE_ADD(joined_on, INTERVAL 12 + extension_months MONTH) < ?"));
+    st->setString(1, as_of);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    rs->next();
+    return rs->getInt64(1);
+  });
+}
+
+absl::StatusOr<bool> MemberRepository::InsertKin(sql::Connection& conn, int64_t member_id, int64_t kin_member_id,
+                                                 const std::string& relation, const std::string& source,
+                                                 const std::string& recorded_by) const {
+  try {
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
+        "INSERT INTO member_kin (member_id, kin_member_id, relation, source, recorded_by) VALUES (?, ?, ?, ?, ?)"));
+    st->setInt64(1, member_id);
+    st->setInt64(2, kin_member_id);
+    st->setString(3, relation);
+    st->setString(4, source);
+    st->setString(5, recorded_by);
+    st->execute();
+    return true;
+  } catch (const sql::SQLException& e) {
+    if (e.getErrorCode() == 1062) return false;
+    return common::SqlError(e, "record kin");
+  }
+}
+
+absl::StatusOr<std::vector<KinRow>> MemberRepository::ListKin(sql::Connection& conn,
+                                                              const std::vector<int64_t>& member_ids) const {
+  if (member_ids.empty()) return std::vector<KinRow>();
+  return Guard("read kin", [&]() -> absl::StatusOr<std::vector<KinRow>> {
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(absl::StrCat(
+        "SELECT k.member_id, HEX(a.id_hash), k.kin_member_id, HEX(b.id_hash), b.id_masked, HEX(b.id_sealed), b.name, "
+        "k.relation, k.source FROM member_kin k JOIN members a ON a.member_id = k.member_id "
+        "JOIN members b ON b.member_id = k.kin_member_id WHERE k.member_id IN (", Marks(member_ids.size()),
+        ") ORDER BY k.member_id, k.kin_member_id, k.relation")));
+    for (size_t i = 0; i < member_ids.size(); ++i) st->setInt64(static_cast<int>(i + 1), member_ids[i]);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    std::vector<KinRow> out;
+    while (rs->next()) {
+      KinRow k;
+      k.member_id = rs->getInt64(1);
+      k.id_hash = Unhex(Str(*rs, 2));
+      k.kin_member_id = rs->getInt64(3);
+      k.kin_id_hash = Unhex(Str(*rs, 4));
+      k.kin_id_masked = Str(*rs, 5);
+      k.kin_id_sealed = Unhex(Str(*rs, 6));
+      k.kin_name = Str(*rs, 7);
+      k.relation = Str(*rs, 8);
+      k.source = Str(*rs, 9);
+      out.push_back(std::move(k));
+    }
+    return out;
+  });
+}
+
+}  // namespace grassroots::membership

@@ -1,0 +1,157 @@
+#include "member_rules.h"
+
+#include <gtest/gtest.h>
+
+#include "member_test_ids.h"
+
+namespace grassroots::membership {
+namespace {
+
+using testing::MakeId;
+const absl::CivilDay kToday(2026, 6, 1);
+
+v1::Member Valid() {
+  v1::Member m;
+  m.set_id_number(MakeId("320723", "19800115", "123"));
+  m.set_name("张三");
+  m.set_gender("M");
+  m.set_birth_date("1980-01-15");
+  m.set_org_code("B1");
+  m.set_status("full");
+  m.set_applied_on("2020-03-01");
+  m.set_joined_on("2022-05-01");
+  m.set_full_on("2023-05-01");
+  return m;
+}
+
+std::vector<std::string> Codes(const std::vector<Violation>& v) {
+  std::vector<std::string> out;
+  for (const auto& x : v) out.push_back(x.code);
+  return out;
+}
+
+TEST(MemberRules, ValidMemberPassesAndIdIsNormalised) {
+  v1::Member m = Valid();
+  std::string id = m.id_number();
+  if (id.back() == 'X') m.set_id_number(id.substr(0, 17) + "x");
+  EXPECT_TRUE(NormaliseMember(m, kToday).empty());
+  EXPECT_EQ(m.id_number(), id);
+}
+
+TEST(MemberRules, WrongCheckDigit) {
+  v1::Member m = Valid();
+  std::string id = m.id_number();
+  id[17] = id[17] == '0' ? '1' : '0';
+  m.set_id_number(id);
+  auto v = NormaliseMember(m, kToday);
+  ASSERT_EQ(Codes(v), std::vector<std::string>{"INVALID_ID_NUMBER"});
+  EXPECT_EQ(v[0].message.find(id.substr(0, 10)), std::string::npos) << "message must not repeat the number";
+}
+
+TEST(MemberRules, BirthDateMismatch) {
+  v1::Member m = Valid();
+  m.set_birth_date("1980-01-16");
+  EXPECT_EQ(Codes(NormaliseMember(m, kToday)), std::vector<std::string>{"BIRTH_DATE_MISMATCH"});
+}
+
+TEST(MemberRules, ApplicantAged17) {
+  v1::Member m;
+  m.set_id_number(MakeId("320723", "20080301", "011"));
+  m.set_name("李四");
+  m.set_gender("F");
+  m.set_birth_date("2008-03-01");
+  m.set_org_code("B1");
+  m.set_status("applicant");
+  m.set_applied_on("2026-02-28");  // one day before turning 18
+  EXPECT_EQ(Codes(NormaliseMember(m, kToday)), std::vector<std::string>{"UNDER_AGE"});
+  m.set_applied_on("2026-03-01");
+  EXPECT_TRUE(NormaliseMember(m, kToday).empty());
+}
+
+TEST(MemberRules, FullAfterTenMonthsOfProbation) {
+  v1::Member m = Valid();
+  m.set_joined_on("2024-01-10");
+  m.set_full_on("2024-11-10");
+  EXPECT_EQ(Codes(NormaliseMember(m, kToday)), std::vector<std::string>{"TOO_EARLY_FOR_FULL"});
+  m.set_full_on("2025-01-10");
+  EXPECT_TRUE(NormaliseMember(m, kToday).empty());
+}
+
+TEST(MemberRules, ThirtiethOfFebruaryAndFutureDates) {
+  v1::Member m = Valid();
+  m.set_applied_on("2021-02-30");
+  EXPECT_EQ(Codes(NormaliseMember(m, kToday)), std::vector<std::string>{"INVALID_DATE"});
+  m = Valid();
+  m.set_status("applicant");
+  m.clear_joined_on();
+  m.clear_full_on();
+  m.set_applied_on("2026-06-02");
+  EXPECT_EQ(Codes(NormaliseMember(m, kToday)), std::vector<std::string>{"DATE_IN_FUTURE"});
+}
+
+TEST(MemberRules, StatusNeedsItsDates) {
+  v1::Member m = Valid();
+  m.clear_full_on();
+  EXPECT_EQ(Codes(NormaliseMember(m, kToday)), std::vector<std::string>{"MISSING_VALUE"});
+  m = Valid();
+  m.set_status("activist");
+  auto codes = Codes(NormaliseMember(m, kToday));
+  EXPECT_EQ(codes, (std::vector<std::string>{"INCONSISTENT_STATUS", "INCONSISTENT_STATUS"}));
+}
+
+TEST(MemberRules, Transitions) {
+  v1::Member cur = Valid();
+  v1::Member next = Valid();
+  next.set_status("probationary");
+  next.clear_full_on();
+  auto bad = CheckTransition(cur, next, kToday);
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->code, "BACKWARDS_STEP");
+  cur.set_status("deceased");
+  next = Valid();
+  EXPECT_EQ(CheckTransition(cur, next, kToday)->code, "BACKWARDS_STEP");
+  cur = Valid();
+  cur.set_status("activist");
+  cur.set_activist_on("2026-01-01");
+  next.set_status("development_target");
+  EXPECT_EQ(CheckTransition(cur, next, kToday)->code, "TOO_EARLY_FOR_TARGET");
+}
+
+TEST(MemberRules, StepsAndExtension) {
+  v1::Member m = Valid();
+  m.set_status("probationary");
+  m.set_joined_on("2025-01-10");
+  m.clear_full_on();
+  const absl::CivilDay last(2025, 1, 10);
+  auto s = ApplyStep(m, "full", absl::CivilDay(2025, 11, 10), 0, last, kToday);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("TOO_EARLY_FOR_FULL"), std::string::npos);
+  ASSERT_TRUE(ApplyStep(m, "extend_probation", absl::CivilDay(2026, 1, 10), 6, last, kToday).ok());
+  s = ApplyStep(m, "extend_probation", absl::CivilDay(2026, 1, 11), 6, last, kToday);
+  EXPECT_NE(s.message().find("SECOND_EXTENSION"), std::string::npos);
+  s = ApplyStep(m, "full", absl::CivilDay(2026, 2, 10), 0, last, kToday);
+  EXPECT_NE(s.message().find("TOO_EARLY_FOR_FULL"), std::string::npos);  // extension runs to 2026-07-10
+  EXPECT_EQ(ApplyStep(m, "bogus", absl::CivilDay(2026, 2, 10), 0, last, kToday).code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(ApplyStep(m, "left", absl::CivilDay(2026, 2, 10), 0, last, kToday).ok());
+  EXPECT_EQ(m.status(), "left");
+  EXPECT_NE(ApplyStep(m, "full", absl::CivilDay(2026, 3, 10), 0, last, kToday).message().find("EXIT_IS_FINAL"),
+            std::string::npos);
+}
+
+TEST(MemberRules, ActivistMustWaitAYear) {
+  v1::Member m = Valid();
+  m.set_status("activist");
+  m.set_activist_on("2025-09-01");
+  auto s = ApplyStep(m, "development_target", absl::CivilDay(2026, 5, 1), 0, absl::CivilDay(2025, 9, 1), kToday);
+  EXPECT_NE(s.message().find("TOO_EARLY_FOR_TARGET"), std::string::npos);
+}
+
+TEST(MemberRules, Masks) {
+  EXPECT_EQ(MaskPhone("13812345678"), "138****5678");
+  EXPECT_EQ(AddMonths(absl::CivilDay(2024, 2, 29), 12), absl::CivilDay(2025, 3, 1));
+  EXPECT_EQ(AgeOn(absl::CivilDay(2000, 5, 2), absl::CivilDay(2018, 5, 1)), 17);
+}
+
+}  // namespace
+}  // namespace grassroots::membership

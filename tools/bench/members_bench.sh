@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Member-registry benchmark: import rows/s against LOAD DATA LOCAL INFILE of the same file into a
+# bare table, re-import (no-op) time, export time, type-fit report time.
+# usage: tools/bench/members_bench.sh BUILD_DIR DB_PORT [MEMBERS] [VILLAGES]
+# (DB user grassroots/grassroots on 127.0.0.1, e.g. from `tools/mariadb start DIR 0`)
+set -euo pipefail
+BUILD=$(cd "$1" && pwd); PORT=$2; N=${3:-1000000}; VILLAGES=${4:-5000}
+HERE=$(cd "$(dirname "$0")" && pwd)
+DIR=$(mktemp -d /tmp/members_bench.XXXXXX)
+SQL=(mariadb -h127.0.0.1 -P"$PORT" -ugrassroots -pgrassroots --local-infile=1)
+now() { date +%s.%N; }
+secs() { echo "$2 - $1" | bc; }
+
+echo "generating $N members in $DIR"
+python3 "$HERE/gen_members.py" "$DIR" "$N" "$VILLAGES"
+
+"${SQL[@]}" -e "DROP DATABASE IF EXISTS bench_bare; CREATE DATABASE bench_bare;
+  CREATE TABLE bench_bare.m (id_number VARCHAR(18), name VARCHAR(50), gender CHAR(1), ethnicity VARCHAR(32),
+  birth_date DATE, education VARCHAR(24), occupation VARCHAR(100), phone VARCHAR(11), org_code VARCHAR(32),
+  status VARCHAR(24), applied_on DATE, joined_on DATE, full_on DATE, monthly_income_fen BIGINT, is_mobile TINYINT)
+  DEFAULT CHARSET=utf8mb4;"
+t0=$(now)
+"${SQL[@]}" bench_bare -e "LOAD DATA LOCAL INFILE '$DIR/members.csv' INTO TABLE m CHARACTER SET utf8mb4
+  FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' LINES TERMINATED BY '\r\n' IGNORE 1 LINES"
+t1=$(now); load=$(secs "$t0" "$t1")
+echo "LOAD DATA LOCAL INFILE: ${load}s ($(echo "$N / $load" | bc) rows/s)"
+"${SQL[@]}" -e "DROP DATABASE bench_bare; DROP DATABASE IF EXISTS bench_membership"
+
+GP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export GRASSROOTS_DB_PORT=$PORT GRASSROOTS_DB_NAME=bench_membership GRASSROOTS_DB_USER=grassroots \
+       GRASSROOTS_DB_PASSWORD=grassroots GRASSROOTS_LOG_LEVEL=warning
+"$BUILD/bin/membership" migrate
+"$BUILD/bin/membership" serve --listen_host=127.0.0.1 --grpc_port="$GP" --metrics_port=0 &
+SVC=$!
+trap 'kill $SVC 2>/dev/null || true; rm -rf "$DIR"' EXIT
+for _ in $(seq 50); do "$BUILD/bin/grassroots" health "127.0.0.1:$GP" >/dev/null 2>&1 && break; sleep 0.2; done
+CLI=("$BUILD/bin/grassroots" --gateway "127.0.0.1:$GP")
+"${CLI[@]}" import organisations "$DIR/organisations.csv"
+
+rss() { ps -o rss= -p "$SVC" | tr -d ' '; }
+t0=$(now); "${CLI[@]}" import members "$DIR/members.csv" --errors "$DIR/errors.csv" || true; t1=$(now)
+imp=$(secs "$t0" "$t1")
+echo "import members: ${imp}s ($(echo "$N / $imp" | bc) rows/s; $(echo "scale=2; $load / $imp" | bc) of LOAD DATA's rate); service RSS $(( $(rss) / 1024 )) MB"
+t0=$(now); "${CLI[@]}" import members "$DIR/members.csv" || true; t1=$(now)
+echo "re-import (no-op): $(secs "$t0" "$t1")s"
+t0=$(now); "${CLI[@]}" export members --org BENCH --out "$DIR/export.csv" --unmasked; t1=$(now)
+echo "export members: $(secs "$t0" "$t1")s, $(wc -l < "$DIR/export.csv") lines"
+for _ in 1 2 3; do
+  t0=$(now); "${CLI[@]}" report type-fit --org BENCH --out "$DIR/typefit.csv"; t1=$(now)
+  echo "type-fit report: $(secs "$t0" "$t1")s, $(($(wc -l < "$DIR/typefit.csv") - 1)) misfits"
+done
+echo "service peak RSS: $(grep VmHWM /proc/$SVC/status)"
