@@ -39,6 +39,7 @@ TEST_F(DisbursementE2E, FilesIngestRefuseBadRowsAndTheCheckFindsTheAnomalies) {
   const std::string a = Id("32072319800101001"), b = Id("32072319800101002"), c = Id("32072319800101003"),
                     d = Id("32072319800101004");
   std::string errors, out;
+  Suite::Get().EnsureBaseTree();
 
   ASSERT_EQ(Ingest("programmes", "programmes.csv",
                    "program_code,name,unit,frequency,amount_fen,valid_from,valid_to,excludes_cadre_households,grace_days\n"

@@ -57,14 +57,7 @@ class OrganisationsE2E : public ::testing::Test {
     Suite& s = Suite::Get();
     direct_ = v1::OrganisationService::NewStub(s.Channel("membership")).release();
     via_gateway_ = v1::OrganisationService::NewStub(s.Channel("gateway")).release();
-    // A small tree every test may use.
-    std::string out;
-    WriteFile(s.dir() + "/tree.csv",
-              "org_code,name,org_type,org_kind,parent_code,division_code\n"
-              "E2E-C,灌云县委,committee,county,,320723000000\n"
-              "E2E-T,城头镇党委,committee,township,E2E-C,320723100000\n"
-              "E2E-V,城头村党支部,branch,village,E2E-T,320723100201\n");
-    ASSERT_EQ(s.Cli({"import", "organisations", s.dir() + "/tree.csv"}, &out), 0) << out;
+    s.EnsureBaseTree();
   }
   int http() { return Suite::Get().http_port(); }
   static inline v1::OrganisationService::Stub* direct_ = nullptr;

@@ -89,6 +89,20 @@ int Suite::Cli(const std::vector<std::string>& args, std::string* output) const 
   return RunCommand(argv, output);
 }
 
+void Suite::EnsureBaseTree() {
+  if (tree_loaded_) return;
+  WriteFile(dir_ + "/tree.csv",
+            "org_code,name,org_type,org_kind,parent_code,division_code\n"
+            "E2E-C,灌云县委,committee,county,,320723000000\n"
+            "E2E-T,城头镇党委,committee,township,E2E-C,320723100000\n"
+            "E2E-V,城头村党支部,branch,village,E2E-T,320723100201\n");
+  std::string out;
+  if (Cli({"import", "organisations", dir_ + "/tree.csv"}, &out) != 0) {
+    throw std::runtime_error("cannot import the base tree: " + out);
+  }
+  tree_loaded_ = true;
+}
+
 bool Suite::WaitHealthy(const std::string& address, int seconds) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   while (std::chrono::steady_clock::now() < until) {

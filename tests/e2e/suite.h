@@ -37,6 +37,8 @@ class Suite final {
   static bool WaitHealthy(const std::string& address, int seconds);
 
   static const std::vector<std::string>& DomainServices();
+  // The small tree E2E-C > E2E-T > E2E-V every test may rely on (imported once, idempotently).
+  void EnsureBaseTree();
 
  private:
   Suite();
@@ -45,6 +47,7 @@ class Suite final {
   int http_port_ = 0;
   std::map<std::string, Endpoint> endpoints_;
   std::vector<std::unique_ptr<Process>> processes_;
+  bool tree_loaded_ = false;
 };
 
 }  // namespace grassroots::testing
