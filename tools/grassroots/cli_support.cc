@@ -16,6 +16,8 @@
 #include "grassroots/common/log.h"
 
 ABSL_FLAG(std::string, gateway, "", "gateway gRPC address HOST:PORT (default: var/local/endpoints.env)");
+ABSL_FLAG(std::string, errors, "", "write refused rows to this file as line,column,code,message");
+ABSL_FLAG(std::string, out, "", "output file (default: standard output)");
 
 namespace grassroots::cli {
 namespace {
@@ -123,6 +125,32 @@ bool UploadFile(const std::string& path, const std::string& what,
     return false;
   }
   return true;
+}
+
+int SendFile(const std::string& path, const std::string& what, grpc::ClientContext& ctx,
+             grpc::ClientWriter<exchange::v1::FileChunk>& writer, const exchange::v1::ImportReport& report) {
+  std::string error;
+  const bool read_ok =
+      UploadFile(path, what, [&](const exchange::v1::FileChunk& c) { return writer.Write(c); }, &error);
+  if (!read_ok) {
+    ctx.TryCancel();
+    writer.Finish();
+    std::fprintf(stderr, "error: %s\n", error.c_str());
+    return kExitFileRefused;
+  }
+  writer.WritesDone();
+  return FinishImport(writer.Finish(), report, absl::GetFlag(FLAGS_errors));
+}
+
+int ReceiveFile(grpc::ClientReader<exchange::v1::FileChunk>& reader) {
+  std::FILE* out = OpenOutput(absl::GetFlag(FLAGS_out));
+  if (out == nullptr) return kExitUnavailable;
+  exchange::v1::FileChunk chunk;
+  while (reader.Read(&chunk)) std::fwrite(chunk.data().data(), 1, chunk.data().size(), out);
+  grpc::Status status = reader.Finish();
+  if (out != stdout) std::fclose(out); else std::fflush(stdout);
+  if (!status.ok()) return ReportFailure(status);
+  return kExitOk;
 }
 
 int ReportFailure(const grpc::Status& status) {

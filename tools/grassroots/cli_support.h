@@ -9,6 +9,8 @@
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/proto_utils.h>
+#include <grpcpp/support/sync_stream.h>
 
 #include "grassroots/exchange/v1/exchange.pb.h"
 
@@ -46,6 +48,14 @@ class Progress final {
 // Counts line breaks as an estimate of rows for the progress line.
 bool UploadFile(const std::string& path, const std::string& what,
                 const std::function<bool(const exchange::v1::FileChunk&)>& write, std::string* error);
+
+// Sends a file through a started client-streaming call (`writer`, whose response is `report`)
+// and finishes it: progress, --errors, the exit code of formats.md.
+int SendFile(const std::string& path, const std::string& what, grpc::ClientContext& ctx,
+             grpc::ClientWriter<exchange::v1::FileChunk>& writer, const exchange::v1::ImportReport& report);
+
+// Writes a server-streamed file to --out (or stdout); returns the exit code.
+int ReceiveFile(grpc::ClientReader<exchange::v1::FileChunk>& reader);
 
 // Prints the report, writes --errors, returns the exit code for it.
 int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& report,

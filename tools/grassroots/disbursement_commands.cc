@@ -35,17 +35,7 @@ int Ingest(const std::vector<std::string>& args, const char* noun,
   auto ctx = NewContext();
   exchange::v1::ImportReport report;
   Writer writer = ((*stub).*start)(ctx.get(), &report);
-  std::string error;
-  const bool read_ok =
-      UploadFile(args[0], noun, [&](const exchange::v1::FileChunk& c) { return writer->Write(c); }, &error);
-  if (!read_ok) {
-    ctx->TryCancel();
-    writer->Finish();
-    std::fprintf(stderr, "error: %s\n", error.c_str());
-    return kExitFileRefused;
-  }
-  writer->WritesDone();
-  return FinishImport(writer->Finish(), report, absl::GetFlag(FLAGS_errors));
+  return SendFile(args[0], noun, *ctx, *writer, report);
 }
 
 }  // namespace
@@ -93,20 +83,13 @@ int ExportFindings(const std::vector<std::string>& args) {
     std::fprintf(stderr, "usage: grassroots findings export [--run ID] [--out F] [--unmasked]\n");
     return kExitUsage;
   }
-  std::FILE* out = OpenOutput(absl::GetFlag(FLAGS_out));
-  if (out == nullptr) return kExitUnavailable;
   auto stub = v1::DisbursementService::NewStub(GatewayChannel());
   auto ctx = NewContext();
   v1::ExportFindingsRequest request;
   request.set_run_id(absl::GetFlag(FLAGS_run).empty() ? "latest" : absl::GetFlag(FLAGS_run));
   request.set_unmasked(absl::GetFlag(FLAGS_unmasked));
   auto reader = stub->ExportFindings(ctx.get(), request);
-  exchange::v1::FileChunk chunk;
-  while (reader->Read(&chunk)) std::fwrite(chunk.data().data(), 1, chunk.data().size(), out);
-  grpc::Status status = reader->Finish();
-  if (out != stdout) std::fclose(out); else std::fflush(stdout);
-  if (!status.ok()) return ReportFailure(status);
-  return kExitOk;
+  return ReceiveFile(*reader);
 }
 
 }  // namespace grassroots::cli

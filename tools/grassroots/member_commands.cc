@@ -30,17 +30,7 @@ int ImportMembers(const std::vector<std::string>& args) {
   auto ctx = NewContext();
   exchange::v1::ImportReport report;
   auto writer = stub->ImportMembers(ctx.get(), &report);
-  std::string error;
-  const bool read_ok =
-      UploadFile(args[0], "members", [&](const exchange::v1::FileChunk& c) { return writer->Write(c); }, &error);
-  if (!read_ok) {
-    ctx->TryCancel();
-    writer->Finish();
-    std::fprintf(stderr, "error: %s\n", error.c_str());
-    return kExitFileRefused;
-  }
-  writer->WritesDone();
-  return FinishImport(writer->Finish(), report, absl::GetFlag(FLAGS_errors));
+  return SendFile(args[0], "members", *ctx, *writer, report);
 }
 
 int ExportMembers(const std::vector<std::string>& args) {
@@ -49,8 +39,6 @@ int ExportMembers(const std::vector<std::string>& args) {
     std::fprintf(stderr, "usage: grassroots export members --org CODE [--out F] [--unmasked]\n");
     return kExitUsage;
   }
-  std::FILE* out = OpenOutput(absl::GetFlag(FLAGS_out));
-  if (out == nullptr) return kExitUnavailable;
   auto stub = v1::MemberService::NewStub(GatewayChannel());
   auto ctx = NewContext();
   // Asks for clear ID numbers; the gateway grants it only to callers with the right.
@@ -58,12 +46,7 @@ int ExportMembers(const std::vector<std::string>& args) {
   v1::ExportMembersRequest request;
   request.set_org_code(org);
   auto reader = stub->ExportMembers(ctx.get(), request);
-  exchange::v1::FileChunk chunk;
-  while (reader->Read(&chunk)) std::fwrite(chunk.data().data(), 1, chunk.data().size(), out);
-  grpc::Status status = reader->Finish();
-  if (out != stdout) std::fclose(out); else std::fflush(stdout);
-  if (!status.ok()) return ReportFailure(status);
-  return kExitOk;
+  return ReceiveFile(*reader);
 }
 
 int ReportTypeFit(const std::vector<std::string>& args) {
