@@ -5,16 +5,7 @@
 #include "grassroots/common/status.h"
 
 namespace grassroots::cadrepay {
-namespace {
-
-template <typename T, typename R>
-grpc::Status Reply(absl::StatusOr<T> result, R* response) {
-  if (!result.ok()) return common::ToGrpcStatus(result.status());
-  *response = *std::move(result);
-  return grpc::Status::OK;
-}
-
-}  // namespace
+using common::Reply;
 
 grpc::Status DisbursementGrpc::Ingest(FileKind kind, grpc::ServerContext* ctx, ChunkReader* reader,
                                       exchange::v1::ImportReport* resp) {

@@ -5,16 +5,7 @@
 #include "grassroots/common/status.h"
 
 namespace grassroots::membership {
-namespace {
-
-template <typename T, typename R>
-grpc::Status Reply(absl::StatusOr<T> result, R* response) {
-  if (!result.ok()) return common::ToGrpcStatus(result.status());
-  *response = *std::move(result);
-  return grpc::Status::OK;
-}
-
-}  // namespace
+using common::Reply;
 
 bool MaySeePersonalData(const grpc::ServerContext& ctx) {
   const auto& md = ctx.client_metadata();

@@ -5,17 +5,7 @@
 #include "grassroots/common/status.h"
 
 namespace grassroots::membership {
-namespace {
-
-// Sets a unary response from a StatusOr and converts the status once, here at the edge.
-template <typename T, typename R>
-grpc::Status Reply(absl::StatusOr<T> result, R* response) {
-  if (!result.ok()) return common::ToGrpcStatus(result.status());
-  *response = *std::move(result);
-  return grpc::Status::OK;
-}
-
-}  // namespace
+using common::Reply;
 
 grpc::Status OrganisationGrpc::CreateOrganisation(grpc::ServerContext* ctx, const v1::CreateOrganisationRequest* req,
                                                   v1::Organisation* resp) {

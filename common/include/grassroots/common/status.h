@@ -9,6 +9,7 @@
 #include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace grassroots::common {
 
@@ -29,6 +30,14 @@ std::vector<FieldViolation> FieldViolationsOf(const absl::Status& status);
 // The single conversion used at every RPC edge. The returned status carries a serialized
 // google.rpc.Status (with BadRequest details where present) as its binary error details.
 grpc::Status ToGrpcStatus(const absl::Status& status);
+// Sets a unary response from a StatusOr and converts the status once, at the RPC edge.
+template <typename T, typename R>
+grpc::Status Reply(absl::StatusOr<T> result, R* response) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = *std::move(result);
+  return grpc::Status::OK;
+}
+
 // The inverse, for clients (gateway, CLI) that want absl inside.
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
