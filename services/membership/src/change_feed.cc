@@ -7,6 +7,7 @@
 #include <cppconn/exception.h>
 #include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
+#include <cppconn/statement.h>
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/escaping.h"
@@ -90,6 +91,23 @@ absl::Status ChangeFeedRepository::AppendOrganisation(sql::Connection& conn, con
 absl::StatusOr<std::vector<v1::Change>> ChangeFeedRepository::Read(sql::Connection& conn, int64_t after,
                                                                    int limit) const {
   try {
+    // Both tables are read in one snapshot. Two separate autocommit reads could see a change
+    // committed between them in the second table but not an earlier change of the first one
+    // (a false gap). In one REPEATABLE READ snapshot the visible sequence numbers are a prefix:
+    // number n+1 is only handed out after the transaction holding n has committed.
+    std::unique_ptr<sql::Statement> snapshot(conn.createStatement());
+    snapshot->execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+    snapshot->execute("START TRANSACTION WITH CONSISTENT SNAPSHOT");
+    struct EndSnapshot {
+      sql::Statement& st;
+      ~EndSnapshot() {
+        try {
+          st.execute("COMMIT");
+        } catch (const sql::SQLException&) {
+          // The connection is then reported broken by the caller's error path.
+        }
+      }
+    } end_snapshot{*snapshot};
     std::vector<v1::Change> orgs, members;
     {
       std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(

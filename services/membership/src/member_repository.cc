@@ -1,11 +1,13 @@
 #include "member_repository.h"
 
+#include <cstdio>
 #include <memory>
 
 #include <cppconn/connection.h>
 #include <cppconn/exception.h>
 #include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
+#include <cppconn/statement.h>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -55,14 +57,61 @@ StoredMember Read(sql::ResultSet& rs) {
   return s;
 }
 
-void SetOptional(sql::PreparedStatement& st, int i, const std::string& v) {
-  if (v.empty()) st.setNull(i, 0); else st.setString(i, v);
-}
-
 std::string Marks(size_t n) {
   std::string out;
   for (size_t i = 0; i < n; ++i) out += i == 0 ? "?" : ",?";
   return out;
+}
+
+// Literal SQL text (no prepared statement: a multi-row statement with tens of thousands of
+// parameters costs more to prepare and bind than to run). Strings made only of characters that
+// need no escaping in any sql_mode are quoted as they are; every other string is sent as a
+// hex literal with the utf8mb4 introducer, so no value is ever interpreted as SQL.
+bool Plain(std::string_view v) {
+  for (const char c : v) {
+    const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+                    c == '_' || c == ':' || c == '.' || c == ' ' || c == '*';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void AppendHex(std::string& out, std::string_view v) {
+  static constexpr char kDigits[] = "0123456789ABCDEF";
+  const size_t at = out.size();
+  out.resize(at + 2 * v.size());
+  char* p = out.data() + at;
+  for (const char c : v) {
+    const auto b = static_cast<unsigned char>(c);
+    *p++ = kDigits[b >> 4];
+    *p++ = kDigits[b & 15];
+  }
+}
+
+void Text(std::string& out, std::string_view v) {
+  if (Plain(v)) {
+    out += '\'';
+    out += v;
+    out += '\'';
+  } else {
+    out += "_utf8mb4 X'";
+    AppendHex(out, v);
+    out += '\'';
+  }
+}
+void OptText(std::string& out, std::string_view v) {
+  if (v.empty()) out += "NULL"; else Text(out, v);
+}
+void Bytes(std::string& out, std::string_view v) {
+  out += "X'";
+  AppendHex(out, v);
+  out += '\'';
+}
+void Int(std::string& out, int64_t v) { absl::StrAppend(&out, v); }
+
+void Execute(sql::Connection& conn, const std::string& text) {
+  std::unique_ptr<sql::Statement> st(conn.createStatement());
+  st->execute(text);
 }
 
 template <typename F>
@@ -104,70 +153,104 @@ absl::StatusOr<std::vector<StoredMember>> MemberRepository::FindByHashes(sql::Co
                                                                          bool for_update) const {
   return Guard("read members", [&]() -> absl::StatusOr<std::vector<StoredMember>> {
     std::vector<StoredMember> out;
-    constexpr size_t kBatch = 1000;
+    constexpr size_t kBatch = 5000;
+    std::unique_ptr<sql::Statement> st(conn.createStatement());
     for (size_t start = 0; start < hashes.size(); start += kBatch) {
       const size_t n = std::min(kBatch, hashes.size() - start);
-      std::string marks;
-      for (size_t i = 0; i < n; ++i) marks += i == 0 ? "UNHEX(?)" : ",UNHEX(?)";
-      std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(absl::StrCat(
-          "SELECT ", kColumns, " FROM members m WHERE m.id_hash IN (", marks, ")", for_update ? " FOR UPDATE" : "")));
-      for (size_t i = 0; i < n; ++i) st->setString(static_cast<int>(i + 1), absl::BytesToHexString(hashes[start + i]));
-      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+      std::string text = absl::StrCat("SELECT ", kColumns, " FROM members m WHERE m.id_hash IN (");
+      for (size_t i = 0; i < n; ++i) {
+        if (i) text += ',';
+        Bytes(text, hashes[start + i]);
+      }
+      text += for_update ? ") FOR UPDATE" : ")";
+      std::unique_ptr<sql::ResultSet> rs(st->executeQuery(text));
       while (rs->next()) out.push_back(Read(*rs));
     }
     return out;
   });
 }
 
+namespace {
+
+// One members tuple: (member_id?, id_hash, id_sealed, id_masked, name, ..., version).
+void AppendMember(std::string& out, const StoredMember& r, bool with_id) {
+  const v1::Member& m = r.m;
+  out += '(';
+  if (with_id) {
+    Int(out, m.member_id());
+    out += ',';
+  }
+  Bytes(out, r.id_hash);
+  out += ',';
+  Bytes(out, r.id_sealed);
+  out += ',';
+  Text(out, r.id_masked);
+  out += ',';
+  Text(out, m.name());
+  out += ',';
+  Text(out, m.gender());
+  out += ',';
+  OptText(out, m.ethnicity());
+  out += ',';
+  Text(out, m.birth_date());
+  out += ',';
+  OptText(out, m.education());
+  out += ',';
+  OptText(out, m.occupation());
+  out += ',';
+  OptText(out, m.phone());
+  out += ',';
+  Text(out, m.org_code());
+  out += ',';
+  Text(out, m.status());
+  for (const std::string* d : {&m.applied_on(), &m.activist_on(), &m.target_on(), &m.joined_on(), &m.full_on()}) {
+    out += ',';
+    OptText(out, *d);
+  }
+  out += ',';
+  Int(out, m.extension_months());
+  out += ',';
+  OptText(out, m.exited_on());
+  out += ',';
+  if (m.has_monthly_income_fen()) Int(out, m.monthly_income_fen()); else out += "NULL";
+  out += m.is_mobile() ? ",1," : ",0,";
+  Int(out, m.version());
+  out += ')';
+}
+
+constexpr char kMemberColumns[] =
+    "id_hash, id_sealed, id_masked, name, gender, ethnicity, birth_date, education, occupation, phone, org_code, "
+    "status, applied_on, activist_on, target_on, joined_on, full_on, extension_months, exited_on, "
+    "monthly_income_fen, is_mobile, version";
+
+}  // namespace
+
 absl::Status MemberRepository::WriteBatch(sql::Connection& conn, const std::vector<const StoredMember*>& rows) const {
   if (rows.empty()) return absl::OkStatus();
   return Guard("write members", [&]() -> absl::Status {
-    constexpr int kPer = 21;
-    std::string sql =
-        "INSERT INTO members (member_id, id_hash, id_sealed, id_masked, name, gender, ethnicity, birth_date, education, "
-        "occupation, phone, org_code, status, applied_on, activist_on, target_on, joined_on, full_on, extension_months, "
-        "exited_on, monthly_income_fen, is_mobile, version) VALUES ";
-    for (size_t i = 0; i < rows.size(); ++i) {
-      absl::StrAppend(&sql, i == 0 ? "" : ",", "(?,UNHEX(?),UNHEX(?),?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    }
-    sql +=
-        " ON DUPLICATE KEY UPDATE name=VALUES(name), gender=VALUES(gender), ethnicity=VALUES(ethnicity), "
-        "birth_date=VALUES(birth_date), education=VALUES(education), occupation=VALUES(occupation), phone=VALUES(phone), "
-        "org_code=VALUES(org_code), status=VALUES(status), applied_on=VALUES(applied_on), activist_on=VALUES(activist_on), "
-        "target_on=VALUES(target_on), joined_on=VALUES(joined_on), full_on=VALUES(full_on), "
-        "extension_months=VALUES(extension_months), exited_on=VALUES(exited_on), "
-        "monthly_income_fen=VALUES(monthly_income_fen), is_mobile=VALUES(is_mobile), version=VALUES(version), "
-        "updated_at=CURRENT_TIMESTAMP(6)";
-    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(sql));
-    int i = 1;
+    // New members: a plain multi-row INSERT (a duplicate id_hash is an error, never an update).
+    std::string ins, upd;
     for (const StoredMember* r : rows) {
-      const v1::Member& m = r->m;
-      if (m.member_id() == 0) st->setNull(i, 0); else st->setInt64(i, m.member_id());
-      st->setString(i + 1, absl::BytesToHexString(r->id_hash));
-      st->setString(i + 2, absl::BytesToHexString(r->id_sealed));
-      st->setString(i + 3, r->id_masked);
-      st->setString(i + 4, m.name());
-      st->setString(i + 5, m.gender());
-      SetOptional(*st, i + 6, m.ethnicity());
-      st->setString(i + 7, m.birth_date());
-      SetOptional(*st, i + 8, m.education());
-      SetOptional(*st, i + 9, m.occupation());
-      SetOptional(*st, i + 10, m.phone());
-      st->setString(i + 11, m.org_code());
-      st->setString(i + 12, m.status());
-      SetOptional(*st, i + 13, m.applied_on());
-      SetOptional(*st, i + 14, m.activist_on());
-      SetOptional(*st, i + 15, m.target_on());
-      SetOptional(*st, i + 16, m.joined_on());
-      SetOptional(*st, i + 17, m.full_on());
-      st->setInt(i + 18, m.extension_months());
-      SetOptional(*st, i + 19, m.exited_on());
-      if (m.has_monthly_income_fen()) st->setInt64(i + 20, m.monthly_income_fen()); else st->setNull(i + 20, 0);
-      st->setInt(i + 21, m.is_mobile() ? 1 : 0);
-      st->setInt(i + 22, m.version());
-      i += kPer + 2;
+      if (r->m.member_id() == 0) {
+        ins += ins.empty() ? absl::StrCat("INSERT INTO members (", kMemberColumns, ") VALUES ") : ",";
+        AppendMember(ins, *r, false);
+      } else {
+        upd += upd.empty() ? absl::StrCat("INSERT INTO members (member_id, ", kMemberColumns, ") VALUES ") : ",";
+        AppendMember(upd, *r, true);
+      }
     }
-    st->execute();
+    if (!ins.empty()) Execute(conn, ins);
+    if (!upd.empty()) {
+      upd +=
+          " ON DUPLICATE KEY UPDATE name=VALUES(name), gender=VALUES(gender), ethnicity=VALUES(ethnicity), "
+          "birth_date=VALUES(birth_date), education=VALUES(education), occupation=VALUES(occupation), "
+          "phone=VALUES(phone), org_code=VALUES(org_code), status=VALUES(status), applied_on=VALUES(applied_on), "
+          "activist_on=VALUES(activist_on), target_on=VALUES(target_on), joined_on=VALUES(joined_on), "
+          "full_on=VALUES(full_on), extension_months=VALUES(extension_months), exited_on=VALUES(exited_on), "
+          "monthly_income_fen=VALUES(monthly_income_fen), is_mobile=VALUES(is_mobile), version=VALUES(version), "
+          "updated_at=CURRENT_TIMESTAMP(6)";
+      Execute(conn, upd);
+    }
     return absl::OkStatus();
   });
 }
@@ -176,17 +259,42 @@ absl::StatusOr<std::unordered_map<std::string, int64_t>> MemberRepository::IdsOf
     sql::Connection& conn, const std::vector<std::string>& hashes) const {
   return Guard("read member ids", [&]() -> absl::StatusOr<std::unordered_map<std::string, int64_t>> {
     std::unordered_map<std::string, int64_t> out;
-    constexpr size_t kBatch = 1000;
+    out.reserve(hashes.size());
+    constexpr size_t kBatch = 5000;
+    std::unique_ptr<sql::Statement> st(conn.createStatement());
     for (size_t start = 0; start < hashes.size(); start += kBatch) {
       const size_t n = std::min(kBatch, hashes.size() - start);
-      std::string marks;
-      for (size_t i = 0; i < n; ++i) marks += i == 0 ? "UNHEX(?)" : ",UNHEX(?)";
-      std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
-          absl::StrCat("SELECT HEX(id_hash), member_id FROM members WHERE id_hash IN (", marks, ")")));
-      for (size_t i = 0; i < n; ++i) st->setString(static_cast<int>(i + 1), absl::BytesToHexString(hashes[start + i]));
-      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+      std::string text = "SELECT HEX(id_hash), member_id FROM members WHERE id_hash IN (";
+      for (size_t i = 0; i < n; ++i) {
+        if (i) text += ',';
+        Bytes(text, hashes[start + i]);
+      }
+      text += ')';
+      std::unique_ptr<sql::ResultSet> rs(st->executeQuery(text));
       while (rs->next()) out.emplace(Unhex(Str(*rs, 1)), rs->getInt64(2));
     }
+    return out;
+  });
+}
+
+absl::StatusOr<int64_t> MemberRepository::MaxMemberId(sql::Connection& conn) const {
+  return Guard("read member ids", [&]() -> absl::StatusOr<int64_t> {
+    std::unique_ptr<sql::Statement> st(conn.createStatement());
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery("SELECT COALESCE(MAX(member_id), 0) FROM members"));
+    return rs->next() ? rs->getInt64(1) : 0;
+  });
+}
+
+absl::StatusOr<std::unordered_map<std::string, int64_t>> MemberRepository::IdsAfter(sql::Connection& conn,
+                                                                                   int64_t after,
+                                                                                   size_t limit) const {
+  return Guard("read member ids", [&]() -> absl::StatusOr<std::unordered_map<std::string, int64_t>> {
+    std::unordered_map<std::string, int64_t> out;
+    out.reserve(limit);
+    std::unique_ptr<sql::Statement> st(conn.createStatement());
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery(absl::StrCat(
+        "SELECT HEX(id_hash), member_id FROM members WHERE member_id > ", after, " ORDER BY member_id LIMIT ", limit)));
+    while (rs->next()) out.emplace(Unhex(Str(*rs, 1)), rs->getInt64(2));
     return out;
   });
 }
@@ -194,27 +302,183 @@ absl::StatusOr<std::unordered_map<std::string, int64_t>> MemberRepository::IdsOf
 absl::Status MemberRepository::InsertEvents(sql::Connection& conn, const std::vector<EventRow>& events) const {
   if (events.empty()) return absl::OkStatus();
   return Guard("write member events", [&]() -> absl::Status {
-    std::string sql =
+    std::string text =
         "INSERT INTO member_events (change_seq, member_id, version, kind, status_after, org_code, effective_on, "
         "deciding_org, recorded_by, details) VALUES ";
-    for (size_t i = 0; i < events.size(); ++i) absl::StrAppend(&sql, i == 0 ? "" : ",", "(?,?,?,?,?,?,?,?,?,?)");
-    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(sql));
-    int i = 1;
+    bool first = true;
     for (const EventRow& e : events) {
-      st->setInt64(i, e.change_seq);
-      st->setInt64(i + 1, e.member_id);
-      st->setInt(i + 2, e.version);
-      st->setString(i + 3, e.kind);
-      st->setString(i + 4, e.status_after);
-      st->setString(i + 5, e.org_code);
-      st->setString(i + 6, e.effective_on);
-      SetOptional(*st, i + 7, e.deciding_org);
-      st->setString(i + 8, e.recorded_by);
-      SetOptional(*st, i + 9, e.details);
-      i += 10;
+      text += first ? "(" : ",(";
+      first = false;
+      Int(text, e.change_seq);
+      text += ',';
+      Int(text, e.member_id);
+      text += ',';
+      Int(text, e.version);
+      text += ',';
+      Text(text, e.kind);
+      text += ',';
+      Text(text, e.status_after);
+      text += ',';
+      Text(text, e.org_code);
+      text += ',';
+      Text(text, e.effective_on);
+      text += ',';
+      OptText(text, e.deciding_org);
+      text += ',';
+      Text(text, e.recorded_by);
+      text += ',';
+      OptText(text, e.details);
+      text += ')';
     }
-    st->execute();
+    Execute(conn, text);
     return absl::OkStatus();
+  });
+}
+
+namespace {
+
+// LOAD DATA text: tab-separated, backslash escapes, \N for NULL.
+void Tsv(std::string& out, std::string_view v) {
+  for (const char c : v) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\0': out += "\\0"; break;
+      default: out += c;
+    }
+  }
+}
+void OptTsv(std::string& out, std::string_view v) {
+  if (v.empty()) out += "\\N"; else Tsv(out, v);
+}
+
+std::string SqlPath(const std::string& path) {
+  std::string out = "'";
+  for (const char c : path) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
+absl::Status WriteScratch(const std::string& path, const std::string& data) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) return absl::InternalError("cannot write the import's scratch file");
+  const bool ok = std::fwrite(data.data(), 1, data.size(), f) == data.size();
+  if (std::fclose(f) != 0 || !ok) return absl::InternalError("cannot write the import's scratch file");
+  return absl::OkStatus();
+}
+
+// Runs the LOAD DATA and checks that exactly `expected` rows went in with no warning (LOCAL
+// turns errors such as a duplicate key or a bad value into warnings and skipped rows).
+absl::Status Load(sql::Connection& conn, const std::string& text, size_t expected, std::string_view what) {
+  std::unique_ptr<sql::Statement> st(conn.createStatement());
+  const int affected = st->executeUpdate(text);
+  std::unique_ptr<sql::ResultSet> rs(st->executeQuery("SELECT @@warning_count"));
+  const int64_t warnings = rs->next() ? rs->getInt64(1) : -1;
+  if (affected != static_cast<int>(expected) || warnings != 0) {
+    return absl::InternalError(absl::StrCat(std::string(what), ": ", affected, " of ", expected, " rows stored, ", warnings,
+                                            " warnings; nothing of this batch is kept"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status MemberRepository::LoadNewMembers(sql::Connection& conn, const std::vector<const StoredMember*>& rows,
+                                              const std::string& scratch_file) const {
+  if (rows.empty()) return absl::OkStatus();
+  std::string data;
+  data.reserve(rows.size() * 320);
+  for (const StoredMember* r : rows) {
+    const v1::Member& m = r->m;
+    AppendHex(data, r->id_hash);
+    data += '\t';
+    AppendHex(data, r->id_sealed);
+    data += '\t';
+    Tsv(data, r->id_masked);
+    data += '\t';
+    Tsv(data, m.name());
+    data += '\t';
+    Tsv(data, m.gender());
+    data += '\t';
+    OptTsv(data, m.ethnicity());
+    data += '\t';
+    Tsv(data, m.birth_date());
+    data += '\t';
+    OptTsv(data, m.education());
+    data += '\t';
+    OptTsv(data, m.occupation());
+    data += '\t';
+    OptTsv(data, m.phone());
+    data += '\t';
+    Tsv(data, m.org_code());
+    data += '\t';
+    Tsv(data, m.status());
+    for (const std::string* d : {&m.applied_on(), &m.activist_on(), &m.target_on(), &m.joined_on(), &m.full_on()}) {
+      data += '\t';
+      OptTsv(data, *d);
+    }
+    data += '\t';
+    Int(data, m.extension_months());
+    data += '\t';
+    OptTsv(data, m.exited_on());
+    data += '\t';
+    if (m.has_monthly_income_fen()) Int(data, m.monthly_income_fen()); else data += "\\N";
+    data += m.is_mobile() ? "\t1\t" : "\t0\t";
+    Int(data, m.version());
+    data += '\n';
+  }
+  if (auto s = WriteScratch(scratch_file, data); !s.ok()) return s;
+  return Guard("write members", [&]() -> absl::Status {
+    return Load(conn,
+                absl::StrCat("LOAD DATA LOCAL INFILE ", SqlPath(scratch_file),
+                             " INTO TABLE members CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
+                             "LINES TERMINATED BY '\\n' (@h, @s, id_masked, name, gender, ethnicity, birth_date, "
+                             "education, occupation, phone, org_code, status, applied_on, activist_on, target_on, "
+                             "joined_on, full_on, extension_months, exited_on, monthly_income_fen, is_mobile, version) "
+                             "SET id_hash = UNHEX(@h), id_sealed = UNHEX(@s)"),
+                rows.size(), "write members");
+  });
+}
+
+absl::Status MemberRepository::LoadEvents(sql::Connection& conn, const std::vector<EventRow>& events,
+                                          const std::string& scratch_file) const {
+  if (events.empty()) return absl::OkStatus();
+  std::string data;
+  data.reserve(events.size() * 400);
+  for (const EventRow& e : events) {
+    Int(data, e.change_seq);
+    data += '\t';
+    Int(data, e.member_id);
+    data += '\t';
+    Int(data, e.version);
+    data += '\t';
+    Tsv(data, e.kind);
+    data += '\t';
+    Tsv(data, e.status_after);
+    data += '\t';
+    Tsv(data, e.org_code);
+    data += '\t';
+    Tsv(data, e.effective_on);
+    data += '\t';
+    OptTsv(data, e.deciding_org);
+    data += '\t';
+    Tsv(data, e.recorded_by);
+    data += '\t';
+    OptTsv(data, e.details);
+    data += '\n';
+  }
+  if (auto s = WriteScratch(scratch_file, data); !s.ok()) return s;
+  return Guard("write member events", [&]() -> absl::Status {
+    return Load(conn,
+                absl::StrCat("LOAD DATA LOCAL INFILE ", SqlPath(scratch_file),
+                             " INTO TABLE member_events CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' "
+                             "ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (change_seq, member_id, version, kind, "
+                             "status_after, org_code, effective_on, deciding_org, recorded_by, details)"),
+                events.size(), "write member events");
   });
 }
 

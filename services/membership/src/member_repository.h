@@ -81,6 +81,19 @@ class MemberRepository final {
   absl::StatusOr<std::unordered_map<std::string, int64_t>> IdsOf(sql::Connection& conn,
                                                                  const std::vector<std::string>& hashes) const;
   absl::Status InsertEvents(sql::Connection& conn, const std::vector<EventRow>& events) const;
+  // The highest member_id (0 when there is none), and hash -> member_id of the members above
+  // `after` (at most limit): with the change-feed lock held nobody else inserts members, so
+  // after a bulk insert this is a primary-key range read of exactly the rows just written.
+  absl::StatusOr<int64_t> MaxMemberId(sql::Connection& conn) const;
+  absl::StatusOr<std::unordered_map<std::string, int64_t>> IdsAfter(sql::Connection& conn, int64_t after,
+                                                                    size_t limit) const;
+  // Bulk forms for the import: new members (member_id 0) and events through LOAD DATA LOCAL
+  // INFILE of `scratch_file` (a private file the caller owns; overwritten). Fails, so that the
+  // caller's transaction rolls back, unless every row was stored exactly, without a warning.
+  absl::Status LoadNewMembers(sql::Connection& conn, const std::vector<const StoredMember*>& rows,
+                              const std::string& scratch_file) const;
+  absl::Status LoadEvents(sql::Connection& conn, const std::vector<EventRow>& events,
+                          const std::string& scratch_file) const;
   absl::StatusOr<std::vector<EventRow>> ListEvents(sql::Connection& conn, int64_t member_id) const;
   // Members of a subtree with member_id > after, by member_id, at most limit.
   absl::StatusOr<std::vector<StoredMember>> ListSubtree(sql::Connection& conn, const std::string& path_prefix,
