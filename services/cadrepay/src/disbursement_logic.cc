@@ -3,12 +3,15 @@
 #include <openssl/sha.h>
 
 #include <cppconn/connection.h>
+#include <cppconn/driver.h>
+#include <mysql_driver.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
 #include <cstring>
 #include <map>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -17,6 +20,7 @@
 #include <prometheus/registry.h>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "absl/random/random.h"
 #include "absl/strings/escaping.h"
@@ -219,8 +223,12 @@ class IngestBase : public DisbursementLogic::Ingest {
   }
 
   absl::StatusOr<exchange::v1::ImportReport> Finish() override {
+    WaitIdle();
     if (failed_.ok() && !file_refused_) reader_->Finish();
-    if (!failed_.ok()) return failed_;
+    if (!failed_.ok()) {
+      tx_.reset();  // rolled back at once
+      return failed_;
+    }
     if (!have_header_ && !file_refused_) {
       Error(0, "", "EMPTY_FILE", "the file has no header row");
       file_refused_ = true;
@@ -231,11 +239,17 @@ class IngestBase : public DisbursementLogic::Ingest {
       *report.mutable_errors() = report_.errors();
       return report;
     }
-    if (auto s = Flush(); !s.ok()) return s;
+    // On failure the transaction is rolled back at once, not when the caller lets go of this.
+    auto fail = [this](absl::Status s) {
+      tx_.reset();
+      return s;
+    };
+    if (auto s = Flush(); !s.ok()) return fail(s);
+    if (auto s = Complete(); !s.ok()) return fail(s);
     if (report_.inserted() + report_.updated() > 0) {
-      if (auto s = Track(conn_, logic_.repo_.BumpDataGeneration(*conn_)); !s.ok()) return s;
+      if (auto s = Track(conn_, logic_.repo_.BumpDataGeneration(*conn_)); !s.ok()) return fail(s);
     }
-    if (auto s = Track(conn_, tx_->Commit()); !s.ok()) return s;
+    if (auto s = Track(conn_, tx_->Commit()); !s.ok()) return fail(s);
     auto* errors = report_.mutable_errors();
     std::stable_sort(errors->begin(), errors->end(), [](const auto& a, const auto& b) { return a.line() < b.line(); });
     logic_.metrics_->Ingested(kind_, report_);
@@ -250,6 +264,10 @@ class IngestBase : public DisbursementLogic::Ingest {
   virtual size_t Queued() const = 0;
   // Once, after the header is accepted and the transaction begun.
   virtual absl::Status Prepare() { return absl::OkStatus(); }
+  // Once, after the last Flush and before the commit.
+  virtual absl::Status Complete() { return absl::OkStatus(); }
+  // Waits for any write still running on the connection in the background.
+  virtual void WaitIdle() {}
 
   void Error(int64_t line, std::string column, std::string code, std::string message) {
     auto* e = report_.add_errors();
@@ -276,6 +294,15 @@ class IngestBase : public DisbursementLogic::Ingest {
     auto [it, inserted] = seen_.try_emplace(absl::HashOf(key), line);
     return inserted ? 0 : it->second;
   }
+
+  // Whether this person (by stored hash) is met for the first time in this file: a person is
+  // sealed and written once per file (sealing is the costly part).
+  bool FirstSight(const std::string& id_hash) {
+    std::array<char, 16> key{};
+    std::memcpy(key.data(), id_hash.data(), std::min<size_t>(16, id_hash.size()));
+    return persons_seen_.insert(key).second;
+  }
+  absl::flat_hash_set<std::array<char, 16>> persons_seen_;
 
   PersonRecord Person(const std::string& id_number) {
     return {logic_.pii().Hash(id_number), logic_.pii().Seal(id_number), common::MaskIdNumber(id_number)};
@@ -417,9 +444,17 @@ class EnrolmentsIngest final : public IngestBase {
   struct Item {
     int64_t line;
     StoredEnrolment e;
-    PersonRecord person;
+    std::string id_number;
   };
-  absl::Status Prepare() override { return LoadProgrammes(); }
+  // Into an empty table, enrolments are all new: written with LOAD DATA in loads of this many.
+  static constexpr size_t kLoadRows = 200000;
+  absl::Status Prepare() override {
+    if (auto s = LoadProgrammes(); !s.ok()) return s;
+    auto none = Tracked(repo().TableIsEmpty(conn(), "enrolments"));
+    if (!none.ok()) return none.status();
+    table_was_empty_ = *none;
+    return absl::OkStatus();
+  }
   size_t Queued() const override { return queue_.size(); }
   void OnRow(const common::CsvRecord& record) override {
     EnrolmentRow row;
@@ -429,9 +464,9 @@ class EnrolmentsIngest final : public IngestBase {
     if (!PeriodFits(row.from_period, programme->frequency)) {
       return Refuse(record.line, "from_period", "PERIOD_FORM", PeriodFormMessage(row.program_code, programme->frequency));
     }
-    Item item{record.line, {}, Person(row.id_number)};
+    Item item{record.line, {}, std::move(row.id_number)};
     item.e.program_code = row.program_code;
-    item.e.id_hash = item.person.id_hash;
+    item.e.id_hash = logic_.pii().Hash(item.id_number);
     item.e.from_period = row.from_period.ToString();
     item.e.to_period = row.to_period ? row.to_period->ToString() : "";
     item.e.amount_fen = row.amount_fen;
@@ -445,14 +480,15 @@ class EnrolmentsIngest final : public IngestBase {
   }
   absl::Status Flush() override {
     if (queue_.empty()) return absl::OkStatus();
-    std::vector<StoredEnrolment> keys;
-    for (const auto& i : queue_) keys.push_back(i.e);
-    auto existing = Tracked(repo().FindEnrolments(conn(), keys));
-    if (!existing.ok()) return existing.status();
     std::map<std::tuple<std::string, std::string, std::string>, StoredEnrolment> stored;
-    for (auto& e : *existing) stored.emplace(std::make_tuple(e.program_code, e.id_hash, e.from_period), std::move(e));
+    if (!table_was_empty_) {
+      std::vector<StoredEnrolment> keys;
+      for (const auto& i : queue_) keys.push_back(i.e);
+      auto existing = Tracked(repo().FindEnrolments(conn(), keys));
+      if (!existing.ok()) return existing.status();
+      for (auto& e : *existing) stored.emplace(std::make_tuple(e.program_code, e.id_hash, e.from_period), std::move(e));
+    }
     std::vector<StoredEnrolment> write;
-    std::vector<PersonRecord> persons;
     for (auto& i : queue_) {
       auto it = stored.find(std::make_tuple(i.e.program_code, i.e.id_hash, i.e.from_period));
       if (it != stored.end() && it->second.to_period == i.e.to_period && it->second.amount_fen == i.e.amount_fen) {
@@ -460,14 +496,32 @@ class EnrolmentsIngest final : public IngestBase {
         continue;
       }
       if (it == stored.end()) Inserted(); else Updated();
-      write.push_back(i.e);
-      persons.push_back(std::move(i.person));
+      if (FirstSight(i.e.id_hash)) {
+        persons_.push_back({i.e.id_hash, logic_.pii().Seal(i.id_number), common::MaskIdNumber(i.id_number)});
+      }
+      (table_was_empty_ ? load_ : write).push_back(std::move(i.e));
     }
     queue_.clear();
-    if (auto s = Tracked(repo().UpsertPersons(conn(), persons)); !s.ok()) return s;
-    return Tracked(repo().UpsertEnrolments(conn(), write));
+    if (!table_was_empty_) {
+      if (auto s = Tracked(repo().UpsertPersons(conn(), persons_)); !s.ok()) return s;
+      persons_.clear();
+      return Tracked(repo().UpsertEnrolments(conn(), write));
+    }
+    if (load_.size() >= kLoadRows) return Load();
+    return absl::OkStatus();
+  }
+  absl::Status Complete() override { return Load(); }
+  absl::Status Load() {
+    if (auto s = Tracked(repo().UpsertPersons(conn(), persons_)); !s.ok()) return s;
+    persons_.clear();
+    auto s = Tracked(repo().LoadEnrolments(conn(), load_));
+    load_.clear();
+    return s;
   }
   std::vector<Item> queue_;
+  bool table_was_empty_ = false;
+  std::vector<StoredEnrolment> load_;
+  std::vector<PersonRecord> persons_;
 };
 
 // ---- recipients.csv
@@ -597,9 +651,19 @@ class PaymentsIngest final : public IngestBase {
  private:
   struct Item {
     StoredPayment p;
-    PersonRecord person;
+    std::string id_number;
   };
-  absl::Status Prepare() override { return LoadProgrammes(); }
+  // New payments (and their persons) are written with LOAD DATA in loads of this many.
+  static constexpr size_t kLoadRows = 100000;
+  absl::Status Prepare() override {
+    if (auto s = LoadProgrammes(); !s.ok()) return s;
+    // Nothing stored yet (as this transaction sees it): no row can be held already, so the
+    // per-row lookup is skipped. Another ingest writing meanwhile makes the load fail whole.
+    auto none = Tracked(repo().TableIsEmpty(conn(), "payments"));
+    if (!none.ok()) return none.status();
+    table_was_empty_ = *none;
+    return absl::OkStatus();
+  }
   size_t Queued() const override { return queue_.size(); }
   void OnRow(const common::CsvRecord& record) override {
     PaymentRow row;
@@ -614,13 +678,12 @@ class PaymentsIngest final : public IngestBase {
       return Refuse(record.line, "period", "PERIOD_FORM", PeriodFormMessage(row.program_code, programme->frequency));
     }
     Item item;
-    item.person = Person(row.id_number);
     StoredPayment& p = item.p;
     p.payment_id = std::move(row.payment_id);
     p.batch_id = std::move(row.batch_id);
     p.program_code = std::move(row.program_code);
     p.period = row.period.ToString();
-    p.id_hash = item.person.id_hash;
+    p.id_hash = logic_.pii().Hash(row.id_number);
     p.account_no = std::move(row.account_no);
     p.amount_fen = row.amount_fen;
     // Stored to the microsecond.
@@ -628,6 +691,7 @@ class PaymentsIngest final : public IngestBase {
     p.reverses = std::move(row.reverses);
     p.ingest_id = ingest_id_;
     p.source_line = record.line;
+    item.id_number = std::move(row.id_number);
     queue_.push_back(std::move(item));
   }
   static std::string Differences(const StoredPayment& a, const StoredPayment& b) {
@@ -644,14 +708,15 @@ class PaymentsIngest final : public IngestBase {
   }
   absl::Status Flush() override {
     if (queue_.empty()) return absl::OkStatus();
-    std::vector<std::string> ids;
-    for (const auto& i : queue_) ids.push_back(i.p.payment_id);
-    auto existing = Tracked(repo().FindPayments(conn(), ids));
-    if (!existing.ok()) return existing.status();
     std::unordered_map<std::string, StoredPayment> stored;
-    for (auto& p : *existing) stored.emplace(p.payment_id, std::move(p));
-    std::vector<StoredPayment> write;
-    std::vector<PersonRecord> persons;
+    if (!table_was_empty_) {
+      if (auto s = WaitLoad(); !s.ok()) return s;
+      std::vector<std::string> ids;
+      for (const auto& i : queue_) ids.push_back(i.p.payment_id);
+      auto existing = Tracked(repo().FindPayments(conn(), ids));
+      if (!existing.ok()) return existing.status();
+      for (auto& p : *existing) stored.emplace(p.payment_id, std::move(p));
+    }
     for (auto& i : queue_) {
       auto it = stored.find(i.p.payment_id);
       if (it != stored.end()) {
@@ -666,14 +731,56 @@ class PaymentsIngest final : public IngestBase {
         continue;
       }
       Inserted();
-      persons.push_back(std::move(i.person));
-      write.push_back(std::move(i.p));
+      if (FirstSight(i.p.id_hash)) {
+        persons_.push_back({i.p.id_hash, logic_.pii().Seal(i.id_number), common::MaskIdNumber(i.id_number)});
+      }
+      write_.push_back(std::move(i.p));
     }
     queue_.clear();
-    if (auto s = Tracked(repo().UpsertPersons(conn(), persons)); !s.ok()) return s;
-    return Tracked(repo().InsertPayments(conn(), write));
+    if (write_.size() >= kLoadRows) {
+      if (auto s = WaitLoad(); !s.ok()) return s;
+      StartLoad();
+    }
+    return absl::OkStatus();
+  }
+  // Loads run on a thread of their own, on this ingest's connection (inside its transaction),
+  // while the next rows are parsed; the connection is touched by one thread at a time: every
+  // other use of it waits for the load first.
+  absl::Status Complete() override {
+    if (auto s = WaitLoad(); !s.ok()) return s;
+    StartLoad();
+    return WaitLoad();
+  }
+  void WaitIdle() override {
+    if (loader_.joinable()) loader_.join();
+  }
+  absl::Status WaitLoad() {
+    WaitIdle();
+    absl::Status s = std::move(loaded_);
+    loaded_ = absl::OkStatus();
+    return s;
+  }
+  void StartLoad() {
+    loader_ = std::thread([this, persons = std::move(persons_), rows = std::move(write_)] {
+      sql::Driver* driver = sql::mysql::get_mysql_driver_instance();
+      driver->threadInit();
+      absl::Status s = Tracked(repo().UpsertPersons(conn(), persons));
+      if (s.ok()) s = Tracked(repo().InsertPayments(conn(), rows));
+      driver->threadEnd();
+      loaded_ = std::move(s);
+    });
+    persons_.clear();
+    write_.clear();
   }
   std::vector<Item> queue_;
+  bool table_was_empty_ = false;
+  std::vector<StoredPayment> write_;
+  std::vector<PersonRecord> persons_;
+  std::thread loader_;
+  absl::Status loaded_;  // of the last load, set by its thread
+
+ public:
+  ~PaymentsIngest() override { WaitIdle(); }
 };
 
 // ---- batches.csv

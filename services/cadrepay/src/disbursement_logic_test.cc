@@ -3,12 +3,21 @@
 // village, findings export, review, disclosure and the scheduler's choice of due scopes.
 #include "disbursement_logic.h"
 
+#include <cppconn/connection.h>
+#include <cppconn/resultset.h>
+#include <cppconn/statement.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <memory>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "check_scheduler.h"
+#include "disbursement_repository.h"
 #include "grassroots/common/migrations.h"
 #include "grassroots/common/status.h"
 #include "test_env.h"
@@ -406,6 +415,180 @@ TEST_F(DisbursementLogicTest, SchedulerRunsDueScopesOnceUntilTheDataChanges) {
   now_ = absl::FromCivil(absl::CivilSecond(2026, 3, 12, 12, 0, 0), common::ChinaTimeZone());
   Ingest(FileKind::kCivilEvents, absl::StrCat("id_number,event,event_date,source_ref\n", Id(2), ",released,2026-03-02,\n"));
   EXPECT_EQ(scheduler.RunDue(), 0);  // not yet due
+}
+
+}  // namespace
+}  // namespace grassroots::cadrepay
+
+namespace grassroots::cadrepay {
+namespace {
+
+// The bulk path: LOAD DATA LOCAL INFILE through the driver, with its escaping.
+TEST_F(DisbursementLogicTest, LoadRowsRoundTripsTextNullsAndBinaryAndSkipsExistingKeys) {
+  auto conn = pool_->Acquire(absl::Now() + absl::Seconds(10));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  std::unique_ptr<sql::Statement>((*conn)->createStatement())
+      ->execute("CREATE TABLE load_probe (k BIGINT PRIMARY KEY, t VARCHAR(100) NULL, b VARBINARY(40) NULL) "
+                "DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin");
+  DisbursementRepository repo;
+  const std::string nasty = std::string("a\tb\nc\\d\re") + std::string(1, '\0') + "f 张\U00020000 \\N 'q\"";
+  const std::string binary = std::string("\0\t\n\\\xff\x01", 6);
+  std::vector<SqlRow> rows = {
+      {SqlValue::Int(1), SqlValue::Text(nasty), SqlValue::Text(absl::BytesToHexString(binary))},
+      {SqlValue::Int(2), SqlValue::Null(), SqlValue::Null()},
+      {SqlValue::Int(-3), SqlValue::Text(""), SqlValue::Text("")},
+  };
+  auto loaded = repo.LoadRows(**conn, "load_probe", "k, t, @b", "b = UNHEX(@b)", rows);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(*loaded, 3);
+  std::unique_ptr<sql::ResultSet> rs(
+      std::unique_ptr<sql::Statement>((*conn)->createStatement())
+          ->executeQuery("SELECT k, t, t IS NULL, HEX(b), b IS NULL FROM load_probe ORDER BY k"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(rs->getInt64(1), -3);
+  EXPECT_EQ(std::string(rs->getString(2).asStdString()), "");
+  EXPECT_FALSE(rs->getBoolean(3));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(rs->getInt64(1), 1);
+  EXPECT_EQ(std::string(rs->getString(2).asStdString()), nasty);
+  EXPECT_EQ(std::string(rs->getString(4).asStdString()), absl::AsciiStrToUpper(absl::BytesToHexString(binary)));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(rs->getInt64(1), 2);
+  EXPECT_TRUE(rs->getBoolean(3));
+  EXPECT_TRUE(rs->getBoolean(5));
+  // A key already stored is skipped (LOCAL), and the count says so.
+  loaded = repo.LoadRows(**conn, "load_probe", "k, t, @b", "b = UNHEX(@b)",
+                         {{SqlValue::Int(1), SqlValue::Text("other"), SqlValue::Null()},
+                          {SqlValue::Int(4), SqlValue::Text("new"), SqlValue::Null()}});
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(*loaded, 1);
+  // The same values through InsertRows (literal SQL text), in several statements, upserted.
+  std::vector<SqlRow> many;
+  for (int k = 0; k < 30000; ++k) {
+    many.push_back({SqlValue::Int(100 + k), SqlValue::Text(k % 2 ? nasty : "it's"), SqlValue::Text(binary)});
+  }
+  many.push_back({SqlValue::Int(1), SqlValue::Text("o'ther \\' x"), SqlValue::Null()});
+  auto written = repo.InsertRows(**conn, "load_probe", {"k", "t", "b"}, many,
+                                 " ON DUPLICATE KEY UPDATE t = VALUES(t), b = VALUES(b)");
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ(*written, 30000 + 2);  // an update counts 2
+  rs.reset(std::unique_ptr<sql::Statement>((*conn)->createStatement())
+               ->executeQuery("SELECT k, t, b FROM load_probe WHERE k IN (1, 100, 101) ORDER BY k"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(std::string(rs->getString(2).asStdString()), "o'ther \\' x");
+  EXPECT_TRUE(rs->isNull(3));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(std::string(rs->getString(2).asStdString()), "it's");
+  EXPECT_EQ(std::string(rs->getString(3).asStdString()), binary);
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(std::string(rs->getString(2).asStdString()), nasty);
+}
+
+// Payments written by the bulk path keep every field, and one file is one transaction: an
+// ingest that loses a race for a payment_id keeps nothing of its file.
+TEST_F(DisbursementLogicTest, PaymentsIngestIsAllOrNothingAgainstAConcurrentIngest) {
+  ASSERT_EQ(Ingest(FileKind::kProgrammes, kProgrammes).inserted(), 2);
+  const std::string header = "payment_id,batch_id,program_code,period,id_number,account_no,amount_fen,paid_at,reverses\n";
+  const std::string a = absl::StrCat(
+      header, "S1,B1,GDBT,2026-03,", Id(1), ",622200000000000001,12000,2026-03-10T09:00:00.123456+08:00,\n",
+      "S2,B1,GDBT,2026-03,", Id(1), ",622200000000000001,-2000,2026-03-11T09:00:00Z,S1\n");
+  const std::string b = absl::StrCat(
+      header, "S3,B1,GDBT,2026-03,", Id(2), ",622200000000000002,12000,2026-03-10T09:00:00+08:00,\n",
+      "S1,B1,GDBT,2026-03,", Id(1), ",622200000000000001,12000,2026-03-10T09:00:00.123456+08:00,\n");
+  // Both begin while nothing is stored; the first commits, the second must fail whole.
+  auto first = logic_->StartIngest(FileKind::kPayments);
+  auto second = logic_->StartIngest(FileKind::kPayments);
+  first->Feed(a);
+  second->Feed(b);
+  auto r1 = first->Finish();
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  EXPECT_EQ(r1->inserted(), 2);
+  auto r2 = second->Finish();
+  EXPECT_EQ(r2.status().code(), absl::StatusCode::kAborted) << r2.status();
+  // S3 was not kept; sent again, the file is classified row by row as usual.
+  auto again = Ingest(FileKind::kPayments, b);
+  EXPECT_EQ(again.inserted(), 1);
+  EXPECT_EQ(again.unchanged(), 1);
+  EXPECT_EQ(Ingest(FileKind::kPayments, a).unchanged(), 2);
+  // Every field as sent (microseconds, the reversal's reference, the NULL of a non-reversal).
+  auto conn = pool_->Acquire(absl::Now() + absl::Seconds(10));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  DisbursementRepository repo;
+  auto stored = repo.FindPayments(**conn, {"S1", "S2", "S3"});
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  ASSERT_EQ(stored->size(), 3u);
+  std::sort(stored->begin(), stored->end(),
+            [](const StoredPayment& x, const StoredPayment& y) { return x.payment_id < y.payment_id; });
+  EXPECT_EQ((*stored)[0].id_hash, pii_.Hash(Id(1)));
+  EXPECT_EQ((*stored)[0].reverses, "");
+  EXPECT_EQ(absl::ToUnixMicros((*stored)[0].paid_at) % 1000000, 123456);
+  EXPECT_EQ((*stored)[0].amount_fen, 12000);
+  EXPECT_EQ((*stored)[1].reverses, "S1");
+  EXPECT_EQ((*stored)[1].amount_fen, -2000);
+  EXPECT_EQ((*stored)[2].source_line, 2);
+  std::unique_ptr<sql::ResultSet> rs(std::unique_ptr<sql::Statement>((*conn)->createStatement())
+                                         ->executeQuery("SELECT COUNT(*), SUM(reverses IS NULL) FROM payments"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(rs->getInt64(1), 3);
+  EXPECT_EQ(rs->getInt64(2), 2);
+  // Each person once, sealed so the check can read it.
+  auto persons = repo.FindPersons(**conn, {pii_.Hash(Id(1)), pii_.Hash(Id(2))});
+  ASSERT_TRUE(persons.ok()) << persons.status();
+  ASSERT_EQ(persons->size(), 2u);
+  for (const auto& p : *persons) EXPECT_TRUE(pii_.Open(p.id_sealed).ok());
+}
+
+// Enrolments into an empty table take the bulk path: the same all-or-nothing.
+TEST_F(DisbursementLogicTest, EnrolmentsIngestIsAllOrNothingAgainstAConcurrentIngest) {
+  ASSERT_EQ(Ingest(FileKind::kProgrammes, kProgrammes).inserted(), 2);
+  const std::string header = "program_code,id_number,amount_fen,from_period,to_period\n";
+  const std::string a = absl::StrCat(header, "GDBT,", Id(1), ",9000,2026-03,2026-12\n", "WBBZ,", Id(1), ",,2026-03,\n");
+  const std::string b = absl::StrCat(header, "GDBT,", Id(2), ",,2026-03,\n", "WBBZ,", Id(1), ",,2026-03,\n");
+  auto first = logic_->StartIngest(FileKind::kEnrolments);
+  auto second = logic_->StartIngest(FileKind::kEnrolments);
+  first->Feed(a);
+  second->Feed(b);
+  auto r1 = first->Finish();
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  EXPECT_EQ(r1->inserted(), 2);
+  EXPECT_EQ(second->Finish().status().code(), absl::StatusCode::kAborted);
+  auto again = Ingest(FileKind::kEnrolments, b);
+  EXPECT_EQ(again.inserted(), 1);
+  EXPECT_EQ(again.unchanged(), 1);
+  auto r = Ingest(FileKind::kEnrolments, a);
+  EXPECT_EQ(r.unchanged(), 2);
+  EXPECT_EQ(r.inserted() + r.updated(), 0);
+}
+
+// A file larger than one load: several loads, overlapping the parse, in one transaction.
+TEST_F(DisbursementLogicTest, ALargePaymentsFileIsLoadedWholeAndReingestedAsUnchanged) {
+  ASSERT_EQ(Ingest(FileKind::kProgrammes, kProgrammes).inserted(), 2);
+  std::string csv = "payment_id,batch_id,program_code,period,id_number,account_no,amount_fen,paid_at,reverses\n";
+  constexpr int kRows = 250000;
+  for (int k = 0; k < kRows; ++k) {
+    absl::StrAppend(&csv, "L", k, ",B1,GDBT,2026-03,", Id(k % 500), ",622200000000000001,", 100 + k,
+                    ",2026-03-10T09:00:00+08:00,\n");
+  }
+  absl::StrAppend(&csv, "L7,B1,GDBT,2026-03,", Id(1), ",622200000000000001,1,2026-03-10T09:00:00+08:00,\n");
+  auto r = Ingest(FileKind::kPayments, csv, 1 << 16);
+  EXPECT_EQ(r.inserted(), kRows);
+  EXPECT_EQ(Errors(r), std::vector<std::string>{absl::StrCat(kRows + 2, " payment_id DUPLICATE_IN_FILE")});
+  auto conn = pool_->Acquire(absl::Now() + absl::Seconds(10));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  std::unique_ptr<sql::ResultSet> rs(
+      std::unique_ptr<sql::Statement>((*conn)->createStatement())
+          ->executeQuery("SELECT COUNT(*), SUM(amount_fen), COUNT(DISTINCT id_hash), MAX(source_line) FROM payments"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(rs->getInt64(1), kRows);
+  EXPECT_EQ(rs->getInt64(2), int64_t{kRows} * 100 + int64_t{kRows} * (kRows - 1) / 2);
+  EXPECT_EQ(rs->getInt64(3), 500);
+  EXPECT_EQ(rs->getInt64(4), kRows + 1);
+  rs.reset(std::unique_ptr<sql::Statement>((*conn)->createStatement())->executeQuery("SELECT COUNT(*) FROM persons"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(rs->getInt64(1), 500);
+  auto again = Ingest(FileKind::kPayments, csv, 1 << 16);
+  EXPECT_EQ(again.unchanged(), kRows);
+  EXPECT_EQ(again.inserted(), 0);
 }
 
 }  // namespace

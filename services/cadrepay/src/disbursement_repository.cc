@@ -1,6 +1,10 @@
 #include "disbursement_repository.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <tuple>
 
@@ -8,7 +12,9 @@
 #include <cppconn/exception.h>
 #include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
+#include <cppconn/statement.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -18,7 +24,6 @@
 namespace grassroots::cadrepay {
 namespace {
 
-constexpr size_t kMaxParams = 60000;
 constexpr size_t kInBatch = 1000;
 constexpr int kScanPage = 50000;
 
@@ -78,6 +83,119 @@ absl::Status ForEachInGroup(sql::Connection& conn, const std::string& prefix, co
   }
 }
 
+// One field in LOAD DATA's default escaping (FIELDS TERMINATED BY '\t' ESCAPED BY '\\').
+void AppendLoadField(std::string& out, const SqlValue& v) {
+  switch (v.kind) {
+    case SqlValue::Kind::kNull: out += "\\N"; return;
+    case SqlValue::Kind::kInt: absl::StrAppend(&out, v.i); return;
+    case SqlValue::Kind::kText:
+      for (char c : v.s) {
+        switch (c) {
+          case '\\': out += "\\\\"; break;
+          case '\t': out += "\\t"; break;
+          case '\n': out += "\\n"; break;
+          case '\r': out += "\\r"; break;
+          case '\0': out += "\\0"; break;
+          default: out += c;
+        }
+      }
+      return;
+  }
+}
+
+// Whether `s` is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
+bool IsUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
+    else return false;
+    if (i + n >= s.size()) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+// One value as SQL literal text that reads the same whether or not the server treats the
+// backslash as an escape: a quoted string with quotes doubled, or X'..' for text holding a
+// backslash or NUL or bytes that are not UTF-8 (hashes, sealed values).
+void AppendSqlLiteral(std::string& out, const SqlValue& v) {
+  switch (v.kind) {
+    case SqlValue::Kind::kNull: out += "NULL"; return;
+    case SqlValue::Kind::kInt: absl::StrAppend(&out, v.i); return;
+    case SqlValue::Kind::kText:
+      if (v.s.find_first_of(std::string_view("\\\0", 2)) != std::string::npos || !IsUtf8(v.s)) {
+        absl::StrAppend(&out, "X'", absl::BytesToHexString(v.s), "'");
+        return;
+      }
+      out += '\'';
+      for (char c : v.s) {
+        if (c == '\'') out += '\'';
+        out += c;
+      }
+      out += '\'';
+      return;
+  }
+}
+
+void AppendSqlTuple(std::string& out, const SqlRow& row) {
+  out += '(';
+  for (size_t i = 0; i < row.size(); ++i) {
+    if (i > 0) out += ',';
+    AppendSqlLiteral(out, row[i]);
+  }
+  out += ')';
+}
+
+// A private temporary file, removed when this goes out of scope.
+class TempFile final {
+ public:
+  TempFile() {
+    const char* dir = std::getenv("TMPDIR");
+    path_ = absl::StrCat(dir != nullptr && dir[0] != '\0' ? dir : "/tmp", "/cadrepay-load-XXXXXX");
+    fd_ = mkstemp(path_.data());
+  }
+  ~TempFile() {
+    if (fd_ >= 0) {
+      close(fd_);
+      unlink(path_.c_str());
+    }
+  }
+  bool ok() const { return fd_ >= 0; }
+  const std::string& path() const { return path_; }
+  bool Write(std::string_view text) {
+    while (!text.empty()) {
+      const ssize_t n = write(fd_, text.data(), text.size());
+      if (n <= 0) return false;
+      text.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+std::string HexText(const std::string& bytes) { return absl::BytesToHexString(bytes); }
+
 std::vector<std::string> Unique(std::vector<std::string> v) {
   std::sort(v.begin(), v.end());
   v.erase(std::unique(v.begin(), v.end()), v.end());
@@ -101,26 +219,29 @@ absl::StatusOr<int64_t> DisbursementRepository::InsertRows(sql::Connection& conn
                                                            const std::vector<std::string>& columns,
                                                            const std::vector<SqlRow>& rows,
                                                            const std::string& suffix) const {
+  // Literal text, one statement per ~2 MB (well under max_allowed_packet): one round trip and
+  // one parse, where a prepared statement of thousands of placeholders costs a prepare, a
+  // bind of every value and a close.
   if (rows.empty()) return 0;
-  const size_t per = std::max<size_t>(1, kMaxParams / columns.size());
-  const std::string tuple = absl::StrCat("(", Marks(columns.size()), ")");
+  constexpr size_t kStatementBytes = 2 << 20;
+  const std::string head = absl::StrCat("INSERT INTO ", table, " (", absl::StrJoin(columns, ", "), ") VALUES ");
   int64_t affected = 0;
   try {
-    for (size_t start = 0; start < rows.size(); start += per) {
-      const size_t n = std::min(per, rows.size() - start);
-      std::string text = absl::StrCat("INSERT INTO ", table, " (", absl::StrJoin(columns, ", "), ") VALUES ");
-      text.reserve(text.size() + n * (tuple.size() + 1) + suffix.size() + 1);
-      for (size_t i = 0; i < n; ++i) {
-        if (i > 0) text += ',';
-        text += tuple;
+    std::unique_ptr<sql::Statement> st(conn.createStatement());
+    std::string text;
+    text.reserve(kStatementBytes + 4096);
+    size_t i = 0;
+    while (i < rows.size()) {
+      text = head;
+      bool first = true;
+      while (i < rows.size() && (first || text.size() < kStatementBytes)) {
+        if (!first) text += ',';
+        AppendSqlTuple(text, rows[i]);
+        first = false;
+        ++i;
       }
       text += suffix;
-      std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(text));
-      int index = 1;
-      for (size_t i = 0; i < n; ++i) {
-        for (const SqlValue& v : rows[start + i]) Bind(*st, index++, v);
-      }
-      affected += st->executeUpdate();
+      affected += st->executeUpdate(text);
     }
     return affected;
   } catch (const sql::SQLException& e) {
@@ -138,6 +259,52 @@ absl::Status DisbursementRepository::Execute(sql::Connection& conn, const std::s
   }
 }
 
+absl::StatusOr<int64_t> DisbursementRepository::LoadRows(sql::Connection& conn, const std::string& table,
+                                                         const std::string& fields, const std::string& set,
+                                                         const std::vector<SqlRow>& rows) const {
+  if (rows.empty()) return 0;
+  TempFile file;
+  if (!file.ok() || file.path().find_first_of("'\\") != std::string::npos) {
+    return absl::InternalError(absl::StrCat("write ", table, ": cannot create a temporary file in $TMPDIR or /tmp"));
+  }
+  std::string text;
+  constexpr size_t kWriteAt = 4 << 20;
+  text.reserve(kWriteAt + 4096);
+  for (const SqlRow& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i > 0) text += '\t';
+      AppendLoadField(text, row[i]);
+    }
+    text += '\n';
+    if (text.size() >= kWriteAt) {
+      if (!file.Write(text)) return absl::InternalError(absl::StrCat("write ", table, ": temporary file: disk full?"));
+      text.clear();
+    }
+  }
+  if (!file.Write(text)) return absl::InternalError(absl::StrCat("write ", table, ": temporary file: disk full?"));
+  // The path is ours (mkstemp): letters, digits, '/', '-', '_' and '.' only, safe to quote.
+  const std::string statement =
+      absl::StrCat("LOAD DATA LOCAL INFILE '", file.path(), "' INTO TABLE ", table,
+                   " CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (",
+                   fields, ")", set.empty() ? "" : " SET ", set);
+  try {
+    std::unique_ptr<sql::Statement> st(conn.createStatement());
+    return static_cast<int64_t>(st->executeUpdate(statement));
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, absl::StrCat("write ", table));
+  }
+}
+
+absl::StatusOr<bool> DisbursementRepository::TableIsEmpty(sql::Connection& conn, const std::string& table) const {
+  try {
+    std::unique_ptr<sql::Statement> st(conn.createStatement());
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery(absl::StrCat("SELECT 1 FROM ", table, " LIMIT 1")));
+    return !rs->next();
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, absl::StrCat("read ", table));
+  }
+}
+
 // ---- persons
 
 absl::Status DisbursementRepository::UpsertPersons(sql::Connection& conn,
@@ -145,10 +312,12 @@ absl::Status DisbursementRepository::UpsertPersons(sql::Connection& conn,
   std::vector<SqlRow> rows;
   rows.reserve(persons.size());
   for (const auto& p : persons) {
-    rows.push_back({SqlValue::Text(p.id_hash), SqlValue::Text(p.id_sealed), SqlValue::Text(p.id_masked)});
+    rows.push_back({SqlValue::Text(HexText(p.id_hash)), SqlValue::Text(HexText(p.id_sealed)),
+                    SqlValue::Text(p.id_masked)});
   }
-  return InsertRows(conn, "persons", {"id_hash", "id_sealed", "id_masked"}, rows,
-                    " ON DUPLICATE KEY UPDATE id_hash = id_hash")
+  // LOCAL: a person already stored is skipped, keeping the first sealed copy.
+  return LoadRows(conn, "persons", "@id_hash, @id_sealed, id_masked",
+                  "id_hash = UNHEX(@id_hash), id_sealed = UNHEX(@id_sealed)", rows)
       .status();
 }
 
@@ -279,6 +448,26 @@ absl::Status DisbursementRepository::UpsertEnrolments(sql::Connection& conn,
                     " ON DUPLICATE KEY UPDATE to_period = VALUES(to_period), amount_fen = VALUES(amount_fen), "
                     "updated_at = CURRENT_TIMESTAMP(6)")
       .status();
+}
+
+absl::Status DisbursementRepository::LoadEnrolments(sql::Connection& conn,
+                                                    const std::vector<StoredEnrolment>& rows) const {
+  std::vector<SqlRow> values;
+  values.reserve(rows.size());
+  for (const auto& e : rows) {
+    values.push_back({SqlValue::Text(e.program_code), SqlValue::Text(HexText(e.id_hash)), SqlValue::Text(e.from_period),
+                      e.to_period.empty() ? SqlValue::Null() : SqlValue::Text(e.to_period),
+                      e.amount_fen ? SqlValue::Int(*e.amount_fen) : SqlValue::Null()});
+  }
+  auto loaded = LoadRows(conn, "enrolments", "program_code, @id_hash, from_period, to_period, amount_fen",
+                         "id_hash = UNHEX(@id_hash)", values);
+  if (!loaded.ok()) return loaded.status();
+  if (*loaded != static_cast<int64_t>(rows.size())) {
+    return absl::AbortedError(absl::StrCat("write enrolments: ", rows.size() - *loaded,
+                                           " of the enrolments were written by another ingest meanwhile; "
+                                           "nothing of this file was kept, send it again"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status DisbursementRepository::ScanEnrolments(sql::Connection& conn, const std::string& program_code,
@@ -622,7 +811,7 @@ absl::StatusOr<std::vector<BatchRow>> DisbursementRepository::LoadBatches(sql::C
 namespace {
 constexpr char kPaymentColumns[] =
     "payment_id, batch_id, program_code, period, id_hash, account_no, amount_fen, "
-    "DATE_FORMAT(paid_at, '%Y-%m-%d %H:%i:%s.%f'), reverses, ingest_id, source_line";
+    "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 08:00:00', paid_at), reverses, ingest_id, source_line";
 StoredPayment ReadPayment(sql::ResultSet& rs) {
   StoredPayment p;
   p.payment_id = Str(rs, 1);
@@ -632,7 +821,9 @@ StoredPayment ReadPayment(sql::ResultSet& rs) {
   p.id_hash = Str(rs, 5);
   p.account_no = Str(rs, 6);
   p.amount_fen = rs.getInt64(7);
-  p.paid_at = FromSqlDateTime(Str(rs, 8));
+  // paid_at is China Standard Time (UTC+8, fixed): its distance from 1970-01-01 08:00 is the
+  // Unix time, read as one integer (no text to parse per payment).
+  p.paid_at = absl::FromUnixMicros(rs.getInt64(8));
   if (!rs.isNull(9)) p.reverses = Str(rs, 9);
   p.ingest_id = Str(rs, 10);
   p.source_line = rs.getInt64(11);
@@ -655,16 +846,22 @@ absl::Status DisbursementRepository::InsertPayments(sql::Connection& conn,
   values.reserve(rows.size());
   for (const auto& p : rows) {
     values.push_back({SqlValue::Text(p.payment_id), SqlValue::Text(p.batch_id), SqlValue::Text(p.program_code),
-                      SqlValue::Text(p.period), SqlValue::Text(p.id_hash), SqlValue::Text(p.account_no),
+                      SqlValue::Text(p.period), SqlValue::Text(HexText(p.id_hash)), SqlValue::Text(p.account_no),
                       SqlValue::Int(p.amount_fen), SqlValue::Text(ToSqlDateTime(p.paid_at)),
                       p.reverses.empty() ? SqlValue::Null() : SqlValue::Text(p.reverses),
                       SqlValue::Text(p.ingest_id), SqlValue::Int(p.source_line)});
   }
-  return InsertRows(conn, "payments",
-                    {"payment_id", "batch_id", "program_code", "period", "id_hash", "account_no", "amount_fen",
-                     "paid_at", "reverses", "ingest_id", "source_line"},
-                    values, "")
-      .status();
+  auto loaded = LoadRows(conn, "payments",
+                         "payment_id, batch_id, program_code, period, @id_hash, account_no, amount_fen, paid_at, "
+                         "reverses, ingest_id, source_line",
+                         "id_hash = UNHEX(@id_hash)", values);
+  if (!loaded.ok()) return loaded.status();
+  if (*loaded != static_cast<int64_t>(rows.size())) {
+    return absl::AbortedError(absl::StrCat("write payments: ", rows.size() - *loaded,
+                                           " of the payments were written by another ingest meanwhile; "
+                                           "nothing of this file was kept, send it again"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status DisbursementRepository::ScanPayments(sql::Connection& conn, const std::string& program_code,

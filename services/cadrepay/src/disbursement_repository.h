@@ -143,8 +143,16 @@ class DisbursementRepository final {
                                      const std::vector<std::string>& columns, const std::vector<SqlRow>& rows,
                                      const std::string& suffix) const;
   absl::Status Execute(sql::Connection& conn, const std::string& statement, const SqlRow& params) const;
+  // LOAD DATA LOCAL INFILE of `rows` into `table`: written as tab-separated text to a private
+  // temporary file (in $TMPDIR, else /tmp), loaded on this connection (so inside the caller's
+  // transaction) and removed. `fields` is the load's column list, `set` its SET clause (may be
+  // empty); a kText value whose column is read into a variable can be unhexed there. With LOCAL
+  // the server skips rows whose key exists (a warning, not an error): the count returned is the
+  // rows actually written, for the caller to compare.
+  absl::StatusOr<int64_t> LoadRows(sql::Connection& conn, const std::string& table, const std::string& fields,
+                                   const std::string& set, const std::vector<SqlRow>& rows) const;
 
-  // Persons (idempotent: the first sealed copy is kept).
+  // Persons (idempotent: the first sealed copy is kept). Written with LOAD DATA LOCAL INFILE.
   absl::Status UpsertPersons(sql::Connection& conn, const std::vector<PersonRecord>& persons) const;
   absl::StatusOr<std::vector<PersonRecord>> FindPersons(sql::Connection& conn,
                                                         const std::vector<std::string>& hashes) const;
@@ -157,6 +165,8 @@ class DisbursementRepository final {
   absl::StatusOr<std::vector<StoredEnrolment>> FindEnrolments(sql::Connection& conn,
                                                               const std::vector<StoredEnrolment>& keys) const;
   absl::Status UpsertEnrolments(sql::Connection& conn, const std::vector<StoredEnrolment>& rows) const;
+  // New enrolments only, with LOAD DATA LOCAL INFILE; ABORTED when any of them exists already.
+  absl::Status LoadEnrolments(sql::Connection& conn, const std::vector<StoredEnrolment>& rows) const;
   // Enrolments of one programme (all when empty), in pages.
   absl::Status ScanEnrolments(sql::Connection& conn, const std::string& program_code,
                               const std::function<void(const StoredEnrolment&)>& fn) const;
@@ -210,7 +220,12 @@ class DisbursementRepository final {
 
   absl::StatusOr<std::vector<StoredPayment>> FindPayments(sql::Connection& conn,
                                                           const std::vector<std::string>& ids) const;
+  // Written with LOAD DATA LOCAL INFILE; ABORTED when any of them exists already (another ingest
+  // wrote it meanwhile: the caller's transaction must be rolled back).
   absl::Status InsertPayments(sql::Connection& conn, const std::vector<StoredPayment>& rows) const;
+  // Whether one of the tables above ("payments", "enrolments", ...) holds no row, as this
+  // transaction sees it.
+  absl::StatusOr<bool> TableIsEmpty(sql::Connection& conn, const std::string& table) const;
   // Payments of a scope (empty = any), in payment_id order, in pages.
   absl::Status ScanPayments(sql::Connection& conn, const std::string& program_code, const std::string& period,
                             const std::function<void(const StoredPayment&)>& fn) const;
