@@ -12,6 +12,13 @@
 
 namespace grassroots::testing {
 
+std::string IdNumber(const std::string& seventeen) {
+  static const int kWeights[] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+  int sum = 0;
+  for (int i = 0; i < 17; ++i) sum += (seventeen[i] - '0') * kWeights[i];
+  return seventeen + "10X98765432"[sum % 11];
+}
+
 const std::vector<std::string>& Suite::DomainServices() {
   static const auto* s = new std::vector<std::string>{"membership", "cadrepay", "assets", "mobility"};
   return *s;
@@ -43,15 +50,15 @@ Suite::Suite() {
     int rc = RunCommand({name, "migrate"}, &out, DbEnv(name));
     if (rc != 0) throw std::runtime_error(absl::StrCat(name, " migrate failed: ", out));
   }
-  std::vector<std::string> addresses;
+  for (const std::string& name : DomainServices()) endpoints_[name] = Endpoint{FreePort(), FreePort()};
   for (const std::string& name : DomainServices()) {
-    Endpoint e{FreePort(), FreePort()};
-    endpoints_[name] = e;
-    processes_.push_back(std::make_unique<Process>(
-        name,
-        std::vector<std::string>{"serve", "--listen_host=127.0.0.1", absl::StrCat("--grpc_port=", e.grpc_port),
-                                 absl::StrCat("--metrics_port=", e.metrics_port)},
-        DbEnv(name), absl::StrCat(dir_, "/", name, ".log")));
+    const Endpoint& e = endpoints_[name];
+    std::vector<std::string> args = {"serve", "--listen_host=127.0.0.1", absl::StrCat("--grpc_port=", e.grpc_port),
+                                     absl::StrCat("--metrics_port=", e.metrics_port)};
+    // cadrepay asks membership for cadres' recorded kin (CADRE_KIN), as deploy/local/up sets it up.
+    if (name == "cadrepay") args.push_back(absl::StrCat("--membership_addr=", GrpcAddress("membership")));
+    processes_.push_back(
+        std::make_unique<Process>(name, args, DbEnv(name), absl::StrCat(dir_, "/", name, ".log")));
   }
   http_port_ = FreePort();
   Endpoint g{FreePort(), FreePort()};

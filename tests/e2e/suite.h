@@ -19,6 +19,9 @@ struct Endpoint {
   int metrics_port = 0;
 };
 
+// A valid resident ID number: 17 digits with the ISO 7064 MOD 11-2 check character.
+std::string IdNumber(const std::string& seventeen);
+
 class Suite final {
  public:
   static Suite& Get();  // started on first use

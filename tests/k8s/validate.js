@@ -11,7 +11,8 @@
 //    resource, and every rendered object is validated again.
 // 3. Rendered overlays (deployable units) are checked for consistency: referenced ConfigMaps and
 //    Secrets exist, Service selectors select a workload, target ports, probe ports and
-//    Prometheus ports are declared container ports.
+//    Prometheus ports are declared container ports, every process is told the peers it calls
+//    (GRASSROOTS_*_ADDR) and each names a Service port of the render.
 // Prints one line per file/object (OK or the error path); exits 1 on any failure.
 'use strict';
 
@@ -359,9 +360,49 @@ function build(dir, seen, usedAsPatch, stack = []) {
 // ---------------------------------------------------------------------------------------------
 // Consistency of a deployable render
 
+// The peers each process must be told about (flag --x_addr, environment GRASSROOTS_X_ADDR):
+// the gateway proxies to every domain service; cadrepay asks membership for cadres' recorded kin
+// (CADRE_KIN).
+const kRequiredPeers = {
+  gateway: ['GRASSROOTS_MEMBERSHIP_ADDR', 'GRASSROOTS_CADREPAY_ADDR', 'GRASSROOTS_ASSETS_ADDR', 'GRASSROOTS_MOBILITY_ADDR'],
+  cadrepay: ['GRASSROOTS_MEMBERSHIP_ADDR'],
+};
+
+// A container's literal environment: its envFrom ConfigMaps' data, then its own env values.
+function envOf(c, find) {
+  const env = {};
+  for (const src of c.envFrom || []) {
+    const cm = src.configMapRef && find('ConfigMap', src.configMapRef.name);
+    if (cm) Object.assign(env, cm.data || {});
+  }
+  for (const e of c.env || []) {
+    if (e.value !== undefined) env[e.name] = e.value;
+  }
+  return env;
+}
+
 function consistency(objects) {
   const problems = [];
   const find = (kind, name) => objects.find((o) => o.kind === kind && o.metadata.name === name);
+  // Every peer address (GRASSROOTS_*_ADDR, "service:port") names a Service of the render and one of its ports.
+  for (const w of objects.filter((o) => o.kind === 'Deployment')) {
+    for (const c of containersOf(w)) {
+      const env = envOf(c, find);
+      for (const need of kRequiredPeers[w.metadata.name] || []) {
+        if (!env[need]) problems.push(`${id(w)}: container ${c.name} is not told ${need}`);
+      }
+      for (const [name, value] of Object.entries(env)) {
+        if (!/^GRASSROOTS_[A-Z]+_ADDR$/.test(name)) continue;
+        const m = String(value).match(/^([a-z0-9-]+)(\.[a-z0-9.-]+)?:(\d+)$/);
+        const svc = m && find('Service', m[1]);
+        if (!svc) {
+          problems.push(`${id(w)}: ${name}=${value} names no Service of this render`);
+        } else if (!((svc.spec || {}).ports || []).some((p) => p.port === Number(m[3]))) {
+          problems.push(`${id(w)}: ${name}=${value}: Service ${m[1]} has no port ${m[3]}`);
+        }
+      }
+    }
+  }
   const workloads = objects.filter((o) => podSpecs(o).length > 0);
   for (const w of workloads) {
     const wid = id(w);

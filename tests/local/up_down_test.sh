@@ -65,6 +65,11 @@ for svc in GATEWAY MEMBERSHIP CADREPAY ASSETS MOBILITY; do
   check "$svc serves /metrics" curl -sf -o /dev/null --max-time 5 "http://$(value "${svc}_METRICS")/metrics"
 done
 
+# cadrepay asks membership for cadres' recorded kin (CADRE_KIN): its command line names membership.
+started_with() { tr '\0' '\n' <"/proc/$(cat "$GRASSROOTS_STATE_DIR/pids/$1.pid")/cmdline" | grep -qxF -- "$2"; }
+check "cadrepay is pointed at membership (--membership_addr)" \
+  started_with cadrepay "--membership_addr=$(value MEMBERSHIP_GRPC)"
+
 out="$(deploy/local/up --no-build 2>&1)" || true
 check "a second up says it is already up" grep -q "already up" <<<"$out"
 

@@ -1,8 +1,8 @@
 #pragma once
-// Where CADRE_KIN learns who is kin of a village cadre beyond the household. The member
-// registry's kinship records arrive with a later issue: its gRPC lookup will implement this
-// interface (one call per run with the cadres in scope). Until then the run uses recipients'
-// cadre flags and households only, and says so in its warnings.
+// Where CADRE_KIN learns who is kin of a village cadre beyond the household: the member
+// registry's kinship records (MembershipKinship in membership_kinship.h asks membership over
+// gRPC; one call per run with the cadres in scope). Without a membership address the run uses
+// recipients' cadre flags and households only, and says so in its warnings.
 
 #include <string>
 #include <vector>
@@ -22,13 +22,15 @@ class KinshipSource {
                                                              std::vector<std::string>& warnings) = 0;
 };
 
-// The registry without kinship records (today): no kin, and a warning saying so.
+// No member registry configured (cadrepay without --membership_addr): no kin, and a warning
+// saying so whenever there were cadres to ask about.
 class NoKinshipRecords final : public KinshipSource {
  public:
   absl::StatusOr<std::vector<PersonKey>> KinOfCadres(const std::vector<PersonKey>& cadres,
                                                      std::vector<std::string>& warnings) override {
+    if (cadres.empty()) return std::vector<PersonKey>{};  // nothing left unchecked
     warnings.push_back(
-        "CADRE_KIN: the member registry keeps no kinship records yet; cadres' recorded kin outside their "
+        "CADRE_KIN: no member registry is configured (--membership_addr); cadres' recorded kin outside their "
         "household were not checked (rule applied to cadres and their households only)");
     return std::vector<PersonKey>{};
   }

@@ -7,9 +7,14 @@
 #include "grassroots/common/pii.h"
 #include "grassroots/common/service_main.h"
 #include "kinship_source.h"
+#include "membership_kinship.h"
 
 ABSL_FLAG(int, check_interval_seconds, 300,
           "how often the scheduler looks for batches due for a disbursement check (0 disables it)");
+ABSL_FLAG(std::string, membership_addr, "",
+          "membership service host:port, asked for the recorded kin of village cadres (CADRE_KIN); empty: "
+          "none, and every run with cadres warns that their kin were not checked");
+ABSL_FLAG(int, membership_timeout_ms, 10000, "deadline of each kinship lookup call to membership");
 
 namespace grassroots::generated {
 const std::vector<common::Migration>& cadrepay_migrations();
@@ -28,7 +33,16 @@ int main(int argc, char** argv) {
       std::exit(2);
     }
     auto protector = std::make_shared<common::PiiProtector>(*pii);
-    auto kinship = std::make_shared<cadrepay::NoKinshipRecords>();
+    std::shared_ptr<cadrepay::KinshipSource> kinship;
+    if (const std::string membership = absl::GetFlag(FLAGS_membership_addr); !membership.empty()) {
+      kinship = std::make_shared<cadrepay::MembershipKinship>(
+          cadrepay::GrpcListKinOfPersons(cadrepay::MembershipChannel(membership),
+                                         absl::Milliseconds(absl::GetFlag(FLAGS_membership_timeout_ms))),
+          membership);
+    } else {
+      common::LogWarning("no --membership_addr: CADRE_KIN runs without cadres' recorded kin, and says so");
+      kinship = std::make_shared<cadrepay::NoKinshipRecords>();
+    }
     auto logic = std::make_shared<cadrepay::DisbursementLogic>(pool, *protector, *kinship, &registry);
     auto grpc = std::make_shared<cadrepay::DisbursementGrpc>(*logic);
     parts.services.push_back(grpc.get());

@@ -100,4 +100,10 @@ grpc::Status MemberGrpc::WatchChanges(grpc::ServerContext* ctx, const v1::WatchC
       [&] { return ctx->IsCancelled(); }));
 }
 
+grpc::Status MemberGrpc::ListKinOfPersons(grpc::ServerContext* ctx, const v1::ListKinOfPersonsRequest* req,
+                                          v1::ListKinOfPersonsResponse* resp) {
+  GR_SCOPE;
+  return Reply(logic_.ListKinOfPersons(*req, MaySeePersonalData(*ctx), common::DeadlineOf(*ctx)), resp);
+}
+
 }  // namespace grassroots::membership

@@ -2,8 +2,9 @@
 // gRPC adapter of MemberLogic and ChangeFeed: unpacks the request, reads the personal-data right
 // from the metadata, calls the logic, maps the status.
 //
-// Personal data right: the metadata `x-grassroots-pii: allow` (set only by the gateway, for
-// callers authorised to see personal data; the gateway drops it from anything a client sends).
+// Personal data right: the metadata `x-grassroots-pii: allow` (set by the gateway, for callers
+// authorised to see personal data, and by service peers that need clear ID numbers, such as
+// cadrepay's kinship lookup; the gateway drops it from anything a client sends).
 
 #include "change_feed.h"
 #include "grassroots/membership/v1/members.grpc.pb.h"
@@ -42,6 +43,8 @@ class MemberGrpc final : public v1::MemberService::Service {
                              grpc::ServerWriter<exchange::v1::FileChunk>* writer) override;
   grpc::Status WatchChanges(grpc::ServerContext* ctx, const v1::WatchChangesRequest* req,
                             grpc::ServerWriter<v1::Change>* writer) override;
+  grpc::Status ListKinOfPersons(grpc::ServerContext* ctx, const v1::ListKinOfPersonsRequest* req,
+                                v1::ListKinOfPersonsResponse* resp) override;
 
  private:
   MemberLogic& logic_;

@@ -554,8 +554,7 @@ absl::StatusOr<v1::KinRelation> MemberLogic::AddKin(const v1::AddKinRequest& req
     r.set_id_hash(absl::BytesToHexString(k.id_hash));
     r.set_kin_member_id(k.kin_member_id);
     r.set_kin_id_hash(absl::BytesToHexString(k.kin_id_hash));
-    auto clear = pii ? pii_.Open(k.kin_id_sealed) : absl::StatusOr<std::string>(k.kin_id_masked);
-    r.set_kin_id_number(clear.ok() ? *clear : k.kin_id_masked);
+    r.set_kin_id_number(KinIdNumber(k, pii));
     r.set_kin_name(k.kin_name);
     r.set_relation(k.relation);
     r.set_source(k.source);
@@ -601,11 +600,64 @@ absl::StatusOr<v1::ListKinResponse> MemberLogic::ListKin(const v1::ListKinReques
     r->set_id_hash(absl::BytesToHexString(k.id_hash));
     r->set_kin_member_id(k.kin_member_id);
     r->set_kin_id_hash(absl::BytesToHexString(k.kin_id_hash));
-    auto clear = pii ? pii_.Open(k.kin_id_sealed) : absl::StatusOr<std::string>(k.kin_id_masked);
-    r->set_kin_id_number(clear.ok() ? *clear : k.kin_id_masked);
+    r->set_kin_id_number(KinIdNumber(k, pii));
     r->set_kin_name(k.kin_name);
     r->set_relation(k.relation);
     r->set_source(k.source);
+  }
+  return out;
+}
+
+std::string MemberLogic::KinIdNumber(const KinRow& k, bool pii) const {
+  if (!pii) return k.kin_id_masked;
+  auto clear = pii_.Open(k.kin_id_sealed);
+  return clear.ok() ? *clear : k.kin_id_masked;
+}
+
+absl::StatusOr<v1::ListKinOfPersonsResponse> MemberLogic::ListKinOfPersons(const v1::ListKinOfPersonsRequest& request,
+                                                                           bool pii, absl::Time deadline) {
+  constexpr int kMaxPersons = 1000;
+  if (request.id_numbers_size() == 0 || request.id_numbers_size() > kMaxPersons) {
+    return common::InvalidField("id_numbers", absl::StrCat("give 1 to ", kMaxPersons, " ID numbers per call, not ",
+                                                           request.id_numbers_size()));
+  }
+  // The keyed hash of each number asked, by position (the message never echoes a number).
+  std::vector<std::string> hashes;
+  hashes.reserve(request.id_numbers_size());
+  for (int i = 0; i < request.id_numbers_size(); ++i) {
+    auto id = common::NormaliseIdNumber(request.id_numbers(i));
+    if (!id.ok()) return common::InvalidField(absl::StrCat("id_numbers[", i, "]"), std::string(id.status().message()));
+    hashes.push_back(pii_.Hash(*id));
+  }
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  auto members = Track(*conn, repo_.IdsOf(**conn, hashes));
+  if (!members.ok()) return members.status();
+  std::vector<int64_t> ids;
+  ids.reserve(members->size());
+  for (const auto& [hash, id] : *members) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  auto rows = Track(*conn, repo_.ListKin(**conn, ids));
+  if (!rows.ok()) return rows.status();
+  // Relatives of each member, in the repository's order (member_id, kin_member_id, relation).
+  std::unordered_map<int64_t, std::vector<v1::KinOfPerson>> kin_of;
+  for (const auto& k : *rows) {
+    v1::KinOfPerson x;
+    x.set_id_number(KinIdNumber(k, pii));
+    x.set_id_hash(absl::BytesToHexString(k.kin_id_hash));
+    x.set_relation(k.relation);
+    x.set_source(k.source);
+    kin_of[k.member_id].push_back(std::move(x));
+  }
+  v1::ListKinOfPersonsResponse out;
+  for (const auto& hash : hashes) {
+    auto* person = out.add_persons();
+    auto member = members->find(hash);
+    if (member == members->end()) continue;
+    person->set_is_member(true);
+    if (auto kin = kin_of.find(member->second); kin != kin_of.end()) {
+      for (const auto& x : kin->second) *person->add_kin() = x;
+    }
   }
   return out;
 }

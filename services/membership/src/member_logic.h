@@ -43,6 +43,10 @@ class MemberLogic final {
   absl::StatusOr<int64_t> CountOverdue(absl::Time deadline);
   absl::StatusOr<v1::KinRelation> AddKin(const v1::AddKinRequest& request, bool pii, absl::Time deadline);
   absl::StatusOr<v1::ListKinResponse> ListKin(const v1::ListKinRequest& request, bool pii, absl::Time deadline);
+  // The recorded kin of a batch of persons by clear ID number (for service peers): one answer
+  // per number asked, in the request's order.
+  absl::StatusOr<v1::ListKinOfPersonsResponse> ListKinOfPersons(const v1::ListKinOfPersonsRequest& request, bool pii,
+                                                                absl::Time deadline);
   absl::StatusOr<v1::TypeFitReport> TypeFit(const std::string& org_code, absl::Time deadline);
 
   // Streams a subtree's members as members.csv in chunks (constant memory: keyset pages per
@@ -66,6 +70,8 @@ class MemberLogic final {
   // with a scratch file (the import), new members and the events go in by LOAD DATA LOCAL INFILE.
   absl::Status Write(sql::Connection& conn, std::vector<Pending>& pending, const std::string& scratch_file = {});
   v1::Member Output(const StoredMember& s, bool pii) const;
+  // A relative's ID number as the caller may see it: clear with the right (when it opens), else masked.
+  std::string KinIdNumber(const KinRow& k, bool pii) const;
   absl::StatusOr<std::string> SubtreePath(sql::Connection& conn, const std::string& org_code);
 
   common::ConnectionPool& pool_;

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +11,7 @@
 #include "change_feed.h"
 #include "grassroots/common/migrations.h"
 #include "grassroots/common/status.h"
+#include "grassroots/common/validate.h"
 #include "member_test_ids.h"
 #include "organisation_logic.h"
 #include "test_env.h"
@@ -343,6 +345,77 @@ TEST_F(MemberLogicTest, KinByIdAndHash) {
   v1::ListKinRequest q2;
   q2.set_id_number(MakeId("320723", "19700101", "111"));
   EXPECT_EQ(logic_->ListKin(q2, false, kNoDeadline)->relations(0).relation(), "child");
+}
+
+TEST_F(MemberLogicTest, KinOfPersonsAnswersEachNumberInOrderClearOnlyWithTheRight) {
+  const std::string ida = MakeId("320723", "19700101", "121"), idb = MakeId("320723", "19950101", "122"),
+                    idc = MakeId("320723", "19720101", "123"), outsider = MakeId("320723", "19800101", "124"),
+                    loner = MakeId("320723", "19810101", "125");
+  v1::Member a = Create(ida, "1970-01-01");
+  v1::Member b = Create(idb, "1995-01-01");
+  v1::Member c = Create(idc, "1972-01-01");
+  Create(loner, "1981-01-01");
+  for (const auto& [kin, relation] : {std::pair{b.member_id(), "child"}, std::pair{c.member_id(), "spouse"}}) {
+    v1::AddKinRequest r;
+    r.set_member_id(a.member_id());
+    r.set_kin_member_id(kin);
+    r.set_relation(relation);
+    r.set_source("户口簿");
+    r.set_recorded_by("clerk");
+    ASSERT_TRUE(logic_->AddKin(r, false, kNoDeadline).ok());
+  }
+  v1::ListKinOfPersonsRequest q;
+  std::string lower = ida;  // a lower-case x (or the same number twice) is answered like any other
+  for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (const auto& id : {outsider, ida, loner, idb, lower}) q.add_id_numbers(id);
+  auto clear = logic_->ListKinOfPersons(q, true, kNoDeadline);
+  ASSERT_TRUE(clear.ok()) << clear.status();
+  ASSERT_EQ(clear->persons_size(), 5);
+  EXPECT_FALSE(clear->persons(0).is_member());
+  EXPECT_EQ(clear->persons(0).kin_size(), 0);
+  ASSERT_TRUE(clear->persons(1).is_member());
+  ASSERT_EQ(clear->persons(1).kin_size(), 2);
+  EXPECT_EQ(clear->persons(1).kin(0).id_number(), idb);  // by the relative's member_id
+  EXPECT_EQ(clear->persons(1).kin(0).relation(), "child");
+  EXPECT_EQ(clear->persons(1).kin(0).id_hash(), b.id_hash());
+  EXPECT_EQ(clear->persons(1).kin(0).source(), "户口簿");
+  EXPECT_EQ(clear->persons(1).kin(1).id_number(), idc);
+  EXPECT_EQ(clear->persons(1).kin(1).relation(), "spouse");
+  EXPECT_TRUE(clear->persons(2).is_member());
+  EXPECT_EQ(clear->persons(2).kin_size(), 0);
+  ASSERT_EQ(clear->persons(3).kin_size(), 1);
+  EXPECT_EQ(clear->persons(3).kin(0).id_number(), ida);
+  EXPECT_EQ(clear->persons(3).kin(0).relation(), "parent");
+  EXPECT_EQ(clear->persons(4).kin_size(), 2);
+
+  // Without the right: masked, hashes still given.
+  auto masked = logic_->ListKinOfPersons(q, false, kNoDeadline);
+  ASSERT_TRUE(masked.ok()) << masked.status();
+  EXPECT_EQ(masked->persons(1).kin(0).id_number(), common::MaskIdNumber(idb));
+  EXPECT_EQ(masked->persons(1).kin(0).id_hash(), b.id_hash());
+
+  // Bad input names the entry and never echoes the number.
+  std::string wrong = idb;
+  wrong.back() = wrong.back() == '0' ? '1' : '0';
+  v1::ListKinOfPersonsRequest bad;
+  bad.add_id_numbers(ida);
+  bad.add_id_numbers(wrong);
+  auto refused = logic_->ListKinOfPersons(bad, true, kNoDeadline);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("id_numbers[1]"), absl::string_view::npos) << refused.status();
+  EXPECT_EQ(refused.status().message().find(wrong.substr(0, 17)), absl::string_view::npos) << refused.status();
+  EXPECT_EQ(logic_->ListKinOfPersons(v1::ListKinOfPersonsRequest(), true, kNoDeadline).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::ListKinOfPersonsRequest many;
+  for (int i = 0; i < 1001; ++i) many.add_id_numbers(ida);
+  auto too_many = logic_->ListKinOfPersons(many, true, kNoDeadline);
+  EXPECT_EQ(too_many.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(too_many.status().message().find("id_numbers"), absl::string_view::npos);
+  many.mutable_id_numbers()->RemoveLast();
+  auto thousand = logic_->ListKinOfPersons(many, true, kNoDeadline);
+  ASSERT_TRUE(thousand.ok()) << thousand.status();
+  EXPECT_EQ(thousand->persons_size(), 1000);
+  EXPECT_EQ(thousand->persons(999).kin_size(), 2);
 }
 
 TEST_F(MemberLogicTest, ChangeFeedIsGapFreeInCommitOrderAndResumable) {
