@@ -3,6 +3,7 @@
 #include <mysql_driver.h>
 #include <cppconn/connection.h>
 #include <cppconn/exception.h>
+#include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
 #include <cppconn/statement.h>
 
@@ -88,17 +89,26 @@ absl::StatusOr<std::unique_ptr<sql::Connection>> OpenConnection(const DbOptions&
   }
 }
 
-PooledConnection::PooledConnection(ConnectionPool* pool, std::unique_ptr<sql::Connection> conn)
-    : pool_(pool), conn_(std::move(conn)) {}
+ConnectionSlot::ConnectionSlot(std::unique_ptr<sql::Connection> c) : conn(std::move(c)) {}
+ConnectionSlot::~ConnectionSlot() {
+  try {
+    statements.clear();
+  } catch (const sql::SQLException&) {
+    // Closing a statement on a dead connection; the connection goes too.
+  }
+}
+
+PooledConnection::PooledConnection(ConnectionPool* pool, std::unique_ptr<ConnectionSlot> slot)
+    : pool_(pool), slot_(std::move(slot)) {}
 PooledConnection::PooledConnection(PooledConnection&& other) noexcept
-    : pool_(other.pool_), conn_(std::move(other.conn_)), broken_(other.broken_) {
+    : pool_(other.pool_), slot_(std::move(other.slot_)), broken_(other.broken_) {
   other.pool_ = nullptr;
 }
 PooledConnection& PooledConnection::operator=(PooledConnection&& other) noexcept {
   if (this != &other) {
     Release();
     pool_ = other.pool_;
-    conn_ = std::move(other.conn_);
+    slot_ = std::move(other.slot_);
     broken_ = other.broken_;
     other.pool_ = nullptr;
   }
@@ -106,8 +116,17 @@ PooledConnection& PooledConnection::operator=(PooledConnection&& other) noexcept
 }
 PooledConnection::~PooledConnection() { Release(); }
 void PooledConnection::Release() {
-  if (pool_ != nullptr && conn_ != nullptr) pool_->Return(std::move(conn_), broken_);
+  if (pool_ != nullptr && slot_ != nullptr) pool_->Return(std::move(slot_), broken_);
   pool_ = nullptr;
+}
+
+sql::PreparedStatement& PooledConnection::Prepared(const std::string& text) {
+  auto it = slot_->statements.find(text);
+  if (it == slot_->statements.end()) {
+    std::unique_ptr<sql::PreparedStatement> st(slot_->conn->prepareStatement(text));
+    it = slot_->statements.emplace(text, std::move(st)).first;
+  }
+  return *it->second;
 }
 
 ConnectionPool::ConnectionPool(DbOptions options, prometheus::Registry* registry)
@@ -157,7 +176,7 @@ absl::StatusOr<PooledConnection> ConnectionPool::Acquire(absl::Time deadline) {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     if (!idle_.empty()) {
-      std::unique_ptr<sql::Connection> conn = std::move(idle_.back().conn);
+      std::unique_ptr<ConnectionSlot> slot = std::move(idle_.back().slot);
       const bool check = absl::Now() - idle_.back().since > absl::Seconds(5);
       idle_.pop_back();
       ++borrowed_;
@@ -166,13 +185,13 @@ absl::StatusOr<PooledConnection> ConnectionPool::Acquire(absl::Time deadline) {
       // A connection the server closed while idle is replaced here, not handed out.
       bool usable = !check;
       try {
-        if (check) usable = !conn->isClosed() && conn->isValid();
+        if (check) usable = !slot->conn->isClosed() && slot->conn->isValid();
       } catch (const sql::SQLException&) {
         usable = false;
       }
-      if (usable) return PooledConnection(this, std::move(conn));
+      if (usable) return PooledConnection(this, std::move(slot));
       if (broken_counter_ != nullptr) broken_counter_->Increment();
-      conn.reset();
+      slot.reset();
       lock.lock();
       --borrowed_;
       --open_;
@@ -185,7 +204,7 @@ absl::StatusOr<PooledConnection> ConnectionPool::Acquire(absl::Time deadline) {
       UpdateGauges();
       lock.unlock();
       auto conn = OpenConnection(options_);
-      if (conn.ok()) return PooledConnection(this, *std::move(conn));
+      if (conn.ok()) return PooledConnection(this, std::make_unique<ConnectionSlot>(*std::move(conn)));
       if (connect_failures_ != nullptr) connect_failures_->Increment();
       lock.lock();
       --open_;
@@ -203,13 +222,13 @@ absl::StatusOr<PooledConnection> ConnectionPool::Acquire(absl::Time deadline) {
   }
 }
 
-void ConnectionPool::Return(std::unique_ptr<sql::Connection> conn, bool broken) {
+void ConnectionPool::Return(std::unique_ptr<ConnectionSlot> slot, bool broken) {
   if (!broken) {
     try {
       // Leave no transaction open for the next borrower.
-      if (!conn->getAutoCommit()) {
-        conn->rollback();
-        conn->setAutoCommit(true);
+      if (!slot->conn->getAutoCommit()) {
+        slot->conn->rollback();
+        slot->conn->setAutoCommit(true);
       }
     } catch (const sql::SQLException&) {
       broken = true;
@@ -217,14 +236,14 @@ void ConnectionPool::Return(std::unique_ptr<sql::Connection> conn, bool broken) 
   }
   if (broken) {
     if (broken_counter_ != nullptr) broken_counter_->Increment();
-    conn.reset();
+    slot.reset();
   }
   std::lock_guard<std::mutex> lock(mu_);
   --borrowed_;
   if (broken) {
     --open_;
   } else {
-    idle_.push_back(Idle{std::move(conn), absl::Now()});
+    idle_.push_back(Idle{std::move(slot), absl::Now()});
   }
   UpdateGauges();
   cv_.notify_one();

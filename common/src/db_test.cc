@@ -3,6 +3,7 @@
 
 #include <cppconn/connection.h>
 #include <cppconn/exception.h>
+#include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
 #include <cppconn/statement.h>
 #include <gtest/gtest.h>
@@ -83,6 +84,51 @@ TEST_F(DbTest, BrokenConnectionsAreReplaced) {
     EXPECT_NE(ScalarInt(**again, "SELECT CONNECTION_ID()"), first_id);
   }
   EXPECT_TRUE(pool.Ping().ok());
+}
+
+TEST_F(DbTest, PreparedStatementsArePreparedOncePerConnectionAndGoWithIt) {
+  options_.pool_size = 1;
+  ConnectionPool pool(options_, nullptr);
+  const std::string kQuery = "SELECT s FROM t WHERE id = ?";
+  auto read = [&](PooledConnection& conn, int id) {
+    sql::PreparedStatement& st = conn.Prepared(kQuery);
+    st.setInt(1, id);
+    std::unique_ptr<sql::ResultSet> rs(st.executeQuery());
+    return rs->next() ? std::string(rs->getString(1)) : std::string("none");
+  };
+  auto prepares = [](PooledConnection& conn) {
+    std::unique_ptr<sql::Statement> st(conn->createStatement());
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery("SHOW SESSION STATUS LIKE 'Com_stmt_prepare'"));
+    rs->next();
+    return rs->getInt64(2);
+  };
+  sql::PreparedStatement* first = nullptr;
+  int64_t connection_id = 0;
+  {
+    auto conn = pool.Acquire();
+    ASSERT_TRUE(conn.ok());
+    std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+    st->execute("INSERT INTO t VALUES (1, 'one'), (2, 'two')");
+    EXPECT_EQ(read(*conn, 1), "one");
+    first = &conn->Prepared(kQuery);
+    connection_id = ScalarInt(**conn, "SELECT CONNECTION_ID()");
+  }
+  {
+    auto conn = pool.Acquire();  // the same connection, back from the pool
+    ASSERT_TRUE(conn.ok());
+    EXPECT_EQ(read(*conn, 2), "two");
+    EXPECT_EQ(read(*conn, 3), "none");
+    EXPECT_EQ(&conn->Prepared(kQuery), first);
+    EXPECT_EQ(prepares(*conn), 1);  // three executions, one prepare
+    conn->MarkBroken();
+  }
+  {
+    auto conn = pool.Acquire();  // a new connection prepares anew
+    ASSERT_TRUE(conn.ok());
+    EXPECT_NE(ScalarInt(**conn, "SELECT CONNECTION_ID()"), connection_id);
+    EXPECT_EQ(read(*conn, 1), "one");
+    EXPECT_EQ(prepares(*conn), 1);
+  }
 }
 
 TEST_F(DbTest, UnreachableDatabaseIsUnavailableNotACrash) {

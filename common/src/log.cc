@@ -58,6 +58,8 @@ void InitLogging(std::string_view service, std::string_view min_level) {
   else g_min_level = LogLevel::kInfo;
 }
 
+bool LogEnabled(LogLevel level) { return level >= g_min_level; }
+
 void Log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields) {
   if (level < g_min_level) return;
   std::string line;

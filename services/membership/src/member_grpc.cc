@@ -7,7 +7,7 @@
 namespace grassroots::membership {
 using common::Reply;
 
-bool MaySeePersonalData(const grpc::ServerContext& ctx) {
+bool MaySeePersonalData(const grpc::ServerContextBase& ctx) {
   const auto& md = ctx.client_metadata();
   auto it = md.find(kPiiMetadata);
   return it != md.end() && std::string_view(it->second.data(), it->second.size()) == "allow";
@@ -19,9 +19,23 @@ grpc::Status MemberGrpc::CreateMember(grpc::ServerContext* ctx, const v1::Create
   GR_SCOPE;
   return Reply(logic_.Create(*req, MaySeePersonalData(*ctx), common::DeadlineOf(*ctx)), resp);
 }
-grpc::Status MemberGrpc::GetMember(grpc::ServerContext* ctx, const v1::GetMemberRequest* req, v1::Member* resp) {
-  GR_SCOPE;
-  return Reply(logic_.Get(req->member_id(), MaySeePersonalData(*ctx), common::DeadlineOf(*ctx)), resp);
+MemberGrpc::MemberGrpc(MemberLogic& logic, ChangeFeed& feed, int read_threads)
+    : logic_(logic),
+      feed_(feed),
+      reads_(read_threads, kMaxReadBatch,
+             [this](const std::vector<MemberLogic::Read>& reads) { return logic_.GetMany(reads); }) {}
+
+MemberGrpc::~MemberGrpc() = default;
+
+// Callback API: the read joins the next batch of the coalescer and the gRPC thread is free at
+// once; the reader thread finishes the call. No request scope here: this thread serves many
+// calls, and the interceptor logs each failed one with its request id.
+grpc::ServerUnaryReactor* MemberGrpc::GetMember(grpc::CallbackServerContext* ctx, const v1::GetMemberRequest* req,
+                                                v1::Member* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reads_.Submit(MemberLogic::Read{req->member_id(), MaySeePersonalData(*ctx), common::DeadlineOf(*ctx)},
+                [reactor, resp](absl::StatusOr<v1::Member> member) { reactor->Finish(Reply(std::move(member), resp)); });
+  return reactor;
 }
 grpc::Status MemberGrpc::FindMemberByIdNumber(grpc::ServerContext* ctx, const v1::FindMemberByIdNumberRequest* req,
                                               v1::Member* resp) {

@@ -6,7 +6,10 @@
 // authorised to see personal data, and by service peers that need clear ID numbers, such as
 // cadrepay's kinship lookup; the gateway drops it from anything a client sends).
 
+#include <memory>
+
 #include "change_feed.h"
+#include "grassroots/common/coalescer.h"
 #include "grassroots/membership/v1/members.grpc.pb.h"
 #include "member_logic.h"
 
@@ -15,14 +18,19 @@ namespace grassroots::membership {
 inline constexpr char kPiiMetadata[] = "x-grassroots-pii";
 
 // True when the call carries `x-grassroots-pii: allow`.
-bool MaySeePersonalData(const grpc::ServerContext& ctx);
+bool MaySeePersonalData(const grpc::ServerContextBase& ctx);
 
-class MemberGrpc final : public v1::MemberService::Service {
+class MemberGrpc final : public v1::MemberService::WithCallbackMethod_GetMember<v1::MemberService::Service> {
  public:
-  MemberGrpc(MemberLogic& logic, ChangeFeed& feed) : logic_(logic), feed_(feed) {}
+  // GetMember reads are coalesced (common::Coalescer) by `read_threads` threads, at most
+  // kMaxReadBatch members a query.
+  static constexpr size_t kMaxReadBatch = 32;
+  MemberGrpc(MemberLogic& logic, ChangeFeed& feed, int read_threads = 2);
+  ~MemberGrpc() override;
 
   grpc::Status CreateMember(grpc::ServerContext* ctx, const v1::CreateMemberRequest* req, v1::Member* resp) override;
-  grpc::Status GetMember(grpc::ServerContext* ctx, const v1::GetMemberRequest* req, v1::Member* resp) override;
+  grpc::ServerUnaryReactor* GetMember(grpc::CallbackServerContext* ctx, const v1::GetMemberRequest* req,
+                                      v1::Member* resp) override;
   grpc::Status FindMemberByIdNumber(grpc::ServerContext* ctx, const v1::FindMemberByIdNumberRequest* req,
                                     v1::Member* resp) override;
   grpc::Status ListMembers(grpc::ServerContext* ctx, const v1::ListMembersRequest* req,
@@ -49,6 +57,7 @@ class MemberGrpc final : public v1::MemberService::Service {
  private:
   MemberLogic& logic_;
   ChangeFeed& feed_;
+  common::Coalescer<MemberLogic::Read, absl::StatusOr<v1::Member>> reads_;
 };
 
 }  // namespace grassroots::membership

@@ -289,13 +289,46 @@ absl::StatusOr<v1::Member> MemberLogic::Create(const v1::CreateMemberRequest& re
 }
 
 absl::StatusOr<v1::Member> MemberLogic::Get(int64_t member_id, bool pii, absl::Time deadline) {
-  if (member_id <= 0) return common::InvalidField("member_id", "must be a positive number");
-  auto conn = pool_.Acquire(deadline);
-  if (!conn.ok()) return conn.status();
-  auto found = Track(*conn, repo_.Find(**conn, member_id));
-  if (!found.ok()) return found.status();
-  if (!found->has_value()) return absl::NotFoundError(absl::StrCat("member_id: member ", member_id, " does not exist"));
-  return Output(**found, pii);
+  return std::move(GetMany({Read{member_id, pii, deadline}}).front());
+}
+
+std::vector<absl::StatusOr<v1::Member>> MemberLogic::GetMany(const std::vector<Read>& reads) {
+  std::vector<absl::StatusOr<v1::Member>> out(reads.size(), absl::UnknownError("not read"));
+  std::vector<int64_t> ids;
+  absl::Time deadline = absl::InfiniteFuture();
+  const absl::Time now = absl::Now();
+  for (size_t i = 0; i < reads.size(); ++i) {
+    if (reads[i].member_id <= 0) {
+      out[i] = common::InvalidField("member_id", "must be a positive number");
+    } else if (reads[i].deadline <= now) {
+      out[i] = absl::DeadlineExceededError("deadline passed before the member was read");
+    } else {
+      ids.push_back(reads[i].member_id);
+      deadline = std::min(deadline, reads[i].deadline);
+    }
+  }
+  if (ids.empty()) return out;
+  absl::StatusOr<std::vector<StoredMember>> found = absl::UnknownError("not read");
+  if (auto conn = pool_.Acquire(deadline); !conn.ok()) {
+    found = conn.status();
+  } else {
+    found = Track(*conn, repo_.FindCurrent(*conn, ids));
+  }
+  std::unordered_map<int64_t, const StoredMember*> by_id;
+  if (found.ok()) {
+    for (const auto& s : *found) by_id.emplace(s.m.member_id(), &s);
+  }
+  for (size_t i = 0; i < reads.size(); ++i) {
+    if (reads[i].member_id <= 0 || reads[i].deadline <= now) continue;
+    if (!found.ok()) {
+      out[i] = found.status();
+    } else if (auto it = by_id.find(reads[i].member_id); it == by_id.end()) {
+      out[i] = absl::NotFoundError(absl::StrCat("member_id: member ", reads[i].member_id, " does not exist"));
+    } else {
+      out[i] = Output(*it->second, reads[i].pii);
+    }
+  }
+  return out;
 }
 
 absl::StatusOr<v1::Member> MemberLogic::FindByIdNumber(const std::string& id_number, bool pii, absl::Time deadline) {

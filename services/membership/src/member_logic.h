@@ -32,6 +32,14 @@ class MemberLogic final {
 
   absl::StatusOr<v1::Member> Create(const v1::CreateMemberRequest& request, bool pii, absl::Time deadline);
   absl::StatusOr<v1::Member> Get(int64_t member_id, bool pii, absl::Time deadline);
+  // Several reads at once (the GetMember coalescer's batch), answered by one query: one result
+  // per read, in order, each as Get would answer it alone.
+  struct Read {
+    int64_t member_id = 0;
+    bool pii = false;
+    absl::Time deadline = absl::InfiniteFuture();
+  };
+  std::vector<absl::StatusOr<v1::Member>> GetMany(const std::vector<Read>& reads);
   absl::StatusOr<v1::Member> FindByIdNumber(const std::string& id_number, bool pii, absl::Time deadline);
   absl::StatusOr<v1::ListMembersResponse> List(const v1::ListMembersRequest& request, bool pii, absl::Time deadline);
   absl::StatusOr<v1::Member> Step(const v1::StepMemberRequest& request, bool pii, absl::Time deadline);

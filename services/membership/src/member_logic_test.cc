@@ -170,6 +170,53 @@ TEST_F(MemberLogicTest, LifecycleThroughStepsWithHistory) {
   EXPECT_EQ(orgs_->Delete("B1", kNoDeadline).code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(MemberLogicTest, GetManyAnswersEachReadAsGetWouldInOneBatch) {
+  Import(absl::StrCat(kHeader, Row(1), Row(2, "B2", "probationary", "2025-09-01", ""), Row(3)));
+  auto listed = logic_->List([] { v1::ListMembersRequest r; r.set_org_code("C"); return r; }(), true, kNoDeadline);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->members_size(), 3);
+  v1::Member a, b;  // a full member, the probationary one
+  for (const auto& m : listed->members()) (m.status() == "probationary" ? b : a) = m;
+  ASSERT_GT(b.member_id(), 0);
+  const int64_t missing = a.member_id() + b.member_id() + 1000;
+  std::vector<MemberLogic::Read> reads = {{b.member_id(), true, kNoDeadline},
+                                          {a.member_id(), false, kNoDeadline},
+                                          {missing, false, kNoDeadline},
+                                          {0, false, kNoDeadline},
+                                          {a.member_id(), true, absl::Now() - absl::Seconds(1)},
+                                          {a.member_id(), true, kNoDeadline}};
+  // Past the largest prepared list (32): one answer per read all the same, in order.
+  for (int i = 0; i < 40; ++i) reads.push_back({b.member_id(), false, kNoDeadline});
+  auto got = logic_->GetMany(reads);
+  ASSERT_EQ(got.size(), reads.size());
+  ASSERT_TRUE(got[0].ok()) << got[0].status();
+  // Every field as the registry holds it (dates and the ID's hash converted on the client).
+  EXPECT_EQ(got[0]->DebugString(), b.DebugString());
+  EXPECT_EQ(got[0]->status(), "probationary");
+  EXPECT_EQ(got[0]->joined_on(), "2025-09-01");
+  EXPECT_EQ(got[0]->full_on(), "");
+  EXPECT_EQ(got[0]->birth_date(), "1980-01-15");
+  ASSERT_TRUE(got[1].ok()) << got[1].status();
+  EXPECT_EQ(got[1]->member_id(), a.member_id());
+  EXPECT_EQ(got[1]->id_number(), a.id_number().substr(0, 4) + "**********" + a.id_number().substr(14));
+  EXPECT_EQ(got[1]->phone(), "138****5678");
+  EXPECT_EQ(got[1]->id_hash(), a.id_hash());
+  EXPECT_EQ(got[2].status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(got[3].status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(got[4].status().code(), absl::StatusCode::kDeadlineExceeded);
+  ASSERT_TRUE(got[5].ok());
+  EXPECT_EQ(got[5]->DebugString(), a.DebugString());
+  for (size_t i = 6; i < got.size(); ++i) {
+    ASSERT_TRUE(got[i].ok()) << i;
+    EXPECT_EQ(got[i]->member_id(), b.member_id());
+  }
+  // Get is GetMany of one, on the same cached statement.
+  auto one = logic_->Get(a.member_id(), true, kNoDeadline);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->DebugString(), a.DebugString());
+  EXPECT_EQ(logic_->Get(missing, true, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(MemberLogicTest, CreateRefusesPreciselyAndWritesNothing) {
   v1::CreateMemberRequest r;
   r.set_recorded_by("clerk");

@@ -16,6 +16,9 @@
 namespace sql {
 class Connection;
 }
+namespace grassroots::common {
+class PooledConnection;
+}
 
 namespace grassroots::membership {
 
@@ -70,6 +73,10 @@ class MemberRepository final {
  public:
   absl::StatusOr<std::optional<StoredMember>> Find(sql::Connection& conn, int64_t member_id,
                                                    bool for_update = false) const;
+  // The read path of GetMember: the current records of `ids` (those that exist, any order;
+  // last_effective left empty) in one query, on statements prepared once per pooled connection.
+  absl::StatusOr<std::vector<StoredMember>> FindCurrent(common::PooledConnection& conn,
+                                                        const std::vector<int64_t>& ids) const;
   absl::StatusOr<std::optional<StoredMember>> FindByHash(sql::Connection& conn, const std::string& hash,
                                                          bool for_update = false) const;
   // Those of `hashes` that are registered (any order), locked FOR UPDATE when asked.

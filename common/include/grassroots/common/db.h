@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -18,6 +19,7 @@
 
 namespace sql {
 class Connection;
+class PreparedStatement;
 class SQLException;
 class Driver;
 }  // namespace sql
@@ -55,25 +57,40 @@ bool IsConnectionError(const sql::SQLException& e);
 
 class ConnectionPool;
 
+// One open connection of a pool and the statements prepared on it, which live as long as it.
+struct ConnectionSlot {
+  explicit ConnectionSlot(std::unique_ptr<sql::Connection> c);
+  ~ConnectionSlot();  // closes the statements, then the connection
+  std::unique_ptr<sql::Connection> conn;
+  std::unordered_map<std::string, std::unique_ptr<sql::PreparedStatement>> statements;
+};
+
 // A borrowed connection, returned to the pool on destruction.
 class PooledConnection final {
  public:
   PooledConnection() = default;
-  PooledConnection(ConnectionPool* pool, std::unique_ptr<sql::Connection> conn);
+  PooledConnection(ConnectionPool* pool, std::unique_ptr<ConnectionSlot> slot);
   PooledConnection(PooledConnection&& other) noexcept;
   PooledConnection& operator=(PooledConnection&& other) noexcept;
   ~PooledConnection();
 
-  sql::Connection* operator->() const { return conn_.get(); }
-  sql::Connection& operator*() const { return *conn_; }
-  sql::Connection* get() const { return conn_.get(); }
+  sql::Connection* operator->() const { return slot_->conn.get(); }
+  sql::Connection& operator*() const { return *slot_->conn; }
+  sql::Connection* get() const { return slot_ ? slot_->conn.get() : nullptr; }
   // The connection is broken (or in an unknown state): close it instead of reusing it.
   void MarkBroken() { broken_ = true; }
+
+  // A server-side prepared statement for `sql`, prepared on the first use on this connection
+  // and reused by every later borrower (one round trip a query instead of prepare, execute and
+  // close). Only for fixed SQL text: each distinct text stays prepared while the connection
+  // lives. Set every parameter before each execution. Throws sql::SQLException like
+  // prepareStatement.
+  sql::PreparedStatement& Prepared(const std::string& sql);
 
  private:
   void Release();
   ConnectionPool* pool_ = nullptr;
-  std::unique_ptr<sql::Connection> conn_;
+  std::unique_ptr<ConnectionSlot> slot_;
   bool broken_ = false;
 };
 
@@ -97,14 +114,14 @@ class ConnectionPool final {
 
  private:
   friend class PooledConnection;
-  void Return(std::unique_ptr<sql::Connection> conn, bool broken);
+  void Return(std::unique_ptr<ConnectionSlot> slot, bool broken);
   void UpdateGauges();  // requires mu_
 
   DbOptions options_;
   std::mutex mu_;
   std::condition_variable cv_;
   struct Idle {
-    std::unique_ptr<sql::Connection> conn;
+    std::unique_ptr<ConnectionSlot> slot;
     absl::Time since;
   };
   std::vector<Idle> idle_;

@@ -19,6 +19,8 @@ using LogField = std::pair<std::string_view, LogValue>;
 // Sets the process-wide service name and minimum level ("debug", "info", "warning", "error").
 void InitLogging(std::string_view service, std::string_view min_level);
 void Log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields = {});
+// True when a line of `level` would be written (to skip preparing fields of a line that is not).
+bool LogEnabled(LogLevel level);
 inline void LogInfo(std::string_view m, std::initializer_list<LogField> f = {}) { Log(LogLevel::kInfo, m, f); }
 inline void LogWarning(std::string_view m, std::initializer_list<LogField> f = {}) { Log(LogLevel::kWarning, m, f); }
 inline void LogError(std::string_view m, std::initializer_list<LogField> f = {}) { Log(LogLevel::kError, m, f); }

@@ -52,6 +52,9 @@ struct ServerOptions {
   absl::Duration probe_interval = absl::Seconds(1);
   absl::Duration drain_timeout = absl::Seconds(10);
   int max_receive_message_bytes = 16 * 1024 * 1024;
+  // Threads polling for synchronous-API calls (each runs the handler of the call it picked).
+  int sync_min_pollers = 8;
+  int sync_max_pollers = 16;
 };
 
 // Builds and runs one gRPC server.
