@@ -531,6 +531,7 @@ absl::StatusOr<v1::KinRelation> MemberLogic::AddKin(const v1::AddKinRequest& req
   if (!conn.ok()) return conn.status();
   common::Transaction tx(**conn);
   if (auto s = Track(*conn, tx.Begin()); !s.ok()) return s;
+  if (auto s = Track(*conn, feed_.Lock(**conn)); !s.ok()) return s;
   for (int64_t id : {request.member_id(), request.kin_member_id()}) {
     auto found = Track(*conn, repo_.Find(**conn, id));
     if (!found.ok()) return found.status();
@@ -544,6 +545,11 @@ absl::StatusOr<v1::KinRelation> MemberLogic::AddKin(const v1::AddKinRequest& req
                                               InverseRelation(request.relation()), request.source(),
                                               request.recorded_by()));
   if (!inverse.ok()) return inverse.status();
+  if (auto s = Track(*conn, feed_.AppendKin(**conn, "added", request.member_id(), request.kin_member_id(),
+                                            request.relation(), request.source(), request.recorded_by()));
+      !s.ok()) {
+    return s;
+  }
   auto rows = Track(*conn, repo_.ListKin(**conn, {request.member_id()}));
   if (!rows.ok()) return rows.status();
   if (auto s = Track(*conn, tx.Commit()); !s.ok()) return s;
@@ -820,7 +826,7 @@ struct MemberLogic::Import::State {
     if (m.status().empty()) v.push_back({"status", "MISSING_VALUE", "is required"});
     if (std::string_view fen = Field(record, 13); !fen.empty()) {
       auto n = common::ParseFen(fen);
-      if (!n.ok()) v.push_back({"monthly_income_fen", "INVALID_MONEY", std::string(std::string(n.status().message()))});
+      if (!n.ok()) v.push_back({"monthly_income_fen", std::string(common::kInvalidMoneyCode), std::string(n.status().message())});
       else m.set_monthly_income_fen(*n);
     }
     if (std::string_view mobile = Field(record, 14); !mobile.empty()) {

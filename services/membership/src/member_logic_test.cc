@@ -5,6 +5,11 @@
 
 #include <thread>
 
+#include <cppconn/connection.h>
+#include <cppconn/resultset.h>
+#include <cppconn/statement.h>
+#include <google/protobuf/util/json_util.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "change_feed.h"
@@ -343,6 +348,88 @@ TEST_F(MemberLogicTest, KinByIdAndHash) {
   v1::ListKinRequest q2;
   q2.set_id_number(MakeId("320723", "19700101", "111"));
   EXPECT_EQ(logic_->ListKin(q2, false, kNoDeadline)->relations(0).relation(), "child");
+  // The relation is one change in the feed (the refused repeat is none), after both members.
+  auto changes = Changes(4);
+  ASSERT_EQ(changes.size(), 3u);
+  const v1::Change& c = changes.back();
+  EXPECT_EQ(c.entity(), "kin");
+  EXPECT_EQ(c.kind(), "added");
+  EXPECT_EQ(c.key(), absl::StrCat(a.member_id(), ":", b.member_id(), ":child"));
+  v1::KinChange k;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(c.payload(), &k).ok()) << c.payload();
+  EXPECT_EQ(k.member_id(), a.member_id());
+  EXPECT_EQ(k.kin_member_id(), b.member_id());
+  EXPECT_EQ(k.id_hash(), a.id_hash());
+  EXPECT_EQ(k.kin_id_hash(), b.id_hash());
+  EXPECT_EQ(k.relation(), "child");
+  EXPECT_EQ(k.source(), "户口簿");
+  EXPECT_EQ(k.recorded_by(), "clerk");
+}
+
+// Relations recorded before kin_changes existed enter the feed once, after the changes before them.
+TEST(KinChangesMigration, BackfillsRecordedRelationsOnce) {
+  const common::DbOptions options = grassroots::testing::TestDb("memk");
+  grassroots::testing::DropSchema(options);
+  const auto& all = generated::membership_migrations();
+  std::vector<common::Migration> before;
+  for (const auto& m : all) {
+    if (m.version < 3) before.push_back(m);
+  }
+  ASSERT_TRUE(common::ApplyMigrations(options, before).ok());
+  {
+    auto conn = common::OpenConnection(options);
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+    st->execute("UPDATE change_counter SET seq = 7 WHERE id = 1");
+    st->execute("INSERT INTO member_kin (member_id, kin_member_id, relation, source, recorded_by) VALUES "
+                "(1, 2, 'parent', 's', 'c'), (2, 1, 'child', 's', 'c'), (3, 1, 'spouse', 's', 'c'), "
+                "(1, 3, 'spouse', 's', 'c')");
+  }
+  ASSERT_TRUE(common::ApplyMigrations(options, all).ok());
+  auto conn = common::OpenConnection(options);
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+  std::unique_ptr<sql::ResultSet> rs(st->executeQuery(
+      "SELECT GROUP_CONCAT(CONCAT(change_seq, ' ', member_id, ' ', kin_member_id, ' ', relation) "
+      "ORDER BY change_seq SEPARATOR ','), (SELECT seq FROM change_counter WHERE id = 1) FROM kin_changes"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(std::string(rs->getString(1)), "8 1 2 parent,9 1 3 spouse");
+  EXPECT_EQ(rs->getInt64(2), 9);
+  rs.reset();
+  st.reset();
+  conn->reset();
+  grassroots::testing::DropSchema(options);
+}
+
+TEST_F(MemberLogicTest, KinChangesInterleaveWithMemberChangesInCommitOrder) {
+  std::vector<v1::Member> people;
+  for (int i = 0; i < 8; ++i) people.push_back(Create(MakeId("320723", "19700101", absl::StrCat(300 + i)), "1970-01-01"));
+  const int64_t base = Changes(0).back().seq();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      v1::AddKinRequest r;
+      r.set_member_id(people[2 * t].member_id());
+      r.set_kin_member_id(people[2 * t + 1].member_id());
+      r.set_relation("sibling");
+      r.set_source("户口簿");
+      r.set_recorded_by("clerk");
+      EXPECT_TRUE(logic_->AddKin(r, false, kNoDeadline).ok());
+      EXPECT_TRUE(Step(people[2 * t].member_id(), "activist", "2021-01-01").ok());
+    });
+  }
+  for (auto& t : threads) t.join();
+  int64_t cursor = base, kin = 0, member = 0;
+  for (const auto& c : Changes(base)) {
+    ASSERT_EQ(c.seq(), cursor + 1);
+    cursor = c.seq();
+    kin += c.entity() == "kin";
+    member += c.entity() == "member";
+  }
+  EXPECT_EQ(kin, 4);
+  EXPECT_EQ(member, 4);
+  // Resuming in the middle delivers exactly the rest.
+  EXPECT_EQ(Changes(base + 3).size(), 5u);
 }
 
 TEST_F(MemberLogicTest, ChangeFeedIsGapFreeInCommitOrderAndResumable) {
