@@ -14,6 +14,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "grassroots/common/db.h"
+#include "member_repository.h"
 
 namespace grassroots::membership {
 namespace {
@@ -173,7 +174,7 @@ absl::StatusOr<std::vector<v1::Change>> ChangeFeedRepository::Read(sql::Connecti
         e.set_deciding_org_code(Str(*rs, 8));
         e.set_recorded_by(Str(*rs, 9));
         e.set_recorded_at(Str(*rs, 10));
-        e.set_details(Str(*rs, 11));
+        e.set_details(DetailsJson(Str(*rs, 11)));
         std::string json = ToJson(e);
         // The member's keyed hash (lower-case hex, as Member.id_hash) rides along so consumers can match persons.
         if (!json.empty() && json.back() == '}') {

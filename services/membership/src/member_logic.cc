@@ -13,6 +13,8 @@
 #include <unordered_set>
 
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -704,7 +706,7 @@ struct MemberLogic::Import::State {
     bool have_conn = false;
     std::unique_ptr<LoadPipe> pipe;
     exchange::v1::ImportReport report;
-    std::unordered_set<std::string> known_orgs, unknown_orgs;
+    absl::flat_hash_set<std::string> known_orgs, unknown_orgs;
     double t_load = 0, t_lock = 0, t_existing = 0, t_events = 0, t_commit = 0, t_idle = 0;
     int retries = 0;
     bool expect_registered = false;  // the last batch was mostly registered members
@@ -721,7 +723,7 @@ struct MemberLogic::Import::State {
   bool have_header = false;
   bool file_refused = false;
   exchange::v1::ImportReport report;                       // parser side
-  std::unordered_map<Hash16, int64_t, Hash16Hasher> seen;  // hash -> line
+  absl::flat_hash_map<Hash16, int64_t, Hash16Hasher> seen;  // hash -> line (no allocation per row)
   Batch batch;
 
   // Hand-over to the writers.

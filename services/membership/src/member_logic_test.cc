@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <thread>
+
+#include <sys/stat.h>
 
 #include <cppconn/connection.h>
 #include <cppconn/resultset.h>
@@ -294,6 +297,159 @@ TEST_F(MemberLogicTest, ImportRowRules) {
   auto r4 = Import(bwd);
   ASSERT_EQ(r4.errors_size(), 1);
   EXPECT_EQ(r4.errors(0).code(), "BACKWARDS_STEP");
+}
+
+// More rows than one batch: batches go to two writers, each in its own transaction; a
+// re-import finds its rows registered (first by the skipped load, then by looking them up
+// first); a file that mixes new, changed and unchanged rows writes exactly the changes, and
+// the feed holds one gap-free change per write.
+TEST_F(MemberLogicTest, ImportOfManyBatchesWritesEveryChangeOnceInTheFeed) {
+  auto row = [](int i, const std::string& phone = "13812345678") {
+    std::string r = Row(i, i % 2 ? "B1" : "B2", "full", "2020-05-01", "2021-05-01",
+                        absl::StrCat(1950 + i / 900, "0115"));
+    r.replace(r.find("13812345678"), 11, phone);
+    return r;
+  };
+  std::string first = kHeader;
+  for (int i = 0; i < 25000; ++i) first += row(i);
+  auto r1 = Import(first, 1 << 16);
+  EXPECT_EQ(r1.inserted(), 25000);
+  EXPECT_EQ(r1.errors_size(), 0);
+  auto r2 = Import(first, 1 << 16);
+  EXPECT_EQ(r2.unchanged(), 25000);
+  EXPECT_EQ(r2.inserted() + r2.updated() + r2.refused(), 0);
+  std::string second = kHeader;
+  for (int i = 0; i < 30000; ++i) second += row(i, i < 25000 && i % 10 == 0 ? "13900000000" : "13812345678");
+  auto r3 = Import(second, 1 << 16);
+  EXPECT_EQ(r3.inserted(), 5000);
+  EXPECT_EQ(r3.updated(), 2500);
+  EXPECT_EQ(r3.unchanged(), 22500);
+  EXPECT_EQ(r3.errors_size(), 0);
+  int64_t cursor = 4, created = 0, imported = 0;
+  std::set<int64_t> ids;
+  for (const auto& c : Changes(4)) {
+    ASSERT_EQ(c.seq(), cursor + 1);
+    cursor = c.seq();
+    created += c.kind() == "created";
+    imported += c.kind() == "imported";
+    ids.insert(std::stoll(c.key()));
+  }
+  EXPECT_EQ(created, 30000);
+  EXPECT_EQ(imported, 2500);
+  EXPECT_EQ(ids.size(), 30000u);
+  auto changed = logic_->FindByIdNumber(MakeId("320723", "19500115", "100"), false, kNoDeadline);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  auto history = logic_->Events(changed->member_id(), kNoDeadline);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->events_size(), 2);
+  EXPECT_EQ(history->events(1).kind(), "imported");
+  EXPECT_EQ(history->events(1).details(), "{\"phone\":\"(changed)\"}");
+}
+
+// An imported member's first event shows the same facts as one registered by CreateMember.
+TEST_F(MemberLogicTest, ImportedAndCreatedMembersHaveTheSameFirstEvent) {
+  const std::string csv = std::string(kHeader) + Row(1);
+  ASSERT_EQ(Import(csv).inserted(), 1);
+  v1::CreateMemberRequest r;
+  r.set_recorded_by("import");
+  v1::Member* m = r.mutable_member();
+  m->set_id_number(MakeId("320723", "19800115", "102"));
+  m->set_name("党员1");
+  m->set_gender("M");
+  m->set_ethnicity("汉族");
+  m->set_birth_date("1980-01-15");
+  m->set_education("junior_high");
+  m->set_occupation("农民");
+  m->set_phone("13812345678");
+  m->set_org_code("B1");
+  m->set_status("full");
+  m->set_applied_on("2019-03-01");
+  m->set_joined_on("2020-05-01");
+  m->set_full_on("2021-05-01");
+  m->set_monthly_income_fen(120000);
+  auto created = logic_->Create(r, false, kNoDeadline);
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto imported = logic_->FindByIdNumber(MakeId("320723", "19800115", "101"), false, kNoDeadline);
+  ASSERT_TRUE(imported.ok()) << imported.status();
+  auto a = logic_->Events(imported->member_id(), kNoDeadline);
+  auto b = logic_->Events(created->member_id(), kNoDeadline);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->events(0).details(), b->events(0).details());
+  EXPECT_NE(a->events(0).details().find("\"name\":\"党员1\""), std::string::npos);
+  EXPECT_EQ(a->events(0).details().find("13812345678"), std::string::npos);
+  // The feed shows the same JSON.
+  for (const auto& c : Changes(4)) {
+    if (c.key() == std::to_string(imported->member_id())) {
+      EXPECT_NE(c.payload().find("\\\"phone\\\":\\\"(changed)"), std::string::npos) << c.payload();
+    }
+  }
+}
+
+// formats.md: an ID number that appears twice is refused on the later row, even when the
+// earlier row was refused for something else; full_on is required for a full member's exit.
+TEST_F(MemberLogicTest, ImportRefusesRepeatsAndExitsWithoutFullOn) {
+  std::string csv = kHeader;
+  std::string bad = Row(1);
+  bad.replace(bad.find("汉族,"), 0, "");
+  bad.replace(bad.find(",M,"), 3, ",Q,");  // line 2: bad gender
+  csv += bad;
+  csv += Row(1);  // line 3: the same ID number
+  csv += Row(2);  // line 4: good
+  auto report = Import(csv);
+  std::vector<std::pair<int64_t, std::string>> got;
+  for (const auto& e : report.errors()) got.emplace_back(e.line(), e.code());
+  EXPECT_EQ(got, (std::vector<std::pair<int64_t, std::string>>{{2, "INVALID_GENDER"}, {3, "DUPLICATE_IN_FILE"}}));
+  EXPECT_EQ(report.inserted(), 1);
+  std::string exit = kHeader;
+  exit += Row(2, "B1", "deceased", "2020-05-01", "");
+  auto r2 = Import(exit);
+  ASSERT_EQ(r2.errors_size(), 1);
+  EXPECT_EQ(r2.errors(0).column(), "full_on");
+  EXPECT_EQ(r2.errors(0).code(), "MISSING_VALUE");
+  exit = std::string(kHeader) + Row(2, "B1", "deceased", "2020-05-01", "2021-05-01");
+  EXPECT_EQ(Import(exit).updated(), 1);
+}
+
+// The import's pipe: a FIFO (0600) in a private directory (0700), both gone afterwards; a LOAD
+// DATA that fails before it reads the pipe returns its error instead of hanging.
+TEST_F(MemberLogicTest, LoadPipeIsPrivateAndAFailedLoadReturns) {
+  std::string dir, path;
+  {
+    auto pipe = LoadPipe::Create();
+    ASSERT_TRUE(pipe.ok()) << pipe.status();
+    path = (*pipe)->path();
+    dir = path.substr(0, path.rfind('/'));
+    struct stat st;
+    ASSERT_EQ(stat(dir.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    ASSERT_EQ(stat(path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISFIFO(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    auto conn = pool_->Acquire(absl::Now() + absl::Seconds(5));
+    ASSERT_TRUE(conn.ok());
+    std::unique_ptr<sql::Statement> ddl((*conn)->createStatement());
+    ddl->execute("RENAME TABLE member_events TO member_events_away");
+    MemberRepository repo;
+    EventRow e;
+    e.change_seq = 1;
+    e.member_id = 1;
+    e.version = 1;
+    e.kind = "created";
+    e.status_after = "full";
+    e.org_code = "B1";
+    e.effective_on = "2026-01-01";
+    e.recorded_by = "test";
+    const auto t0 = absl::Now();
+    EXPECT_FALSE(repo.LoadEvents(**conn, {e}, **pipe).ok());
+    EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
+    ddl->execute("RENAME TABLE member_events_away TO member_events");
+    // The pipe still works after that.
+    EXPECT_TRUE(repo.LoadEvents(**conn, {e}, **pipe).ok());
+  }
+  struct stat st;
+  EXPECT_NE(stat(path.c_str(), &st), 0);
+  EXPECT_NE(stat(dir.c_str(), &st), 0);
 }
 
 TEST_F(MemberLogicTest, ImportRefusesAFileWithoutARequiredColumn) {

@@ -369,11 +369,16 @@ namespace {
 
 // LOAD DATA text: tab-separated, backslash escapes, \N for NULL. Runs without a special byte
 // are copied whole.
+constexpr std::array<bool, 256> kTsvSpecial = [] {
+  std::array<bool, 256> t{};
+  for (const unsigned char c : {'\\', '\t', '\n', '\r', '\0'}) t[c] = true;
+  return t;
+}();
 void Tsv(std::string& out, std::string_view v) {
   size_t start = 0;
   for (size_t i = 0; i < v.size(); ++i) {
     const char c = v[i];
-    if (c != '\\' && c != '\t' && c != '\n' && c != '\r' && c != '\0') continue;
+    if (!kTsvSpecial[static_cast<unsigned char>(c)]) continue;
     out.append(v.data() + start, i - start);
     out += '\\';
     out += c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\0' ? '0' : '\\';
@@ -467,7 +472,8 @@ absl::StatusOr<LoadResult> MemberRepository::LoadNewMembers(sql::Connection& con
                                                             const std::vector<NewMemberRow>& rows,
                                                             LoadPipe& pipe) const {
   if (rows.empty()) return LoadResult{};
-  std::string data;
+  thread_local std::string data;  // kept between batches: no large allocation per batch
+  data.clear();
   data.reserve(rows.size() * 220);
   for (const NewMemberRow& r : rows) {
     const v1::Member& m = *r.m;
@@ -523,7 +529,8 @@ absl::StatusOr<LoadResult> MemberRepository::LoadNewMembers(sql::Connection& con
 absl::Status MemberRepository::LoadEvents(sql::Connection& conn, const std::vector<EventRow>& events,
                                           LoadPipe& pipe) const {
   if (events.empty()) return absl::OkStatus();
-  std::string data;
+  thread_local std::string data;  // kept between batches: no large allocation per batch
+  data.clear();
   data.reserve(events.size() * 160);
   for (const EventRow& e : events) {
     Int(data, e.change_seq);
