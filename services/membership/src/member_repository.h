@@ -94,7 +94,8 @@ class LoadPipe final {
   std::string dir_, path_;
 };
 
-// A new member as the import loads it (member_id and version set; id_number not read).
+// A new member as the import loads it: member_id set, version 1, no activist_on, target_on or
+// extension (a new record has none); id_number is not read.
 struct NewMemberRow {
   const v1::Member* m = nullptr;
   std::string_view id_hash, id_sealed, id_masked;
