@@ -238,17 +238,26 @@ constexpr char kMemberColumns[] =
 
 }  // namespace
 
+namespace {
+
+// INSERT INTO members (member_id, ...) VALUES (...), (...) of the rows.
+std::string InsertText(const std::vector<const StoredMember*>& rows) {
+  std::string text = absl::StrCat("INSERT INTO members (member_id, ", kMemberColumns, ") VALUES ");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (i) text += ',';
+    AppendMember(text, *rows[i], true);
+  }
+  return text;
+}
+
+}  // namespace
+
 absl::Status MemberRepository::InsertMembers(sql::Connection& conn,
                                             const std::vector<const StoredMember*>& rows) const {
   if (rows.empty()) return absl::OkStatus();
   return Guard("write members", [&]() -> absl::Status {
     // A plain multi-row INSERT: a registered id_hash is an error, never an update.
-    std::string ins = absl::StrCat("INSERT INTO members (member_id, ", kMemberColumns, ") VALUES ");
-    for (size_t i = 0; i < rows.size(); ++i) {
-      if (i) ins += ',';
-      AppendMember(ins, *rows[i], true);
-    }
-    Execute(conn, ins);
+    Execute(conn, InsertText(rows));
     return absl::OkStatus();
   });
 }
@@ -257,11 +266,7 @@ absl::Status MemberRepository::UpdateMembers(sql::Connection& conn,
                                             const std::vector<const StoredMember*>& rows) const {
   if (rows.empty()) return absl::OkStatus();
   return Guard("write members", [&]() -> absl::Status {
-    std::string upd = absl::StrCat("INSERT INTO members (member_id, ", kMemberColumns, ") VALUES ");
-    for (size_t i = 0; i < rows.size(); ++i) {
-      if (i) upd += ',';
-      AppendMember(upd, *rows[i], true);
-    }
+    std::string upd = InsertText(rows);
     upd +=
         " ON DUPLICATE KEY UPDATE name=VALUES(name), gender=VALUES(gender), ethnicity=VALUES(ethnicity), "
         "birth_date=VALUES(birth_date), education=VALUES(education), occupation=VALUES(occupation), "
