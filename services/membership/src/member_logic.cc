@@ -35,6 +35,7 @@ constexpr int kMaxPageSize = 1000;
 constexpr size_t kImportBatch = 5000;   // rows per transaction (one LOAD DATA of members, one of events)
 constexpr size_t kImportQueue = 2;      // batches parsed ahead of the writers
 constexpr size_t kImportWriters = 2;    // writer threads, one connection each
+constexpr int kImportAttempts = 3;      // of a batch rolled back by a lock conflict
 
 template <typename T>
 T Track(common::PooledConnection& conn, T result) {
@@ -906,7 +907,9 @@ struct MemberLogic::Import::State {
       absl::Status s;
       for (int attempt = 1;; ++attempt) {
         exchange::v1::ImportReport delta;
-        s = WriteBatch(w, b, delta);
+        // A retry takes the change-feed lock before it loads anything, like every other writer
+        // of members: it cannot run into the same lock conflict again.
+        s = WriteBatch(w, b, delta, /*lock_first=*/attempt > 1);
         if (s.ok()) {
           w.report.set_inserted(w.report.inserted() + delta.inserted());
           w.report.set_updated(w.report.updated() + delta.updated());
@@ -915,13 +918,18 @@ struct MemberLogic::Import::State {
           for (auto& e : *delta.mutable_errors()) *w.report.add_errors() = std::move(e);
           break;
         }
-        if (s.code() == absl::StatusCode::kUnavailable) {
+        // A statement that failed half-way through LOAD DATA LOCAL can leave the connection out
+        // of step with the server: it is never used again (nor handed back to the pool).
+        if (w.have_conn) {
           w.conn.MarkBroken();
-          break;
+          w.conn = common::PooledConnection();
+          w.have_conn = false;
         }
         // A deadlock or lock wait timeout with a concurrent writer rolled the batch back.
-        if (s.code() != absl::StatusCode::kAborted || attempt == 3) break;
+        if (s.code() != absl::StatusCode::kAborted || attempt == kImportAttempts) break;
         ++w.retries;
+        common::LogWarning("member import batch rolled back; running it again",
+                           {{"attempt", int64_t{attempt}}, {"error", std::string(s.message())}});
       }
       if (!s.ok()) {
         Fail(s);
@@ -938,7 +946,7 @@ struct MemberLogic::Import::State {
 
   // One batch in one transaction (see the comment above State). Rows are only read here, so a
   // rolled-back attempt can run again.
-  absl::Status WriteBatch(Writer& w, Batch& b, exchange::v1::ImportReport& delta) {
+  absl::Status WriteBatch(Writer& w, Batch& b, exchange::v1::ImportReport& delta, bool lock_first) {
     MemberLogic& L = *logic;
     if (!w.have_conn) {
       auto c = L.pool_.Acquire(absl::Now() + absl::Seconds(30));
@@ -993,7 +1001,7 @@ struct MemberLogic::Import::State {
     std::vector<bool> is_new(rows.size(), true);
     std::deque<StoredMember> registered;  // stable addresses: by_hash points into it
     std::unordered_map<std::string_view, StoredMember*> by_hash;
-    const bool lookup_first = w.expect_registered;
+    const bool lookup_first = lock_first || w.expect_registered;
     auto t1 = absl::Now();
     if (lookup_first) {
       if (auto s = L.feed_.Lock(db); !s.ok()) return s;
