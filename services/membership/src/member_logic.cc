@@ -1196,7 +1196,8 @@ MemberLogic::Import::Import(MemberLogic& logic, std::string recorded_by) : state
       });
 }
 
-// Dropped without Finish (the caller went away): the writer stops and rolls back.
+// Dropped without Finish (the caller went away): the writers stop after the batch in hand (each
+// batch is one transaction: those committed stay, whole), and write nothing more.
 MemberLogic::Import::~Import() = default;
 
 void MemberLogic::Import::Feed(std::string_view chunk) {
