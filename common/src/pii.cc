@@ -4,6 +4,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <atomic>
 #include <cstdlib>
 
 #include "absl/flags/flag.h"
@@ -43,11 +44,63 @@ struct CipherCtx {
   ~CipherCtx() { EVP_CIPHER_CTX_free(ctx); }
 };
 
+struct DigestCtx {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~DigestCtx() { EVP_MD_CTX_free(ctx); }
+};
+
+// Fetched once: the implicit forms (EVP_sha256(), HMAC()) look the algorithm up on every call,
+// which cost more than the hashing itself.
+const EVP_MD* Sha256() {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+const EVP_CIPHER* Aes256Gcm() {
+  static EVP_CIPHER* const cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  return cipher;
+}
+
+std::atomic<uint64_t> next_key_serial{1};
+
+// Per thread: a cipher context keyed for one PiiProtector key (by serial), and a digest context.
+struct ThreadCrypto {
+  CipherCtx seal;
+  uint64_t seal_key = 0;
+  DigestCtx digest;
+};
+ThreadCrypto& Local() {
+  thread_local ThreadCrypto t;
+  return t;
+}
+
 }  // namespace
+
+struct PiiProtector::HmacState {
+  DigestCtx inner, outer;
+};
 
 void PiiProtector::Derive(const unsigned char* master) {
   Hmac(master, 32, "grassroots/pii/hash/v1", hash_key_.data());
   Hmac(master, 32, "grassroots/pii/seal/v1", enc_key_.data());
+  // HMAC (RFC 2104): H((K ^ opad) || H((K ^ ipad) || m)); the key is one 64-byte block.
+  auto state = std::make_shared<HmacState>();
+  unsigned char ipad[64], opad[64];
+  for (size_t i = 0; i < 64; ++i) {
+    const unsigned char k = i < hash_key_.size() ? hash_key_[i] : 0;
+    ipad[i] = k ^ 0x36;
+    opad[i] = k ^ 0x5c;
+  }
+  if (Sha256() == nullptr || state->inner.ctx == nullptr || state->outer.ctx == nullptr ||
+      EVP_DigestInit_ex(state->inner.ctx, Sha256(), nullptr) != 1 ||
+      EVP_DigestUpdate(state->inner.ctx, ipad, sizeof ipad) != 1 ||
+      EVP_DigestInit_ex(state->outer.ctx, Sha256(), nullptr) != 1 ||
+      EVP_DigestUpdate(state->outer.ctx, opad, sizeof opad) != 1) {
+    Fatal("hmac key");
+  }
+  OPENSSL_cleanse(ipad, sizeof ipad);
+  OPENSSL_cleanse(opad, sizeof opad);
+  hmac_ = std::move(state);
+  key_serial_ = next_key_serial.fetch_add(1);
 }
 
 absl::StatusOr<PiiProtector> PiiProtector::FromHexKey(std::string_view hex) {
@@ -84,8 +137,15 @@ absl::StatusOr<PiiProtector> PiiProtector::FromFlags() {
 }
 
 std::string PiiProtector::Hash(std::string_view value) const {
-  unsigned char mac[32];
-  Hmac(hash_key_.data(), hash_key_.size(), value, mac);
+  EVP_MD_CTX* ctx = Local().digest.ctx;
+  unsigned char inner[32], mac[32];
+  unsigned int len = 0;
+  if (ctx == nullptr || EVP_MD_CTX_copy_ex(ctx, hmac_->inner.ctx) != 1 ||
+      EVP_DigestUpdate(ctx, value.data(), value.size()) != 1 || EVP_DigestFinal_ex(ctx, inner, &len) != 1 ||
+      EVP_MD_CTX_copy_ex(ctx, hmac_->outer.ctx) != 1 || EVP_DigestUpdate(ctx, inner, sizeof inner) != 1 ||
+      EVP_DigestFinal_ex(ctx, mac, &len) != 1) {
+    Fatal("hash");
+  }
   return std::string(reinterpret_cast<const char*>(mac), kHashBytes);
 }
 
@@ -95,11 +155,20 @@ std::string PiiProtector::Seal(std::string_view value) const {
   bytes[0] = kVersion;
   unsigned char* nonce = bytes + 1;
   if (RAND_bytes(nonce, kNonceBytes) != 1) Fatal("random nonce");
-  CipherCtx c;
+  // The thread's context keeps the key schedule of the last key it sealed with; a new nonce is
+  // all a seal then sets (GCM's default IV length is the 12 bytes used here).
+  ThreadCrypto& t = Local();
+  CipherCtx& c = t.seal;
+  if (c.ctx == nullptr) Fatal("seal context");
+  if (t.seal_key != key_serial_) {
+    t.seal_key = 0;
+    if (Aes256Gcm() == nullptr || EVP_EncryptInit_ex2(c.ctx, Aes256Gcm(), enc_key_.data(), nullptr, nullptr) != 1) {
+      Fatal("seal key");
+    }
+    t.seal_key = key_serial_;
+  }
   int len = 0;
-  if (c.ctx == nullptr || EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
-      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) != 1 ||
-      EVP_EncryptInit_ex(c.ctx, nullptr, nullptr, enc_key_.data(), nonce) != 1 ||
+  if (EVP_EncryptInit_ex2(c.ctx, nullptr, nullptr, nonce, nullptr) != 1 ||
       EVP_EncryptUpdate(c.ctx, bytes + 1 + kNonceBytes, &len, reinterpret_cast<const unsigned char*>(value.data()),
                         static_cast<int>(value.size())) != 1 ||
       EVP_EncryptFinal_ex(c.ctx, bytes + 1 + kNonceBytes + len, &len) != 1 ||

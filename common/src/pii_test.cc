@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
+#include "absl/strings/escaping.h"
+
 namespace grassroots::common {
 namespace {
 
@@ -18,6 +22,36 @@ TEST(PiiProtector, HashIsKeyedDeterministicAnd16Bytes) {
   EXPECT_EQ(a->Hash(id), a->Hash(id));
   EXPECT_NE(a->Hash(id), a->Hash("110105194912310021"));
   EXPECT_NE(a->Hash(id), dev.Hash(id));
+}
+
+// The hash is HMAC-SHA256 (RFC 2104) truncated: stored hashes must never change. Expected
+// values from Python's hmac module with the development key's derived hash key.
+TEST(PiiProtector, HashIsStandardHmacSha256) {
+  auto dev = PiiProtector::Development();
+  EXPECT_EQ(absl::BytesToHexString(dev.Hash("32072319800115123X")), "d304995a5557b0548f9c7aa0356b6cd7");
+  EXPECT_EQ(absl::BytesToHexString(dev.Hash("")), "203c70fd52c141383288ba7e94ea58a9");
+}
+
+// Seal keeps a keyed cipher context per thread: protectors with other keys, used in turn and
+// on several threads, each seal with their own key.
+TEST(PiiProtector, SealsWithItsOwnKeyWhateverTheThreadSealedBefore) {
+  auto a = PiiProtector::FromHexKey(kKey);
+  ASSERT_TRUE(a.ok());
+  const PiiProtector b = PiiProtector::Development();
+  auto work = [&] {
+    for (int i = 0; i < 50; ++i) {
+      const std::string id = "1101051949123100" + std::to_string(10 + i);
+      const std::string sa = a->Seal(id), sb = b.Seal(id);
+      EXPECT_EQ(*a->Open(sa), id);
+      EXPECT_EQ(*b.Open(sb), id);
+      EXPECT_FALSE(b.Open(sa).ok());
+      EXPECT_EQ(a->Hash(id), PiiProtector(*a).Hash(id));
+    }
+  };
+  std::thread t1(work), t2(work);
+  work();
+  t1.join();
+  t2.join();
 }
 
 TEST(PiiProtector, SealOpensAndUsesFreshNonces) {

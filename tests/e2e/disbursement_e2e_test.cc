@@ -88,7 +88,7 @@ TEST_F(DisbursementE2E, FilesIngestRefuseBadRowsAndTheCheckFindsTheAnomalies) {
   rc = Ingest("payments", "payments.csv", payments, &errors, &out);
   EXPECT_EQ(rc, 1) << out << errors;
   EXPECT_TRUE(HasError(errors, "4,program_code,UNKNOWN_PROGRAMME")) << errors;
-  EXPECT_TRUE(HasError(errors, "5,amount_fen,INVALID_AMOUNT")) << errors;
+  EXPECT_TRUE(HasError(errors, "5,amount_fen,INVALID_MONEY")) << errors;
   EXPECT_TRUE(HasError(errors, "6,amount_fen,NEGATIVE_AMOUNT")) << errors;
   EXPECT_TRUE(HasError(errors, "7,paid_at,INVALID_TIMESTAMP")) << errors;
   EXPECT_TRUE(HasError(errors, "8,payment_id,DUPLICATE_IN_FILE")) << errors;

@@ -1,6 +1,9 @@
 // End to end: the member registry through the gateway (CLI over gRPC, HTTP/JSON).
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "http_client.h"
 #include "process.h"
@@ -82,6 +85,24 @@ TEST(MembersE2E, ImportRefusesBadRowsExportsMaskedAndReportsTypeFit) {
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_NE(r.body.find("id_number"), std::string::npos) << r.body;
   EXPECT_EQ(r.body.find(wrong_check), std::string::npos) << r.body;
+  // A kinship relation recorded over HTTP is a change in the feed, after the members' own.
+  r = Http("GET", s.http_port(), "/v1/organisations/E2E-V/members");
+  std::vector<std::string> ids;
+  for (size_t at = r.body.find("\"memberId\":\""); at != std::string::npos;
+       at = r.body.find("\"memberId\":\"", at + 1)) {
+    const size_t start = at + 12;
+    ids.push_back(r.body.substr(start, r.body.find('"', start) - start));
+  }
+  ASSERT_GE(ids.size(), 2u) << r.body;
+  r = Http("POST", s.http_port(), absl::StrCat("/v1/members/", ids[0], "/kin"),
+           absl::StrCat(R"({"kinMemberId":")", ids[1], R"(","relation":"spouse","source":"户口簿","recordedBy":"e2e"})"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  r = Http("GET", s.http_port(), "/v1/changes?afterSeq=0");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const size_t kin = r.body.find("\"entity\":\"kin\"");
+  ASSERT_NE(kin, std::string::npos) << r.body.substr(r.body.size() > 2000 ? r.body.size() - 2000 : 0);
+  EXPECT_NE(r.body.find(absl::StrCat(ids[0], ":", ids[1], ":spouse")), std::string::npos);
+  EXPECT_GT(kin, r.body.find("\"entity\":\"member\""));
   // A change-feed cursor from the future.
   r = Http("GET", s.http_port(), "/v1/changes?afterSeq=999999999");
   EXPECT_EQ(r.status, 400) << r.body;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Member-registry benchmark: import rows/s against LOAD DATA LOCAL INFILE of the same file into a
-# bare table, re-import (no-op) time, export time, type-fit report time.
+# bare table, re-import (no-op) time, the database's own floor for the rows the import stores,
+# export time, type-fit report time.
 # usage: tools/bench/members_bench.sh BUILD_DIR DB_PORT [MEMBERS] [VILLAGES]
 # (DB user grassroots/grassroots on 127.0.0.1, e.g. from `tools/mariadb start DIR 0`)
 set -euo pipefail
@@ -43,6 +44,32 @@ imp=$(secs "$t0" "$t1")
 echo "import members: ${imp}s ($(echo "$N / $imp" | bc) rows/s; $(echo "scale=2; $load / $imp" | bc) of LOAD DATA's rate); service RSS $(( $(rss) / 1024 )) MB"
 t0=$(now); "${CLI[@]}" import members "$DIR/members.csv" || true; t1=$(now)
 echo "re-import (no-op): $(secs "$t0" "$t1")s"
+
+# The database's own floor for what the import stores: LOAD DATA of the import's own rows (as
+# written) into copies of members and member_events (same indexes), in the import's batches of
+# 5,000 rows (one transaction each), members and events at once on two connections as the
+# import's two writers do. Parsing, validation, hashing, sealing and the service cost nothing here.
+"${SQL[@]}" -e "SELECT * FROM bench_membership.members INTO OUTFILE '$DIR/floor_members.tsv';
+  SELECT * FROM bench_membership.member_events INTO OUTFILE '$DIR/floor_events.tsv';
+  DROP DATABASE IF EXISTS bench_floor; CREATE DATABASE bench_floor;
+  CREATE TABLE bench_floor.members LIKE bench_membership.members;
+  CREATE TABLE bench_floor.member_events LIKE bench_membership.member_events;"
+for t in members events; do
+  split -l 5000 -d -a 4 "$DIR/floor_$t.tsv" "$DIR/floor_${t}_part."
+  table=$([ "$t" = members ] && echo members || echo member_events)
+  for f in "$DIR"/floor_${t}_part.*; do
+    echo "LOAD DATA LOCAL INFILE '$f' INTO TABLE $table CHARACTER SET binary;"
+  done > "$DIR/floor_$t.sql"
+done
+t0=$(now)
+"${SQL[@]}" bench_floor < "$DIR/floor_members.sql" &
+FLOOR=$!
+"${SQL[@]}" bench_floor < "$DIR/floor_events.sql"
+wait $FLOOR
+t1=$(now); floor=$(secs "$t0" "$t1")
+echo "database floor (the import's rows LOADed in its batches into copies of its two tables, two connections): ${floor}s; import ratio ceiling $(echo "scale=2; $load / $floor" | bc)"
+"${SQL[@]}" -e "DROP DATABASE bench_floor"
+rm -f "$DIR"/floor_*
 t0=$(now); "${CLI[@]}" export members --org BENCH --out "$DIR/export.csv" --unmasked; t1=$(now)
 echo "export members: $(secs "$t0" "$t1")s, $(wc -l < "$DIR/export.csv") lines"
 for _ in 1 2 3; do

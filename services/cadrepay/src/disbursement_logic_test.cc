@@ -215,10 +215,10 @@ TEST_F(DisbursementLogicTest, BadPaymentsAreRefusedOnTheirRowWithTheColumn) {
   EXPECT_EQ(r.inserted(), 1);
   EXPECT_EQ(r.refused(), 9);
   EXPECT_EQ(Errors(r), (std::vector<std::string>{
-                           "2 program_code UNKNOWN_PROGRAMME", "3 amount_fen INVALID_AMOUNT",
+                           "2 program_code UNKNOWN_PROGRAMME", "3 amount_fen INVALID_MONEY",
                            "4 amount_fen NEGATIVE_AMOUNT", "5 paid_at INVALID_TIMESTAMP",
                            "7 payment_id DUPLICATE_IN_FILE", "8 account_no INVALID_ACCOUNT",
-                           "9 payment_id CONFLICT", "10 amount_fen INVALID_AMOUNT", "12 period PERIOD_FORM"}));
+                           "9 payment_id CONFLICT", "10 amount_fen INVALID_MONEY", "12 period PERIOD_FORM"}));
   for (const auto& e : r.errors()) {
     EXPECT_EQ(e.message().find(Id(1)), std::string::npos);
     EXPECT_EQ(e.message().find(Id(2)), std::string::npos);

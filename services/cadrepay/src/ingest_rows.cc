@@ -81,7 +81,7 @@ class RowReader final {
     }
     auto v = common::ParseFen(Get(column), allow_negative);
     if (!v.ok()) {
-      Problem(column, "INVALID_AMOUNT", v.status());
+      Problem(column, common::kInvalidMoneyCode, v.status());
       return std::nullopt;
     }
     return *v;

@@ -51,7 +51,7 @@ TEST(PaymentRows, GoodRowAndReversal) {
 TEST(PaymentRows, EachBadValueNamesItsColumn) {
   const std::string base = absl::StrCat("P1,B1,GDBT,2026-03,", kId, ",622200001111222233,");
   EXPECT_EQ(Columns(Payment(base + "120.00,2026-03-14T10:05:00+08:00,")), std::vector<std::string>{"amount_fen"});
-  EXPECT_EQ(Payment(base + "120.00,2026-03-14T10:05:00+08:00,")[0].code, "INVALID_AMOUNT");
+  EXPECT_EQ(Payment(base + "120.00,2026-03-14T10:05:00+08:00,")[0].code, "INVALID_MONEY");
   EXPECT_EQ(Columns(Payment(base + "-100,2026-03-14T10:05:00+08:00,")), std::vector<std::string>{"amount_fen"});
   EXPECT_EQ(Payment(base + "-100,2026-03-14T10:05:00+08:00,")[0].code, "NEGATIVE_AMOUNT");
   EXPECT_EQ(Columns(Payment(base + "100,2026-03-14T10:05:00,")), std::vector<std::string>{"paid_at"});

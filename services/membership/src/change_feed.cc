@@ -1,5 +1,6 @@
 #include "change_feed.h"
 
+#include <algorithm>
 #include <memory>
 #include <thread>
 
@@ -13,6 +14,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "grassroots/common/db.h"
+#include "member_repository.h"
 
 namespace grassroots::membership {
 namespace {
@@ -88,11 +90,34 @@ absl::Status ChangeFeedRepository::AppendOrganisation(sql::Connection& conn, con
   }
 }
 
+absl::Status ChangeFeedRepository::AppendKin(sql::Connection& conn, const std::string& kind, int64_t member_id,
+                                             int64_t kin_member_id, const std::string& relation,
+                                             const std::string& source, const std::string& recorded_by) const {
+  auto seq = Reserve(conn, 1);
+  if (!seq.ok()) return seq.status();
+  try {
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
+        "INSERT INTO kin_changes (change_seq, kind, member_id, kin_member_id, relation, source, recorded_by) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)"));
+    st->setInt64(1, *seq);
+    st->setString(2, kind);
+    st->setInt64(3, member_id);
+    st->setInt64(4, kin_member_id);
+    st->setString(5, relation);
+    st->setString(6, source);
+    st->setString(7, recorded_by);
+    st->execute();
+    return absl::OkStatus();
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "record kin change");
+  }
+}
+
 absl::StatusOr<std::vector<v1::Change>> ChangeFeedRepository::Read(sql::Connection& conn, int64_t after,
                                                                    int limit) const {
   try {
-    // Both tables are read in one snapshot. Two separate autocommit reads could see a change
-    // committed between them in the second table but not an earlier change of the first one
+    // The three tables are read in one snapshot. Separate autocommit reads could see a change
+    // committed between them in a later table but not an earlier change of a former one
     // (a false gap). In one REPEATABLE READ snapshot the visible sequence numbers are a prefix:
     // number n+1 is only handed out after the transaction holding n has committed.
     std::unique_ptr<sql::Statement> snapshot(conn.createStatement());
@@ -131,7 +156,7 @@ absl::StatusOr<std::vector<v1::Change>> ChangeFeedRepository::Read(sql::Connecti
       std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
           "SELECT e.change_seq, e.member_id, e.version, e.kind, e.status_after, e.org_code, "
           "DATE_FORMAT(e.effective_on, '%Y-%m-%d'), e.deciding_org, e.recorded_by, "
-          "DATE_FORMAT(e.recorded_at, '%Y-%m-%dT%H:%i:%s.%fZ'), e.details, HEX(m.id_hash) "
+          "DATE_FORMAT(e.recorded_at, '%Y-%m-%dT%H:%i:%s.%fZ'), e.details, LOWER(HEX(m.id_hash)) "
           "FROM member_events e JOIN members m ON m.member_id = e.member_id "
           "WHERE e.change_seq > ? ORDER BY e.change_seq LIMIT ?"));
       st->setInt64(1, after);
@@ -149,9 +174,9 @@ absl::StatusOr<std::vector<v1::Change>> ChangeFeedRepository::Read(sql::Connecti
         e.set_deciding_org_code(Str(*rs, 8));
         e.set_recorded_by(Str(*rs, 9));
         e.set_recorded_at(Str(*rs, 10));
-        e.set_details(Str(*rs, 11));
+        e.set_details(DetailsJson(Str(*rs, 11)));
         std::string json = ToJson(e);
-        // The member's keyed hash rides along so consumers can match persons.
+        // The member's keyed hash (lower-case hex, as Member.id_hash) rides along so consumers can match persons.
         if (!json.empty() && json.back() == '}') {
           json.pop_back();
           absl::StrAppend(&json, json.size() > 1 ? "," : "", "\"id_hash\":\"", Str(*rs, 12), "\"}");
@@ -166,16 +191,44 @@ absl::StatusOr<std::vector<v1::Change>> ChangeFeedRepository::Read(sql::Connecti
         members.push_back(std::move(c));
       }
     }
-    std::vector<v1::Change> out;
-    out.reserve(orgs.size() + members.size());
-    size_t i = 0, j = 0;
-    while (static_cast<int>(out.size()) < limit && (i < orgs.size() || j < members.size())) {
-      if (j >= members.size() || (i < orgs.size() && orgs[i].seq() < members[j].seq())) {
-        out.push_back(std::move(orgs[i++]));
-      } else {
-        out.push_back(std::move(members[j++]));
+    std::vector<v1::Change> kin;
+    {
+      std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
+          "SELECT c.change_seq, c.kind, c.member_id, c.kin_member_id, c.relation, c.source, c.recorded_by, "
+          "DATE_FORMAT(c.recorded_at, '%Y-%m-%dT%H:%i:%s.%fZ'), LOWER(HEX(a.id_hash)), LOWER(HEX(b.id_hash)) "
+          "FROM kin_changes c JOIN members a ON a.member_id = c.member_id "
+          "JOIN members b ON b.member_id = c.kin_member_id "
+          "WHERE c.change_seq > ? ORDER BY c.change_seq LIMIT ?"));
+      st->setInt64(1, after);
+      st->setInt(2, limit);
+      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+      while (rs->next()) {
+        v1::KinChange k;
+        k.set_member_id(rs->getInt64(3));
+        k.set_kin_member_id(rs->getInt64(4));
+        k.set_relation(Str(*rs, 5));
+        k.set_source(Str(*rs, 6));
+        k.set_recorded_by(Str(*rs, 7));
+        k.set_id_hash(Str(*rs, 9));
+        k.set_kin_id_hash(Str(*rs, 10));
+        v1::Change c;
+        c.set_seq(rs->getInt64(1));
+        c.set_entity("kin");
+        c.set_key(absl::StrCat(k.member_id(), ":", k.kin_member_id(), ":", k.relation()));
+        c.set_kind(Str(*rs, 2));
+        c.set_payload(ToJson(k));
+        c.set_recorded_at(Str(*rs, 8));
+        kin.push_back(std::move(c));
       }
     }
+    // Each list is in sequence order; the first `limit` of their union is the page.
+    std::vector<v1::Change> out;
+    out.reserve(orgs.size() + members.size() + kin.size());
+    for (auto* part : {&orgs, &members, &kin}) {
+      for (auto& c : *part) out.push_back(std::move(c));
+    }
+    std::sort(out.begin(), out.end(), [](const v1::Change& a, const v1::Change& b) { return a.seq() < b.seq(); });
+    if (static_cast<int>(out.size()) > limit) out.resize(limit);
     return out;
   } catch (const sql::SQLException& e) {
     return common::SqlError(e, "read changes");

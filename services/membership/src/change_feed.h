@@ -7,7 +7,8 @@
 // order and a rollback gives them back: the sequence is gap-free and commit-ordered, which
 // auto-increment ids are not under concurrent writers. Member changes are the rows of
 // member_events (the event log is the members' outbox); organisation changes are rows of
-// organisation_changes. The feed reads both after a cursor and merges them by sequence.
+// organisation_changes; kinship changes rows of kin_changes. The feed reads all three after a
+// cursor in one snapshot and merges them by sequence.
 
 #include <cstdint>
 #include <functional>
@@ -39,6 +40,11 @@ class ChangeFeedRepository final {
   // Records one change of an organisation (reserves its number), in the caller's transaction.
   absl::Status AppendOrganisation(sql::Connection& conn, const std::string& org_code, const std::string& kind,
                                   const v1::Organisation& after) const;
+  // Records that a kinship relation was added (reserves its number), in the caller's
+  // transaction, which must hold Lock().
+  absl::Status AppendKin(sql::Connection& conn, const std::string& kind, int64_t member_id, int64_t kin_member_id,
+                         const std::string& relation, const std::string& source,
+                         const std::string& recorded_by) const;
   // Changes with seq > after, in sequence order, at most limit.
   absl::StatusOr<std::vector<v1::Change>> Read(sql::Connection& conn, int64_t after, int limit) const;
 };

@@ -12,9 +12,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include <stdlib.h>
-#include <unistd.h>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -25,15 +25,17 @@
 #include "member_rules.h"
 
 #include <cppconn/connection.h>
+#include <google/protobuf/arena.h>
 
 namespace grassroots::membership {
 namespace {
 
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
-constexpr size_t kImportBatch = 2000;        // rows per statement (LOAD DATA file)
-constexpr size_t kImportQueue = 2;           // batches parsed ahead of the writer
-constexpr size_t kImportCommitRows = 50000;  // rows per transaction (the change-feed lock is held that long)
+constexpr size_t kImportBatch = 5000;   // rows per transaction (one LOAD DATA of members, one of events)
+constexpr size_t kImportQueue = 2;      // batches parsed ahead of the writers
+constexpr size_t kImportWriters = 2;    // writer threads, one connection each
+constexpr int kImportAttempts = 3;      // of a batch rolled back by a lock conflict
 
 template <typename T>
 T Track(common::PooledConnection& conn, T result) {
@@ -170,53 +172,15 @@ absl::StatusOr<std::string> MemberLogic::SubtreePath(sql::Connection& conn, cons
   return (*org)->path;
 }
 
-absl::Status MemberLogic::Write(sql::Connection& conn, std::vector<Pending>& pending,
-                                const std::string& scratch_file) {
+absl::Status MemberLogic::Write(sql::Connection& conn, std::vector<Pending>& pending) {
   if (pending.empty()) return absl::OkStatus();
-  std::vector<const StoredMember*> rows, fresh;
-  std::vector<std::string> new_hashes;
+  std::vector<const StoredMember*> inserts, updates;
   for (auto& p : pending) {
     p.row->m.set_version(p.row->m.version() + 1);
-    if (p.row->m.member_id() == 0) {
-      new_hashes.push_back(p.row->id_hash);
-      if (!scratch_file.empty()) {
-        fresh.push_back(p.row);
-        continue;
-      }
-    }
-    rows.push_back(p.row);
+    (p.fresh ? inserts : updates).push_back(p.row);
   }
-  // Bulk: the ids of the members just loaded are read back by primary-key range (members are
-  // only inserted under the change-feed lock this transaction holds); if that does not account
-  // for every row (an id allocator that is not monotonic), by their hashes.
-  std::unordered_map<std::string, int64_t> loaded;
-  if (!fresh.empty()) {
-    auto max_before = repo_.MaxMemberId(conn);
-    if (!max_before.ok()) return max_before.status();
-    if (auto s = repo_.LoadNewMembers(conn, fresh, scratch_file); !s.ok()) return s;
-    auto after = repo_.IdsAfter(conn, *max_before, fresh.size() + 1);
-    if (!after.ok()) return after.status();
-    bool all = after->size() == fresh.size();
-    for (size_t i = 0; all && i < fresh.size(); ++i) all = after->contains(fresh[i]->id_hash);
-    if (all) {
-      loaded = std::move(*after);
-      new_hashes.clear();
-      for (auto& p : pending) {
-        if (p.row->m.member_id() == 0) p.row->m.set_member_id(loaded.at(p.row->id_hash));
-      }
-    }
-  }
-  if (auto s = repo_.WriteBatch(conn, rows); !s.ok()) return s;
-  if (!new_hashes.empty()) {
-    auto ids = repo_.IdsOf(conn, new_hashes);
-    if (!ids.ok()) return ids.status();
-    for (auto& p : pending) {
-      if (p.row->m.member_id() != 0) continue;
-      auto it = ids->find(p.row->id_hash);
-      if (it == ids->end()) return absl::InternalError("a member just written cannot be read back");
-      p.row->m.set_member_id(it->second);
-    }
-  }
+  if (auto s = repo_.InsertMembers(conn, inserts); !s.ok()) return s;
+  if (auto s = repo_.UpdateMembers(conn, updates); !s.ok()) return s;
   auto first = feed_.Reserve(conn, static_cast<int64_t>(pending.size()));
   if (!first.ok()) return first.status();
   std::vector<EventRow> events;
@@ -230,7 +194,7 @@ absl::Status MemberLogic::Write(sql::Connection& conn, std::vector<Pending>& pen
     p.event.org_code = p.row->m.org_code();
     events.push_back(std::move(p.event));
   }
-  return scratch_file.empty() ? repo_.InsertEvents(conn, events) : repo_.LoadEvents(conn, events, scratch_file);
+  return repo_.InsertEvents(conn, events);
 }
 
 absl::StatusOr<v1::Member> MemberLogic::Create(const v1::CreateMemberRequest& request, bool pii, absl::Time deadline) {
@@ -248,6 +212,8 @@ absl::StatusOr<v1::Member> MemberLogic::Create(const v1::CreateMemberRequest& re
   const std::string deciding = request.deciding_org_code().empty() ? m.org_code() : request.deciding_org_code();
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
+  auto member_id = Track(*conn, repo_.AllocateMemberIds(**conn, 1));  // before the transaction: see there
+  if (!member_id.ok()) return member_id.status();
   common::Transaction tx(**conn);
   if (auto s = Track(*conn, tx.Begin()); !s.ok()) return s;
   if (auto s = Track(*conn, feed_.Lock(**conn)); !s.ok()) return s;
@@ -270,9 +236,10 @@ absl::StatusOr<v1::Member> MemberLogic::Create(const v1::CreateMemberRequest& re
                                                  (*existing)->m.member_id(), ")"));
   }
   m.clear_id_number();
+  m.set_member_id(*member_id);
   m.set_version(0);
   row.m = m;
-  std::vector<Pending> pending{{&row, EventRow{}}};
+  std::vector<Pending> pending{{&row, EventRow{}, /*fresh=*/true}};
   pending[0].event.kind = "created";
   pending[0].event.effective_on = StartDate(m, today);
   pending[0].event.deciding_org = deciding;
@@ -564,6 +531,7 @@ absl::StatusOr<v1::KinRelation> MemberLogic::AddKin(const v1::AddKinRequest& req
   if (!conn.ok()) return conn.status();
   common::Transaction tx(**conn);
   if (auto s = Track(*conn, tx.Begin()); !s.ok()) return s;
+  if (auto s = Track(*conn, feed_.Lock(**conn)); !s.ok()) return s;
   for (int64_t id : {request.member_id(), request.kin_member_id()}) {
     auto found = Track(*conn, repo_.Find(**conn, id));
     if (!found.ok()) return found.status();
@@ -577,6 +545,11 @@ absl::StatusOr<v1::KinRelation> MemberLogic::AddKin(const v1::AddKinRequest& req
                                               InverseRelation(request.relation()), request.source(),
                                               request.recorded_by()));
   if (!inverse.ok()) return inverse.status();
+  if (auto s = Track(*conn, feed_.AppendKin(**conn, "added", request.member_id(), request.kin_member_id(),
+                                            request.relation(), request.source(), request.recorded_by()));
+      !s.ok()) {
+    return s;
+  }
   auto rows = Track(*conn, repo_.ListKin(**conn, {request.member_id()}));
   if (!rows.ok()) return rows.status();
   if (auto s = Track(*conn, tx.Commit()); !s.ok()) return s;
@@ -787,21 +760,43 @@ absl::Status MemberLogic::Export(const std::string& org_code, bool pii,
 // ---------------------------------------------------------------------------------------------
 // Import
 
-// The import is a pipeline of two threads: the caller's thread parses and validates the file
-// (CSV, field rules, keyed hash, duplicates in the file) and hands batches of valid rows to a
-// writer thread over a short bounded queue; the writer looks the batch's members up, seals the
-// new IDs, and writes members and events with literal multi-row statements, committing every
-// kImportCommitRows rows. Memory stays bounded by the queue (plus the file's hash set, needed
-// for DUPLICATE_IN_FILE). The writer keeps its own counters and errors; Finish merges them.
+// The import is a pipeline: the caller's thread parses and validates the file (CSV, field
+// rules, keyed hash and seal, duplicates in the file) and hands batches of valid rows over a
+// short bounded queue to kImportWriters writer threads, each with its own connection. A writer
+// makes one transaction of a batch, so a row is written whole (member and event) or not at all:
+//   1. ids for the batch from member_id_counter (outside the transaction);
+//   2. every row loaded as a new member (LOAD DATA through a private named pipe); a row whose
+//      ID number is registered is skipped by the database (unique id_hash) and taken up in 3;
+//   3. the change-feed lock (every writer of members takes it first, so what is read next cannot
+//      change before the commit); the skipped rows' members read FOR UPDATE, compared, checked
+//      against the lifecycle and overwritten where the file changes them;
+//   4. the batch's events, numbered in the feed, loaded; commit.
+// Step 2 runs outside the lock, so one writer's member load overlaps the other's events and
+// commit. A lock conflict (deadlock with a concurrent writer of the same member) rolls the
+// batch back and runs it again. Memory stays bounded by the queue (plus the file's hash set,
+// needed for DUPLICATE_IN_FILE). Writers keep their own counters and errors; Finish merges them.
 struct MemberLogic::Import::State {
   struct Row {
-    int64_t line;
-    v1::Member m;
-    std::string hash;
-    // Prepared here, off the writer thread, for the case that the member is new.
-    std::string sealed, masked, created_details;
+    int64_t line = 0;
+    v1::Member* m = nullptr;  // on the batch's arena; id_number normalised
+    std::string hash;         // 16 bytes
+    std::string sealed;       // prepared here, off the writers, for the (usual) new member
+    std::string masked;
   };
-  using Batch = std::vector<Row>;
+  struct Batch {
+    std::unique_ptr<google::protobuf::Arena> arena;
+    std::vector<Row> rows;
+  };
+  struct Writer {
+    common::PooledConnection conn;
+    bool have_conn = false;
+    std::unique_ptr<LoadPipe> pipe;
+    exchange::v1::ImportReport report;
+    absl::flat_hash_set<std::string> known_orgs, unknown_orgs;
+    double t_load = 0, t_lock = 0, t_existing = 0, t_events = 0, t_commit = 0, t_idle = 0;
+    int retries = 0;
+    bool expect_registered = false;  // the last batch was mostly registered members
+  };
 
   MemberLogic* logic = nullptr;
   std::string recorded_by;
@@ -814,31 +809,22 @@ struct MemberLogic::Import::State {
   bool have_header = false;
   bool file_refused = false;
   exchange::v1::ImportReport report;                       // parser side
-  std::unordered_map<Hash16, int64_t, Hash16Hasher> seen;  // hash -> line
+  absl::flat_hash_map<Hash16, int64_t, Hash16Hasher> seen;  // hash -> line (no allocation per row)
   Batch batch;
 
-  // Hand-over to the writer.
+  // Hand-over to the writers.
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Batch> queue;
   bool closed = false;     // no more batches will come
   bool abandon = false;    // the import was dropped: roll back, write nothing more
   std::atomic<bool> failed{false};
-  std::thread writer;
+  absl::Status failure;    // the first database failure (guarded by mu); it stops the import
+  std::vector<std::thread> threads;
+  std::vector<std::unique_ptr<Writer>> writers;
+  double t_parse_wait = 0;
 
-  // Writer side (only the writer thread touches these until it is joined).
-  exchange::v1::ImportReport wreport;
-  std::unordered_set<std::string> known_orgs, unknown_orgs;
-  common::PooledConnection conn;
-  bool have_conn = false;
-  std::unique_ptr<common::Transaction> tx;
-  size_t rows_in_tx = 0;
-  absl::Status failure;  // a database failure stops the import
-  std::string scratch;   // the writer's LOAD DATA file (memory-backed, mode 0600), removed at the end
-  // Phase timings (seconds), logged at the end.
-  double t_lookup = 0, t_prepare = 0, t_write = 0, t_commit = 0, t_wait = 0, t_parse_wait = 0;
-
-  ~State() { Stop(/*abandon=*/true); }
+  ~State() { Stop(/*drop=*/true); }
 
   static void Add(exchange::v1::ImportReport& r, int64_t line, std::string_view column, std::string_view code,
                   std::string_view message) {
@@ -855,15 +841,22 @@ struct MemberLogic::Import::State {
     Error(line, column, code, message);
     report.set_refused(report.refused() + 1);
   }
-  void WRefuse(int64_t line, std::string_view column, std::string_view code, std::string_view message) {
-    Add(wreport, line, column, code, message);
-    wreport.set_refused(wreport.refused() + 1);
+  static void Refuse(exchange::v1::ImportReport& r, int64_t line, std::string_view column, std::string_view code,
+                     std::string_view message) {
+    Add(r, line, column, code, message);
+    r.set_refused(r.refused() + 1);
   }
 
   std::string_view Field(const common::CsvRecord& record, int c) const {
     const int i = col[c];
     return i >= 0 && static_cast<size_t>(i) < record.fields.size() ? std::string_view(record.fields[i])
                                                                    : std::string_view();
+  }
+
+  void NewBatch() {
+    batch.arena = std::make_unique<google::protobuf::Arena>();
+    batch.rows.clear();
+    batch.rows.reserve(kImportBatch);
   }
 
   void OnRecord(common::CsvRecord& record) {
@@ -885,27 +878,30 @@ struct MemberLogic::Import::State {
              absl::StrCat("has ", record.fields.size(), " fields; the header has ", header.width()));
       return;
     }
-    Row row;
-    row.line = line;
-    v1::Member& m = row.m;
-    // The columns in CsvFormat() order.
-    m.set_id_number(std::string(Field(record, 0)));
-    m.set_name(std::string(Field(record, 1)));
-    m.set_gender(std::string(Field(record, 2)));
-    m.set_ethnicity(std::string(Field(record, 3)));
-    m.set_birth_date(std::string(Field(record, 4)));
-    m.set_education(std::string(Field(record, 5)));
-    m.set_occupation(std::string(Field(record, 6)));
-    m.set_phone(std::string(Field(record, 7)));
-    m.set_org_code(std::string(Field(record, 8)));
-    m.set_status(std::string(Field(record, 9)));
-    m.set_applied_on(std::string(Field(record, 10)));
-    m.set_joined_on(std::string(Field(record, 11)));
-    m.set_full_on(std::string(Field(record, 12)));
+    v1::Member& m = *google::protobuf::Arena::CreateMessage<v1::Member>(batch.arena.get());
+    // The columns in CsvFormat() order (arena strings: no allocation for the short ones).
+    auto f = [&](int c) { return Field(record, c); };
+#define GR_SET(c, setter)                          \
+  if (const std::string_view x = f(c); !x.empty()) \
+    m.setter(x.data(), x.size());
+    GR_SET(0, set_id_number)
+    GR_SET(1, set_name)
+    GR_SET(2, set_gender)
+    GR_SET(3, set_ethnicity)
+    GR_SET(4, set_birth_date)
+    GR_SET(5, set_education)
+    GR_SET(6, set_occupation)
+    GR_SET(7, set_phone)
+    GR_SET(8, set_org_code)
+    GR_SET(9, set_status)
+    GR_SET(10, set_applied_on)
+    GR_SET(11, set_joined_on)
+    GR_SET(12, set_full_on)
+#undef GR_SET
     if (m.status().empty()) v.push_back({"status", "MISSING_VALUE", "is required"});
     if (std::string_view fen = Field(record, 13); !fen.empty()) {
       auto n = common::ParseFen(fen);
-      if (!n.ok()) v.push_back({"monthly_income_fen", "INVALID_MONEY", std::string(std::string(n.status().message()))});
+      if (!n.ok()) v.push_back({"monthly_income_fen", std::string(common::kInvalidMoneyCode), std::string(n.status().message())});
       else m.set_monthly_income_fen(*n);
     }
     if (std::string_view mobile = Field(record, 14); !mobile.empty()) {
@@ -913,7 +909,10 @@ struct MemberLogic::Import::State {
       else if (mobile != "0") v.push_back({"is_mobile", "INVALID_FLAG", "must be 0 or 1"});
     }
     for (auto& x : NormaliseMember(m, today)) v.push_back(std::move(x));
-    if (v.empty()) {
+    Row row;
+    const bool id_ok = std::none_of(v.begin(), v.end(), [](const Violation& x) { return x.field == "id_number"; });
+    if (id_ok) {
+      // An ID number seen before is refused whatever else is wrong with either row.
       row.hash = logic->pii_.Hash(m.id_number());
       auto [it, inserted] = seen.emplace(ToHash16(row.hash), line);
       if (!inserted) {
@@ -926,39 +925,37 @@ struct MemberLogic::Import::State {
       report.set_refused(report.refused() + 1);
       return;
     }
-    // What a new member needs, computed on this thread so that the writer only talks to the
-    // database (re-imports pay for a seal they do not use: about a microsecond a row).
+    row.line = line;
+    row.m = &m;
+    // What a new member needs, computed here so that the writers only talk to the database
+    // (re-imports pay for a seal they do not use: about a microsecond a row).
     row.sealed = logic->pii_.Seal(m.id_number());
     row.masked = common::MaskIdNumber(m.id_number());
-    {
-      v1::Member created = m;
-      created.clear_id_number();
-      if (IsExitStatus(created.status())) created.set_exited_on(today_s);
-      row.created_details = Diff(v1::Member(), created);
-    }
-    batch.push_back(std::move(row));
-    if (batch.size() >= kImportBatch) Hand();
+    m.clear_id_number();  // the clear number goes no further than this thread
+    batch.rows.push_back(std::move(row));
+    if (batch.rows.size() >= kImportBatch) Hand();
   }
 
-  // Hands the current batch to the writer (starting it on first use); waits while the queue is full.
+  // Hands the current batch to the writers (starting them on first use); waits while the queue is full.
   void Hand() {
-    if (batch.empty()) return;
-    if (!writer.joinable()) writer = std::thread([this] { WriterLoop(); });
+    if (batch.rows.empty()) return;
+    if (threads.empty()) {
+      for (size_t i = 0; i < kImportWriters; ++i) writers.push_back(std::make_unique<Writer>());
+      for (size_t i = 0; i < kImportWriters; ++i) threads.emplace_back([this, i] { WriterLoop(*writers[i]); });
+    }
     const auto t0 = absl::Now();
     std::unique_lock lock(mu);
     cv.wait(lock, [&] { return queue.size() < kImportQueue || failed.load(); });
     t_parse_wait += absl::ToDoubleSeconds(absl::Now() - t0);
-    if (failed.load()) {
-      batch.clear();
-      return;
+    if (!failed.load()) {
+      queue.push_back(std::move(batch));
+      cv.notify_all();
     }
-    queue.push_back(std::move(batch));
-    batch = Batch();
-    batch.reserve(kImportBatch);
-    cv.notify_all();
+    lock.unlock();
+    NewBatch();
   }
 
-  // Ends the hand-over and waits for the writer.
+  // Ends the hand-over and waits for the writers.
   void Stop(bool drop) {
     {
       std::lock_guard lock(mu);
@@ -966,200 +963,297 @@ struct MemberLogic::Import::State {
       if (drop) abandon = true;
       cv.notify_all();
     }
-    if (writer.joinable()) writer.join();
+    for (auto& t : threads) {
+      if (t.joinable()) t.join();
+    }
   }
 
-  void WriterLoop() {
+  void Fail(absl::Status s) {
+    std::lock_guard lock(mu);
+    if (failure.ok()) failure = std::move(s);
+    failed.store(true);
+    queue.clear();
+    cv.notify_all();
+  }
+
+  void WriterLoop(Writer& w) {
     while (true) {
       Batch b;
       {
         const auto t0 = absl::Now();
         std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return !queue.empty() || closed; });
-        t_wait += absl::ToDoubleSeconds(absl::Now() - t0);
-        if (abandon) break;
-        if (queue.empty()) {
-          lock.unlock();
-          Commit();
-          break;
-        }
+        cv.wait(lock, [&] { return !queue.empty() || closed || failed.load(); });
+        w.t_idle += absl::ToDoubleSeconds(absl::Now() - t0);
+        if (abandon || failed.load() || queue.empty()) break;
         b = std::move(queue.front());
         queue.pop_front();
         cv.notify_all();
       }
-      if (failure.ok()) Flush(b);
-      if (!failure.ok()) {
-        std::lock_guard lock(mu);
-        failed.store(true);
-        queue.clear();
-        cv.notify_all();
+      absl::Status s;
+      for (int attempt = 1;; ++attempt) {
+        exchange::v1::ImportReport delta;
+        // A retry takes the change-feed lock before it loads anything, like every other writer
+        // of members: it cannot run into the same lock conflict again.
+        s = WriteBatch(w, b, delta, /*lock_first=*/attempt > 1);
+        if (s.ok()) {
+          w.report.set_inserted(w.report.inserted() + delta.inserted());
+          w.report.set_updated(w.report.updated() + delta.updated());
+          w.report.set_unchanged(w.report.unchanged() + delta.unchanged());
+          w.report.set_refused(w.report.refused() + delta.refused());
+          for (auto& e : *delta.mutable_errors()) *w.report.add_errors() = std::move(e);
+          break;
+        }
+        // A statement that failed half-way through LOAD DATA LOCAL can leave the connection out
+        // of step with the server: it is never used again (nor handed back to the pool).
+        if (w.have_conn) {
+          w.conn.MarkBroken();
+          w.conn = common::PooledConnection();
+          w.have_conn = false;
+        }
+        // A deadlock or lock wait timeout with a concurrent writer rolled the batch back.
+        if (s.code() != absl::StatusCode::kAborted || attempt == kImportAttempts) break;
+        ++w.retries;
+        common::LogWarning("member import batch rolled back; running it again",
+                           {{"attempt", int64_t{attempt}}, {"error", std::string(s.message())}});
+      }
+      if (!s.ok()) {
+        Fail(s);
+        break;
       }
     }
-    // Rolls back what is not committed; the connection goes back to the pool from this thread.
-    tx.reset();
-    if (!scratch.empty()) unlink(scratch.c_str());
-    if (have_conn) {
-      conn = common::PooledConnection();
-      have_conn = false;
+    // The connection goes back to the pool from this thread; the pipe and its directory go.
+    w.pipe.reset();
+    if (w.have_conn) {
+      w.conn = common::PooledConnection();
+      w.have_conn = false;
     }
   }
 
-  void Fail(absl::Status s) {
-    if (s.code() == absl::StatusCode::kUnavailable) conn.MarkBroken();
-    failure = std::move(s);
-  }
-
-  void Flush(Batch& rows) {
-    if (rows.empty() || !failure.ok()) return;
+  // One batch in one transaction (see the comment above State). Rows are only read here, so a
+  // rolled-back attempt can run again.
+  absl::Status WriteBatch(Writer& w, Batch& b, exchange::v1::ImportReport& delta, bool lock_first) {
     MemberLogic& L = *logic;
-    auto t0 = absl::Now();
-    if (!have_conn) {
+    if (!w.have_conn) {
       auto c = L.pool_.Acquire(absl::Now() + absl::Seconds(30));
-      if (!c.ok()) return Fail(c.status());
-      conn = std::move(*c);
-      have_conn = true;
+      if (!c.ok()) return c.status();
+      w.conn = std::move(*c);
+      w.have_conn = true;
     }
-    if (scratch.empty()) {
-      std::string tmpl = access("/dev/shm", W_OK) == 0 ? "/dev/shm/grassroots-import-XXXXXX"
-                                                        : "/tmp/grassroots-import-XXXXXX";
-      const int fd = mkstemp(tmpl.data());
-      if (fd < 0) return Fail(absl::InternalError("cannot create the import's scratch file"));
-      close(fd);
-      scratch = tmpl;
+    if (!w.pipe) {
+      auto p = LoadPipe::Create();
+      if (!p.ok()) return p.status();
+      w.pipe = std::move(*p);
     }
-    sql::Connection& db = *conn;
-    if (!tx) {
-      tx = std::make_unique<common::Transaction>(db);
-      if (auto s = tx->Begin(); !s.ok()) return Fail(s);
-      if (auto s = L.feed_.Lock(db); !s.ok()) return Fail(s);
-    }
-    // Organisations not seen before in this import.
+    sql::Connection& db = *w.conn;
+    auto t0 = absl::Now();
+    // Organisations not seen before by this writer.
     std::vector<std::string> codes;
-    for (const auto& r : rows) {
-      const auto& c = r.m.org_code();
-      if (!known_orgs.contains(c) && !unknown_orgs.contains(c)) codes.push_back(c);
+    for (const auto& r : b.rows) {
+      const auto& c = r.m->org_code();
+      if (!w.known_orgs.contains(c) && !w.unknown_orgs.contains(c)) codes.push_back(c);
     }
     std::sort(codes.begin(), codes.end());
     codes.erase(std::unique(codes.begin(), codes.end()), codes.end());
     if (!codes.empty()) {
       auto found = L.orgs_.FindMany(db, codes);
-      if (!found.ok()) return Fail(found.status());
-      for (const auto& o : *found) known_orgs.insert(o.org.org_code());
+      if (!found.ok()) return found.status();
+      for (const auto& o : *found) w.known_orgs.insert(o.org.org_code());
       for (const auto& c : codes) {
-        if (!known_orgs.contains(c)) unknown_orgs.insert(c);
+        if (!w.known_orgs.contains(c)) w.unknown_orgs.insert(c);
       }
     }
-    std::vector<std::string> hashes;
-    hashes.reserve(rows.size());
-    for (const auto& r : rows) hashes.push_back(r.hash);
-    // A plain (consistent) read: every writer of members takes the change-feed lock first, and
-    // this transaction took it before its first read, so no other change of a member can be
-    // committed until this transaction commits. (FOR UPDATE here cost gap locks on every new
-    // hash, and a third of the import's time.)
-    auto existing_rows = L.repo_.FindByHashes(db, hashes, /*for_update=*/false);
-    if (!existing_rows.ok()) return Fail(existing_rows.status());
-    std::unordered_map<std::string, StoredMember*> existing;
-    existing.reserve(existing_rows->size());
-    for (auto& s : *existing_rows) existing.emplace(s.id_hash, &s);
-    auto t1 = absl::Now();
-    t_lookup += absl::ToDoubleSeconds(t1 - t0);
+    std::vector<const Row*> rows;
+    rows.reserve(b.rows.size());
+    for (const auto& r : b.rows) {
+      if (w.unknown_orgs.contains(r.m->org_code())) {
+        Refuse(delta, r.line, "org_code", "UNKNOWN_ORGANISATION",
+               absl::StrCat("organisation ", r.m->org_code(), " is not registered"));
+      } else {
+        rows.push_back(&r);
+      }
+    }
+    if (rows.empty()) return absl::OkStatus();
+    const int64_t n = static_cast<int64_t>(rows.size());
+    auto first = L.repo_.AllocateMemberIds(db, n);
+    if (!first.ok()) return first.status();
 
-    std::vector<StoredMember> fresh;
-    fresh.reserve(rows.size());
-    std::vector<Pending> pending;
-    pending.reserve(rows.size());
-    for (auto& r : rows) {
-      if (unknown_orgs.contains(r.m.org_code())) {
-        WRefuse(r.line, "org_code", "UNKNOWN_ORGANISATION",
-                absl::StrCat("organisation ", r.m.org_code(), " is not registered"));
-        continue;
+    common::Transaction tx(db);
+    if (auto s = tx.Begin(); !s.ok()) return s;
+    // A file that repeats registered members (a re-import) is cheaper looked up first than
+    // loaded and skipped row by row: when the writer's last batch was mostly registered, the
+    // lock is taken first and the batch's registered members read (a plain read: the snapshot
+    // begins after the lock), and only the rest loaded.
+    std::vector<bool> is_new(rows.size(), true);
+    std::deque<StoredMember> registered;  // stable addresses: by_hash points into it
+    std::unordered_map<std::string_view, StoredMember*> by_hash;
+    const bool lookup_first = lock_first || w.expect_registered;
+    auto t1 = absl::Now();
+    if (lookup_first) {
+      if (auto s = L.feed_.Lock(db); !s.ok()) return s;
+      std::vector<std::string> hashes;
+      hashes.reserve(rows.size());
+      for (const Row* r : rows) hashes.push_back(r->hash);
+      auto got = L.repo_.FindByHashes(db, hashes, /*for_update=*/false);
+      if (!got.ok()) return got.status();
+      for (auto& m : *got) {
+        registered.push_back(std::move(m));
+        by_hash.emplace(registered.back().id_hash, &registered.back());
       }
-      auto it = existing.find(r.hash);
-      if (it == existing.end()) {
-        StoredMember s;
-        s.id_hash = std::move(r.hash);
-        s.id_sealed = std::move(r.sealed);
-        s.id_masked = std::move(r.masked);
-        s.m = std::move(r.m);
-        s.m.clear_id_number();
-        s.m.set_version(0);
-        if (IsExitStatus(s.m.status())) s.m.set_exited_on(today_s);
-        fresh.push_back(std::move(s));
+      for (int64_t i = 0; i < n; ++i) is_new[i] = !by_hash.contains(rows[i]->hash);
+      t1 = absl::Now();
+      w.t_lock += absl::ToDoubleSeconds(t1 - t0);
+    }
+    // 2. Every row (not known to be registered) as a new member (the row's member takes the new member's output-only fields:
+    // set again on every attempt; the file's facts are not touched).
+    std::vector<NewMemberRow> load;
+    load.reserve(rows.size());
+    std::vector<int64_t> loaded_index;  // index in rows of each load row
+    loaded_index.reserve(rows.size());
+    for (int64_t i = 0; i < n; ++i) {
+      if (!is_new[i]) continue;
+      const Row& r = *rows[i];
+      v1::Member& m = *r.m;
+      m.set_member_id(*first + i);
+      m.set_version(1);
+      if (IsExitStatus(m.status())) m.set_exited_on(today_s);
+      load.push_back({&m, r.hash, r.sealed, r.masked});
+      loaded_index.push_back(i);
+    }
+    auto loaded = L.repo_.LoadNewMembers(db, load, *w.pipe);
+    if (!loaded.ok()) return loaded.status();
+    const int64_t tried = static_cast<int64_t>(load.size());
+    if (loaded->stored != tried) {
+      // The skipped rows are registered members (a skipped duplicate is one warning each).
+      if (loaded->warnings != tried - loaded->stored) {
+        return absl::InternalError(absl::StrCat("write members: ", loaded->warnings, " warnings for ",
+                                                tried - loaded->stored, " skipped rows; nothing of this batch is kept"));
+      }
+      std::vector<int64_t> ids;
+      if (loaded->stored > 0) {
+        auto got = L.repo_.IdsBetween(db, *first, *first + n - 1);
+        if (!got.ok()) return got.status();
+        ids = std::move(*got);
+      }
+      for (const int64_t i : loaded_index) is_new[i] = std::binary_search(ids.begin(), ids.end(), *first + i);
+    }
+    auto t2 = absl::Now();
+    w.t_load += absl::ToDoubleSeconds(t2 - t1);
+    // 3. From here on this transaction holds the change-feed lock.
+    if (!lookup_first) {
+      if (auto s = L.feed_.Lock(db); !s.ok()) return s;
+      const auto t = absl::Now();
+      w.t_lock += absl::ToDoubleSeconds(t - t2);
+      t2 = t;
+    }
+    std::vector<std::string> hashes;
+    for (int64_t i = 0; i < n; ++i) {
+      if (!is_new[i] && !by_hash.contains(rows[i]->hash)) hashes.push_back(rows[i]->hash);
+    }
+    if (!hashes.empty()) {
+      // Rows the load skipped (the snapshot may predate the lock: read them FOR UPDATE).
+      auto got = L.repo_.FindByHashes(db, hashes, /*for_update=*/true);
+      if (!got.ok()) return got.status();
+      const size_t known = by_hash.size();
+      for (auto& m : *got) {
+        registered.push_back(std::move(m));
+        by_hash.emplace(registered.back().id_hash, &registered.back());
+      }
+      if (by_hash.size() != known + hashes.size()) {
+        return absl::InternalError("write members: the database skipped a row that is not a registered member");
+      }
+    }
+    w.expect_registered = 2 * (n - static_cast<int64_t>(std::count(is_new.begin(), is_new.end(), true))) > n;
+    std::vector<EventRow> events;
+    events.reserve(rows.size());
+    std::vector<const StoredMember*> updates;
+    for (int64_t i = 0; i < n; ++i) {
+      const Row& r = *rows[i];
+      if (is_new[i]) {
+        const v1::Member& m = *r.m;
         EventRow e;
+        e.member_id = m.member_id();
+        e.version = 1;
         e.kind = "created";
-        e.effective_on = StartDate(fresh.back().m, today);
-        e.deciding_org = fresh.back().m.org_code();
+        e.status_after = m.status();
+        e.org_code = m.org_code();
+        e.effective_on = StartDate(m, today);
+        e.deciding_org = m.org_code();
         e.recorded_by = recorded_by;
-        e.details = std::move(r.created_details);
-        pending.push_back({&fresh.back(), std::move(e)});
-        wreport.set_inserted(wreport.inserted() + 1);
+        e.details = CompactCreatedDetails(m);
+        events.push_back(std::move(e));
+        delta.set_inserted(delta.inserted() + 1);
         continue;
       }
-      StoredMember& cur = *it->second;
-      if (SameFileFacts(cur.m, r.m)) {
-        wreport.set_unchanged(wreport.unchanged() + 1);
+      StoredMember& cur = *by_hash.at(r.hash);
+      if (SameFileFacts(cur.m, *r.m)) {
+        delta.set_unchanged(delta.unchanged() + 1);
         continue;
       }
-      if (auto bad = CheckTransition(cur.m, r.m, today)) {
-        WRefuse(r.line, bad->field, bad->code, bad->message);
+      if (auto bad = CheckTransition(cur.m, *r.m, today)) {
+        Refuse(delta, r.line, bad->field, bad->code, bad->message);
         continue;
       }
-      if (cur.m.extension_months() > 0 && !r.m.full_on().empty() && !r.m.joined_on().empty()) {
-        const auto earliest = ProbationEnd(*common::ParseDate(r.m.joined_on()), cur.m.extension_months());
-        if (*common::ParseDate(r.m.full_on()) < earliest) {
-          WRefuse(r.line, "full_on", "TOO_EARLY_FOR_FULL",
-                  absl::StrCat("full membership no earlier than the end of the extended probation (",
-                               common::FormatDate(earliest), ")"));
+      if (cur.m.extension_months() > 0 && !r.m->full_on().empty() && !r.m->joined_on().empty()) {
+        const auto earliest = ProbationEnd(*common::ParseDate(r.m->joined_on()), cur.m.extension_months());
+        if (*common::ParseDate(r.m->full_on()) < earliest) {
+          Refuse(delta, r.line, "full_on", "TOO_EARLY_FOR_FULL",
+                 absl::StrCat("full membership no earlier than the end of the extended probation (",
+                              common::FormatDate(earliest), ")"));
           continue;
         }
       }
       const v1::Member before = cur.m;
       v1::Member& m = cur.m;
-      m.set_name(r.m.name());
-      m.set_gender(r.m.gender());
-      m.set_ethnicity(r.m.ethnicity());
-      m.set_birth_date(r.m.birth_date());
-      m.set_education(r.m.education());
-      m.set_occupation(r.m.occupation());
-      m.set_phone(r.m.phone());
-      m.set_org_code(r.m.org_code());
-      m.set_applied_on(r.m.applied_on());
-      m.set_joined_on(r.m.joined_on());
-      m.set_full_on(r.m.full_on());
-      if (r.m.has_monthly_income_fen()) m.set_monthly_income_fen(r.m.monthly_income_fen()); else m.clear_monthly_income_fen();
-      m.set_is_mobile(r.m.is_mobile());
-      if (m.status() != r.m.status()) {
-        const int to = StatusRank(r.m.status());
+      m.set_name(r.m->name());
+      m.set_gender(r.m->gender());
+      m.set_ethnicity(r.m->ethnicity());
+      m.set_birth_date(r.m->birth_date());
+      m.set_education(r.m->education());
+      m.set_occupation(r.m->occupation());
+      m.set_phone(r.m->phone());
+      m.set_org_code(r.m->org_code());
+      m.set_applied_on(r.m->applied_on());
+      m.set_joined_on(r.m->joined_on());
+      m.set_full_on(r.m->full_on());
+      if (r.m->has_monthly_income_fen()) m.set_monthly_income_fen(r.m->monthly_income_fen()); else m.clear_monthly_income_fen();
+      m.set_is_mobile(r.m->is_mobile());
+      if (m.status() != r.m->status()) {
+        const int to = StatusRank(r.m->status());
         if (to >= 1 && m.activist_on().empty() && StatusRank(m.status()) < 1) m.set_activist_on(today_s);
         if (to >= 2 && m.target_on().empty() && StatusRank(m.status()) < 2) m.set_target_on(today_s);
         if (to == 5) m.set_exited_on(today_s);
-        m.set_status(r.m.status());
+        m.set_status(r.m->status());
       }
+      m.set_version(m.version() + 1);
       EventRow e;
+      e.member_id = m.member_id();
+      e.version = m.version();
       e.kind = before.status() != m.status() ? m.status() : "imported";
+      e.status_after = m.status();
+      e.org_code = m.org_code();
       e.effective_on = before.status() != m.status() ? StartDate(m, today) : today_s;
       e.deciding_org = m.org_code();
       e.recorded_by = recorded_by;
       e.details = Diff(before, m);
-      pending.push_back({&cur, std::move(e)});
-      wreport.set_updated(wreport.updated() + 1);
+      events.push_back(std::move(e));
+      updates.push_back(&cur);
+      delta.set_updated(delta.updated() + 1);
     }
-    rows.clear();
-    auto t2 = absl::Now();
-    t_prepare += absl::ToDoubleSeconds(t2 - t1);
-    if (auto s = L.Write(db, pending, scratch); !s.ok()) return Fail(s);
-    t_write += absl::ToDoubleSeconds(absl::Now() - t2);
-    rows_in_tx += pending.size();
-    if (rows_in_tx >= kImportCommitRows) Commit();
-  }
-
-  void Commit() {
-    if (!tx || !failure.ok()) return;
-    const auto t0 = absl::Now();
-    if (auto s = tx->Commit(); !s.ok()) return Fail(s);
-    t_commit += absl::ToDoubleSeconds(absl::Now() - t0);
-    tx.reset();
-    rows_in_tx = 0;
+    if (auto s = L.repo_.UpdateMembers(db, updates); !s.ok()) return s;
+    auto t3 = absl::Now();
+    w.t_existing += absl::ToDoubleSeconds(t3 - t2);
+    // 4. The events, numbered in the feed in the order of the file.
+    if (!events.empty()) {
+      auto seq = L.feed_.Reserve(db, static_cast<int64_t>(events.size()));
+      if (!seq.ok()) return seq.status();
+      for (auto& e : events) e.change_seq = (*seq)++;
+      if (auto s = L.repo_.LoadEvents(db, events, *w.pipe); !s.ok()) return s;
+    }
+    auto t4 = absl::Now();
+    w.t_events += absl::ToDoubleSeconds(t4 - t3);
+    if (auto s = tx.Commit(); !s.ok()) return s;
+    w.t_commit += absl::ToDoubleSeconds(absl::Now() - t4);
+    return absl::OkStatus();
   }
 };
 
@@ -1169,7 +1263,7 @@ MemberLogic::Import::Import(MemberLogic& logic, std::string recorded_by) : state
   st->recorded_by = std::move(recorded_by);
   st->today = logic.today_();
   st->today_s = common::FormatDate(st->today);
-  st->batch.reserve(kImportBatch);
+  st->NewBatch();
   st->reader = std::make_unique<common::CsvReader>(
       [st](common::CsvRecord& r) { st->OnRecord(r); },
       [st](const common::CsvSyntaxError& e) {
@@ -1187,7 +1281,8 @@ MemberLogic::Import::Import(MemberLogic& logic, std::string recorded_by) : state
       });
 }
 
-// Dropped without Finish (the caller went away): the writer stops and rolls back.
+// Dropped without Finish (the caller went away): the writers stop after the batch in hand (each
+// batch is one transaction: those committed stay, whole), and write nothing more.
 MemberLogic::Import::~Import() = default;
 
 void MemberLogic::Import::Feed(std::string_view chunk) {
@@ -1208,7 +1303,7 @@ absl::StatusOr<exchange::v1::ImportReport> MemberLogic::Import::Finish() {
     st.file_refused = true;
   }
   if (st.file_refused) {
-    // Refused files never reach the writer: a bad header is seen before the first row.
+    // Refused files never reach the writers: a bad header is seen before the first row.
     st.Stop(/*drop=*/true);
     exchange::v1::ImportReport report;
     report.set_file_refused(true);
@@ -1217,18 +1312,35 @@ absl::StatusOr<exchange::v1::ImportReport> MemberLogic::Import::Finish() {
   }
   st.Hand();
   st.Stop(/*drop=*/false);
-  common::LogInfo("member import phases",
-                  {{"writer_lookup_s", st.t_lookup}, {"writer_prepare_s", st.t_prepare}, {"writer_write_s", st.t_write},
-                   {"writer_commit_s", st.t_commit}, {"writer_idle_s", st.t_wait},
-                   {"parser_blocked_s", st.t_parse_wait}, {"finish_s", absl::ToDoubleSeconds(absl::Now() - t0)}});
-  if (!st.failure.ok()) return st.failure;
   exchange::v1::ImportReport& report = st.report;
-  report.set_inserted(st.wreport.inserted());
-  report.set_updated(st.wreport.updated());
-  report.set_unchanged(st.wreport.unchanged());
-  report.set_refused(report.refused() + st.wreport.refused());
-  for (auto& e : *st.wreport.mutable_errors()) *report.add_errors() = std::move(e);
-  st.wreport.Clear();
+  double load = 0, lock = 0, existing = 0, events = 0, commit = 0, idle = 0;
+  int64_t retries = 0;
+  for (auto& w : st.writers) {
+    load += w->t_load;
+    lock += w->t_lock;
+    existing += w->t_existing;
+    events += w->t_events;
+    commit += w->t_commit;
+    idle += w->t_idle;
+    retries += w->retries;
+  }
+  common::LogInfo("member import phases",
+                  {{"writers_load_members_s", load}, {"writers_wait_feed_lock_s", lock},
+                   {"writers_registered_s", existing}, {"writers_load_events_s", events},
+                   {"writers_commit_s", commit}, {"writers_idle_s", idle}, {"batch_retries", retries},
+                   {"parser_blocked_s", st.t_parse_wait}, {"finish_s", absl::ToDoubleSeconds(absl::Now() - t0)}});
+  {
+    std::lock_guard lock_failure(st.mu);
+    if (!st.failure.ok()) return st.failure;
+  }
+  for (auto& w : st.writers) {
+    report.set_inserted(report.inserted() + w->report.inserted());
+    report.set_updated(report.updated() + w->report.updated());
+    report.set_unchanged(report.unchanged() + w->report.unchanged());
+    report.set_refused(report.refused() + w->report.refused());
+    for (auto& e : *w->report.mutable_errors()) *report.add_errors() = std::move(e);
+    w->report.Clear();
+  }
   auto* errors = report.mutable_errors();
   std::stable_sort(errors->begin(), errors->end(), [](const auto& a, const auto& b) { return a.line() < b.line(); });
   return report;

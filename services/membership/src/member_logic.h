@@ -71,12 +71,12 @@ class MemberLogic final {
  private:
   friend class Import;
   struct Pending {
-    StoredMember* row;   // new state; member_id 0 for a new member
+    StoredMember* row;   // new state (member_id allocated for a new member)
     EventRow event;      // member_id, version and change_seq filled by Write
+    bool fresh = false;  // a new member: inserted, not overwritten
   };
-  // Writes the rows and their events (one multi-row statement each) in the caller's transaction;
-  // with a scratch file (the import), new members and the events go in by LOAD DATA LOCAL INFILE.
-  absl::Status Write(sql::Connection& conn, std::vector<Pending>& pending, const std::string& scratch_file = {});
+  // Writes the rows and their events (multi-row statements) in the caller's transaction.
+  absl::Status Write(sql::Connection& conn, std::vector<Pending>& pending);
   v1::Member Output(const StoredMember& s, bool pii) const;
   // A relative's ID number as the caller may see it: clear with the right (when it opens), else masked.
   std::string KinIdNumber(const KinRow& k, bool pii) const;

@@ -4,7 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <set>
 #include <thread>
+
+#include <sys/stat.h>
+
+#include <cppconn/connection.h>
+#include <cppconn/resultset.h>
+#include <cppconn/statement.h>
+#include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -340,6 +348,204 @@ TEST_F(MemberLogicTest, ImportRowRules) {
   EXPECT_EQ(r4.errors(0).code(), "BACKWARDS_STEP");
 }
 
+// More rows than one batch: batches go to two writers, each in its own transaction; a
+// re-import finds its rows registered (first by the skipped load, then by looking them up
+// first); a file that mixes new, changed and unchanged rows writes exactly the changes, and
+// the feed holds one gap-free change per write.
+TEST_F(MemberLogicTest, ImportOfManyBatchesWritesEveryChangeOnceInTheFeed) {
+  auto row = [](int i, const std::string& phone = "13812345678") {
+    std::string r = Row(i, i % 2 ? "B1" : "B2", "full", "2020-05-01", "2021-05-01",
+                        absl::StrCat(1950 + i / 900, "0115"));
+    r.replace(r.find("13812345678"), 11, phone);
+    return r;
+  };
+  std::string first = kHeader;
+  for (int i = 0; i < 25000; ++i) first += row(i);
+  auto r1 = Import(first, 1 << 16);
+  EXPECT_EQ(r1.inserted(), 25000);
+  EXPECT_EQ(r1.errors_size(), 0);
+  auto r2 = Import(first, 1 << 16);
+  EXPECT_EQ(r2.unchanged(), 25000);
+  EXPECT_EQ(r2.inserted() + r2.updated() + r2.refused(), 0);
+  std::string second = kHeader;
+  for (int i = 0; i < 30000; ++i) second += row(i, i < 25000 && i % 10 == 0 ? "13900000000" : "13812345678");
+  auto r3 = Import(second, 1 << 16);
+  EXPECT_EQ(r3.inserted(), 5000);
+  EXPECT_EQ(r3.updated(), 2500);
+  EXPECT_EQ(r3.unchanged(), 22500);
+  EXPECT_EQ(r3.errors_size(), 0);
+  int64_t cursor = 4, created = 0, imported = 0;
+  std::set<int64_t> ids;
+  for (const auto& c : Changes(4)) {
+    ASSERT_EQ(c.seq(), cursor + 1);
+    cursor = c.seq();
+    created += c.kind() == "created";
+    imported += c.kind() == "imported";
+    ids.insert(std::stoll(c.key()));
+  }
+  EXPECT_EQ(created, 30000);
+  EXPECT_EQ(imported, 2500);
+  EXPECT_EQ(ids.size(), 30000u);
+  auto changed = logic_->FindByIdNumber(MakeId("320723", "19500115", "100"), false, kNoDeadline);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  auto history = logic_->Events(changed->member_id(), kNoDeadline);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->events_size(), 2);
+  EXPECT_EQ(history->events(1).kind(), "imported");
+  EXPECT_EQ(history->events(1).details(), "{\"phone\":\"(changed)\"}");
+}
+
+// An import and CreateMember racing for the same ID numbers: one member per ID number, the
+// import complete, every create either registered or told the number is taken.
+TEST_F(MemberLogicTest, ConcurrentImportAndCreatesKeepIdNumbersUnique) {
+  auto birth = [](int i) { return absl::StrCat(1950 + i / 900, "0115"); };
+  std::string csv = kHeader;
+  for (int i = 0; i < 12000; ++i) csv += Row(i, "B1", "full", "2020-05-01", "2021-05-01", birth(i));
+  std::thread creator([&] {
+    for (int i = 11999; i >= 11900; --i) {
+      v1::CreateMemberRequest r;
+      r.set_recorded_by("clerk");
+      auto* m = r.mutable_member();
+      m->set_id_number(MakeId("320723", birth(i), absl::StrCat(100 + i % 900)));
+      m->set_name("王五");
+      m->set_gender("M");
+      m->set_birth_date(absl::StrCat(birth(i).substr(0, 4), "-01-15"));
+      m->set_org_code("B1");
+      m->set_status("applicant");
+      m->set_applied_on("2019-03-01");
+      auto out = logic_->Create(r, false, kNoDeadline);
+      EXPECT_TRUE(out.ok() || out.status().code() == absl::StatusCode::kAlreadyExists ||
+                  out.status().code() == absl::StatusCode::kAborted)
+          << out.status();
+    }
+  });
+  auto report = Import(csv, 1 << 16);
+  creator.join();
+  EXPECT_EQ(report.rows(), 12000);
+  EXPECT_EQ(report.inserted() + report.updated() + report.unchanged(), 12000) << report.DebugString().substr(0, 500);
+  auto conn = pool_->Acquire(absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(conn.ok());
+  std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+  std::unique_ptr<sql::ResultSet> rs(st->executeQuery(
+      "SELECT COUNT(*), COUNT(DISTINCT id_hash), SUM(status = 'full') FROM members"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(rs->getInt64(1), 12000);
+  EXPECT_EQ(rs->getInt64(2), 12000);
+  EXPECT_EQ(rs->getInt64(3), 12000);  // a member created first was moved on by its row
+  // Every write is one change in the feed.
+  int64_t cursor = 4;
+  for (const auto& c : Changes(4)) {
+    ASSERT_EQ(c.seq(), cursor + 1);
+    cursor = c.seq();
+  }
+}
+
+// An imported member's first event shows the same facts as one registered by CreateMember.
+TEST_F(MemberLogicTest, ImportedAndCreatedMembersHaveTheSameFirstEvent) {
+  const std::string csv = std::string(kHeader) + Row(1);
+  ASSERT_EQ(Import(csv).inserted(), 1);
+  v1::CreateMemberRequest r;
+  r.set_recorded_by("import");
+  v1::Member* m = r.mutable_member();
+  m->set_id_number(MakeId("320723", "19800115", "102"));
+  m->set_name("党员1");
+  m->set_gender("M");
+  m->set_ethnicity("汉族");
+  m->set_birth_date("1980-01-15");
+  m->set_education("junior_high");
+  m->set_occupation("农民");
+  m->set_phone("13812345678");
+  m->set_org_code("B1");
+  m->set_status("full");
+  m->set_applied_on("2019-03-01");
+  m->set_joined_on("2020-05-01");
+  m->set_full_on("2021-05-01");
+  m->set_monthly_income_fen(120000);
+  auto created = logic_->Create(r, false, kNoDeadline);
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto imported = logic_->FindByIdNumber(MakeId("320723", "19800115", "101"), false, kNoDeadline);
+  ASSERT_TRUE(imported.ok()) << imported.status();
+  auto a = logic_->Events(imported->member_id(), kNoDeadline);
+  auto b = logic_->Events(created->member_id(), kNoDeadline);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->events(0).details(), b->events(0).details());
+  EXPECT_NE(a->events(0).details().find("\"name\":\"党员1\""), std::string::npos);
+  EXPECT_EQ(a->events(0).details().find("13812345678"), std::string::npos);
+  // The feed shows the same JSON.
+  for (const auto& c : Changes(4)) {
+    if (c.key() == std::to_string(imported->member_id())) {
+      EXPECT_NE(c.payload().find("\\\"phone\\\":\\\"(changed)"), std::string::npos) << c.payload();
+    }
+  }
+}
+
+// formats.md: an ID number that appears twice is refused on the later row, even when the
+// earlier row was refused for something else; full_on is required for a full member's exit.
+TEST_F(MemberLogicTest, ImportRefusesRepeatsAndExitsWithoutFullOn) {
+  std::string csv = kHeader;
+  std::string bad = Row(1);
+  bad.replace(bad.find("汉族,"), 0, "");
+  bad.replace(bad.find(",M,"), 3, ",Q,");  // line 2: bad gender
+  csv += bad;
+  csv += Row(1);  // line 3: the same ID number
+  csv += Row(2);  // line 4: good
+  auto report = Import(csv);
+  std::vector<std::pair<int64_t, std::string>> got;
+  for (const auto& e : report.errors()) got.emplace_back(e.line(), e.code());
+  EXPECT_EQ(got, (std::vector<std::pair<int64_t, std::string>>{{2, "INVALID_GENDER"}, {3, "DUPLICATE_IN_FILE"}}));
+  EXPECT_EQ(report.inserted(), 1);
+  std::string exit = kHeader;
+  exit += Row(2, "B1", "deceased", "2020-05-01", "");
+  auto r2 = Import(exit);
+  ASSERT_EQ(r2.errors_size(), 1);
+  EXPECT_EQ(r2.errors(0).column(), "full_on");
+  EXPECT_EQ(r2.errors(0).code(), "MISSING_VALUE");
+  exit = std::string(kHeader) + Row(2, "B1", "deceased", "2020-05-01", "2021-05-01");
+  EXPECT_EQ(Import(exit).updated(), 1);
+}
+
+// The import's pipe: a FIFO (0600) in a private directory (0700), both gone afterwards; a LOAD
+// DATA that fails before it reads the pipe returns its error instead of hanging.
+TEST_F(MemberLogicTest, LoadPipeIsPrivateAndAFailedLoadReturns) {
+  std::string dir, path;
+  {
+    auto pipe = LoadPipe::Create();
+    ASSERT_TRUE(pipe.ok()) << pipe.status();
+    path = (*pipe)->path();
+    dir = path.substr(0, path.rfind('/'));
+    struct stat st;
+    ASSERT_EQ(stat(dir.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    ASSERT_EQ(stat(path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISFIFO(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    auto conn = pool_->Acquire(absl::Now() + absl::Seconds(5));
+    ASSERT_TRUE(conn.ok());
+    std::unique_ptr<sql::Statement> ddl((*conn)->createStatement());
+    ddl->execute("RENAME TABLE member_events TO member_events_away");
+    MemberRepository repo;
+    EventRow e;
+    e.change_seq = 1;
+    e.member_id = 1;
+    e.version = 1;
+    e.kind = "created";
+    e.status_after = "full";
+    e.org_code = "B1";
+    e.effective_on = "2026-01-01";
+    e.recorded_by = "test";
+    const auto t0 = absl::Now();
+    EXPECT_FALSE(repo.LoadEvents(**conn, {e}, **pipe).ok());
+    EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
+    ddl->execute("RENAME TABLE member_events_away TO member_events");
+    // The pipe still works after that.
+    EXPECT_TRUE(repo.LoadEvents(**conn, {e}, **pipe).ok());
+  }
+  struct stat st;
+  EXPECT_NE(stat(path.c_str(), &st), 0);
+  EXPECT_NE(stat(dir.c_str(), &st), 0);
+}
+
 TEST_F(MemberLogicTest, ImportRefusesAFileWithoutARequiredColumn) {
   std::string csv = "id_number,name,gender,birth_date,org_code\n" + std::string("x,y,M,1980-01-01,B1\n");
   auto report = Import(csv);
@@ -392,6 +598,88 @@ TEST_F(MemberLogicTest, KinByIdAndHash) {
   v1::ListKinRequest q2;
   q2.set_id_number(MakeId("320723", "19700101", "111"));
   EXPECT_EQ(logic_->ListKin(q2, false, kNoDeadline)->relations(0).relation(), "child");
+  // The relation is one change in the feed (the refused repeat is none), after both members.
+  auto changes = Changes(4);
+  ASSERT_EQ(changes.size(), 3u);
+  const v1::Change& c = changes.back();
+  EXPECT_EQ(c.entity(), "kin");
+  EXPECT_EQ(c.kind(), "added");
+  EXPECT_EQ(c.key(), absl::StrCat(a.member_id(), ":", b.member_id(), ":child"));
+  v1::KinChange k;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(c.payload(), &k).ok()) << c.payload();
+  EXPECT_EQ(k.member_id(), a.member_id());
+  EXPECT_EQ(k.kin_member_id(), b.member_id());
+  EXPECT_EQ(k.id_hash(), a.id_hash());
+  EXPECT_EQ(k.kin_id_hash(), b.id_hash());
+  EXPECT_EQ(k.relation(), "child");
+  EXPECT_EQ(k.source(), "户口簿");
+  EXPECT_EQ(k.recorded_by(), "clerk");
+}
+
+// Relations recorded before kin_changes existed enter the feed once, after the changes before them.
+TEST(KinChangesMigration, BackfillsRecordedRelationsOnce) {
+  const common::DbOptions options = grassroots::testing::TestDb("memk");
+  grassroots::testing::DropSchema(options);
+  const auto& all = generated::membership_migrations();
+  std::vector<common::Migration> before;
+  for (const auto& m : all) {
+    if (m.version < 3) before.push_back(m);
+  }
+  ASSERT_TRUE(common::ApplyMigrations(options, before).ok());
+  {
+    auto conn = common::OpenConnection(options);
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+    st->execute("UPDATE change_counter SET seq = 7 WHERE id = 1");
+    st->execute("INSERT INTO member_kin (member_id, kin_member_id, relation, source, recorded_by) VALUES "
+                "(1, 2, 'parent', 's', 'c'), (2, 1, 'child', 's', 'c'), (3, 1, 'spouse', 's', 'c'), "
+                "(1, 3, 'spouse', 's', 'c')");
+  }
+  ASSERT_TRUE(common::ApplyMigrations(options, all).ok());
+  auto conn = common::OpenConnection(options);
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+  std::unique_ptr<sql::ResultSet> rs(st->executeQuery(
+      "SELECT GROUP_CONCAT(CONCAT(change_seq, ' ', member_id, ' ', kin_member_id, ' ', relation) "
+      "ORDER BY change_seq SEPARATOR ','), (SELECT seq FROM change_counter WHERE id = 1) FROM kin_changes"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(std::string(rs->getString(1)), "8 1 2 parent,9 1 3 spouse");
+  EXPECT_EQ(rs->getInt64(2), 9);
+  rs.reset();
+  st.reset();
+  conn->reset();
+  grassroots::testing::DropSchema(options);
+}
+
+TEST_F(MemberLogicTest, KinChangesInterleaveWithMemberChangesInCommitOrder) {
+  std::vector<v1::Member> people;
+  for (int i = 0; i < 8; ++i) people.push_back(Create(MakeId("320723", "19700101", absl::StrCat(300 + i)), "1970-01-01"));
+  const int64_t base = Changes(0).back().seq();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      v1::AddKinRequest r;
+      r.set_member_id(people[2 * t].member_id());
+      r.set_kin_member_id(people[2 * t + 1].member_id());
+      r.set_relation("sibling");
+      r.set_source("户口簿");
+      r.set_recorded_by("clerk");
+      EXPECT_TRUE(logic_->AddKin(r, false, kNoDeadline).ok());
+      EXPECT_TRUE(Step(people[2 * t].member_id(), "activist", "2021-01-01").ok());
+    });
+  }
+  for (auto& t : threads) t.join();
+  int64_t cursor = base, kin = 0, member = 0;
+  for (const auto& c : Changes(base)) {
+    ASSERT_EQ(c.seq(), cursor + 1);
+    cursor = c.seq();
+    kin += c.entity() == "kin";
+    member += c.entity() == "member";
+  }
+  EXPECT_EQ(kin, 4);
+  EXPECT_EQ(member, 4);
+  // Resuming in the middle delivers exactly the rest.
+  EXPECT_EQ(Changes(base + 3).size(), 5u);
 }
 
 TEST_F(MemberLogicTest, KinOfPersonsAnswersEachNumberInOrderClearOnlyWithTheRight) {

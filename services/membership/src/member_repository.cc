@@ -1,7 +1,19 @@
 #include "member_repository.h"
 
-#include <cstdio>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <memory>
+#include <thread>
 
 #include <cppconn/connection.h>
 #include <cppconn/exception.h>
@@ -12,6 +24,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "grassroots/common/db.h"
+#include "grassroots/common/log.h"
 
 namespace grassroots::membership {
 namespace {
@@ -254,33 +267,77 @@ constexpr char kMemberColumns[] =
 
 }  // namespace
 
-absl::Status MemberRepository::WriteBatch(sql::Connection& conn, const std::vector<const StoredMember*>& rows) const {
+namespace {
+
+// INSERT INTO members (member_id, ...) VALUES (...), (...) of the rows.
+std::string InsertText(const std::vector<const StoredMember*>& rows) {
+  std::string text = absl::StrCat("INSERT INTO members (member_id, ", kMemberColumns, ") VALUES ");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (i) text += ',';
+    AppendMember(text, *rows[i], true);
+  }
+  return text;
+}
+
+}  // namespace
+
+absl::Status MemberRepository::InsertMembers(sql::Connection& conn,
+                                            const std::vector<const StoredMember*>& rows) const {
   if (rows.empty()) return absl::OkStatus();
   return Guard("write members", [&]() -> absl::Status {
-    // New members: a plain multi-row INSERT (a duplicate id_hash is an error, never an update).
-    std::string ins, upd;
-    for (const StoredMember* r : rows) {
-      if (r->m.member_id() == 0) {
-        ins += ins.empty() ? absl::StrCat("INSERT INTO members (", kMemberColumns, ") VALUES ") : ",";
-        AppendMember(ins, *r, false);
-      } else {
-        upd += upd.empty() ? absl::StrCat("INSERT INTO members (member_id, ", kMemberColumns, ") VALUES ") : ",";
-        AppendMember(upd, *r, true);
-      }
-    }
-    if (!ins.empty()) Execute(conn, ins);
-    if (!upd.empty()) {
-      upd +=
-          " ON DUPLICATE KEY UPDATE name=VALUES(name), gender=VALUES(gender), ethnicity=VALUES(ethnicity), "
-          "birth_date=VALUES(birth_date), education=VALUES(education), occupation=VALUES(occupation), "
-          "phone=VALUES(phone), org_code=VALUES(org_code), status=VALUES(status), applied_on=VALUES(applied_on), "
-          "activist_on=VALUES(activist_on), target_on=VALUES(target_on), joined_on=VALUES(joined_on), "
-          "full_on=VALUES(full_on), extension_months=VALUES(extension_months), exited_on=VALUES(exited_on), "
-          "monthly_income_fen=VALUES(monthly_income_fen), is_mobile=VALUES(is_mobile), version=VALUES(version), "
-          "updated_at=CURRENT_TIMESTAMP(6)";
-      Execute(conn, upd);
-    }
+    // A plain multi-row INSERT: a registered id_hash is an error, never an update.
+    Execute(conn, InsertText(rows));
     return absl::OkStatus();
+  });
+}
+
+absl::Status MemberRepository::UpdateMembers(sql::Connection& conn,
+                                            const std::vector<const StoredMember*>& rows) const {
+  if (rows.empty()) return absl::OkStatus();
+  return Guard("write members", [&]() -> absl::Status {
+    std::string upd = InsertText(rows);
+    upd +=
+        " ON DUPLICATE KEY UPDATE name=VALUES(name), gender=VALUES(gender), ethnicity=VALUES(ethnicity), "
+        "birth_date=VALUES(birth_date), education=VALUES(education), occupation=VALUES(occupation), "
+        "phone=VALUES(phone), org_code=VALUES(org_code), status=VALUES(status), applied_on=VALUES(applied_on), "
+        "activist_on=VALUES(activist_on), target_on=VALUES(target_on), joined_on=VALUES(joined_on), "
+        "full_on=VALUES(full_on), extension_months=VALUES(extension_months), exited_on=VALUES(exited_on), "
+        "monthly_income_fen=VALUES(monthly_income_fen), is_mobile=VALUES(is_mobile), version=VALUES(version), "
+        "updated_at=CURRENT_TIMESTAMP(6)";
+    Execute(conn, upd);
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<int64_t> MemberRepository::AllocateMemberIds(sql::Connection& conn, int64_t n) const {
+  common::Transaction tx(conn);
+  if (auto s = tx.Begin(); !s.ok()) return s;
+  auto first = Guard("allocate member ids", [&]() -> absl::StatusOr<int64_t> {
+    {
+      std::unique_ptr<sql::PreparedStatement> st(
+          conn.prepareStatement("UPDATE member_id_counter SET next_id = next_id + ? WHERE id = 1"));
+      st->setInt64(1, n);
+      st->execute();
+    }
+    std::unique_ptr<sql::Statement> st(conn.createStatement());
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery("SELECT next_id FROM member_id_counter WHERE id = 1"));
+    if (!rs->next()) return absl::InternalError("member_id_counter has no row");
+    return rs->getInt64(1) - n;
+  });
+  if (!first.ok()) return first.status();
+  if (auto s = tx.Commit(); !s.ok()) return s;
+  return first;
+}
+
+absl::StatusOr<std::vector<int64_t>> MemberRepository::IdsBetween(sql::Connection& conn, int64_t first,
+                                                                   int64_t last) const {
+  return Guard("read member ids", [&]() -> absl::StatusOr<std::vector<int64_t>> {
+    std::unique_ptr<sql::Statement> st(conn.createStatement());
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery(absl::StrCat(
+        "SELECT member_id FROM members WHERE member_id BETWEEN ", first, " AND ", last, " ORDER BY member_id")));
+    std::vector<int64_t> out;
+    while (rs->next()) out.push_back(rs->getInt64(1));
+    return out;
   });
 }
 
@@ -302,28 +359,6 @@ absl::StatusOr<std::unordered_map<std::string, int64_t>> MemberRepository::IdsOf
       std::unique_ptr<sql::ResultSet> rs(st->executeQuery(text));
       while (rs->next()) out.emplace(Unhex(Str(*rs, 1)), rs->getInt64(2));
     }
-    return out;
-  });
-}
-
-absl::StatusOr<int64_t> MemberRepository::MaxMemberId(sql::Connection& conn) const {
-  return Guard("read member ids", [&]() -> absl::StatusOr<int64_t> {
-    std::unique_ptr<sql::Statement> st(conn.createStatement());
-    std::unique_ptr<sql::ResultSet> rs(st->executeQuery("SELECT COALESCE(MAX(member_id), 0) FROM members"));
-    return rs->next() ? rs->getInt64(1) : 0;
-  });
-}
-
-absl::StatusOr<std::unordered_map<std::string, int64_t>> MemberRepository::IdsAfter(sql::Connection& conn,
-                                                                                   int64_t after,
-                                                                                   size_t limit) const {
-  return Guard("read member ids", [&]() -> absl::StatusOr<std::unordered_map<std::string, int64_t>> {
-    std::unordered_map<std::string, int64_t> out;
-    out.reserve(limit);
-    std::unique_ptr<sql::Statement> st(conn.createStatement());
-    std::unique_ptr<sql::ResultSet> rs(st->executeQuery(absl::StrCat(
-        "SELECT HEX(id_hash), member_id FROM members WHERE member_id > ", after, " ORDER BY member_id LIMIT ", limit)));
-    while (rs->next()) out.emplace(Unhex(Str(*rs, 1)), rs->getInt64(2));
     return out;
   });
 }
@@ -366,18 +401,24 @@ absl::Status MemberRepository::InsertEvents(sql::Connection& conn, const std::ve
 
 namespace {
 
-// LOAD DATA text: tab-separated, backslash escapes, \N for NULL.
+// LOAD DATA text: tab-separated, backslash escapes, \N for NULL. Runs without a special byte
+// are copied whole.
+constexpr std::array<bool, 256> kTsvSpecial = [] {
+  std::array<bool, 256> t{};
+  for (const unsigned char c : {'\\', '\t', '\n', '\r', '\0'}) t[c] = true;
+  return t;
+}();
 void Tsv(std::string& out, std::string_view v) {
-  for (const char c : v) {
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\t': out += "\\t"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\0': out += "\\0"; break;
-      default: out += c;
-    }
+  size_t start = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const char c = v[i];
+    if (!kTsvSpecial[static_cast<unsigned char>(c)]) continue;
+    out.append(v.data() + start, i - start);
+    out += '\\';
+    out += c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\0' ? '0' : '\\';
+    start = i + 1;
   }
+  out.append(v.data() + start, v.size() - start);
 }
 void OptTsv(std::string& out, std::string_view v) {
   if (v.empty()) out += "\\N"; else Tsv(out, v);
@@ -392,42 +433,94 @@ std::string SqlPath(const std::string& path) {
   return out + "'";
 }
 
-absl::Status WriteScratch(const std::string& path, const std::string& data) {
-  FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) return absl::InternalError("cannot write the import's scratch file");
-  const bool ok = std::fwrite(data.data(), 1, data.size(), f) == data.size();
-  if (std::fclose(f) != 0 || !ok) return absl::InternalError("cannot write the import's scratch file");
-  return absl::OkStatus();
-}
-
-// Runs the LOAD DATA and checks that exactly `expected` rows went in with no warning (LOCAL
-// turns errors such as a duplicate key or a bad value into warnings and skipped rows).
-absl::Status Load(sql::Connection& conn, const std::string& text, size_t expected, std::string_view what) {
+// Writes `data` into the pipe on a thread of its own while `statement` (a LOAD DATA LOCAL
+// INFILE of the pipe) runs here. When the statement ends without reading the pipe (refused
+// before the file was asked for), the writer, blocked in open(), is released by opening the
+// read end; when the reader stops early, its writes fail with EPIPE (SIGPIPE is blocked on the
+// writer's thread). Returns what the statement stored; SQL errors are thrown as usual.
+LoadResult LoadThroughPipe(sql::Connection& conn, const LoadPipe& pipe, const std::string& statement,
+                           const std::string& data) {
+  std::atomic<bool> finished{false};
+  std::thread writer([&] {
+    sigset_t pipe_signal;
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+    const int fd = open(pipe.path().c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      size_t done = 0;
+      while (done < data.size()) {
+        const ssize_t n = write(fd, data.data() + done, data.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;  // the reader went away: the statement reports the error
+        done += static_cast<size_t>(n);
+      }
+      close(fd);
+    }
+    finished.store(true);
+  });
+  struct Join {
+    std::thread& t;
+    const LoadPipe& pipe;
+    std::atomic<bool>& finished;
+    ~Join() {
+      // Release a writer that is still waiting for a reader (or about to wait for one).
+      while (!finished.load()) {
+        const int fd = open(pipe.path().c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) close(fd);
+        if (!finished.load()) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      t.join();
+    }
+  } join{writer, pipe, finished};
   std::unique_ptr<sql::Statement> st(conn.createStatement());
-  const int affected = st->executeUpdate(text);
+  LoadResult r;
+  r.stored = st->executeUpdate(statement);
   std::unique_ptr<sql::ResultSet> rs(st->executeQuery("SELECT @@warning_count"));
-  const int64_t warnings = rs->next() ? rs->getInt64(1) : -1;
-  if (affected != static_cast<int>(expected) || warnings != 0) {
-    return absl::InternalError(absl::StrCat(std::string(what), ": ", affected, " of ", expected, " rows stored, ", warnings,
-                                            " warnings; nothing of this batch is kept"));
-  }
-  return absl::OkStatus();
+  r.warnings = rs->next() ? rs->getInt64(1) : -1;
+  return r;
 }
 
 }  // namespace
 
-absl::Status MemberRepository::LoadNewMembers(sql::Connection& conn, const std::vector<const StoredMember*>& rows,
-                                              const std::string& scratch_file) const {
-  if (rows.empty()) return absl::OkStatus();
-  std::string data;
-  data.reserve(rows.size() * 320);
-  for (const StoredMember* r : rows) {
-    const v1::Member& m = r->m;
-    AppendHex(data, r->id_hash);
+absl::StatusOr<std::unique_ptr<LoadPipe>> LoadPipe::Create() {
+  const char* base = std::getenv("TMPDIR");
+  std::string dir = absl::StrCat(base != nullptr && *base != '\0' ? base : "/tmp", "/grassroots-import-XXXXXX");
+  if (mkdtemp(dir.data()) == nullptr) {  // mode 0700
+    return absl::InternalError("cannot make the import's private directory");
+  }
+  std::string path = dir + "/rows";
+  if (mkfifo(path.c_str(), 0600) != 0) {
+    rmdir(dir.c_str());
+    return absl::InternalError("cannot make the import's pipe");
+  }
+  return std::unique_ptr<LoadPipe>(new LoadPipe(std::move(dir), std::move(path)));
+}
+
+LoadPipe::~LoadPipe() {
+  unlink(path_.c_str());
+  rmdir(dir_.c_str());
+}
+
+absl::StatusOr<LoadResult> MemberRepository::LoadNewMembers(sql::Connection& conn,
+                                                            const std::vector<NewMemberRow>& rows,
+                                                            LoadPipe& pipe) const {
+  if (rows.empty()) return LoadResult{};
+  thread_local std::string data;  // kept between batches: no large allocation per batch
+  data.clear();
+  data.reserve(rows.size() * 220);
+  for (const NewMemberRow& r : rows) {
+    const v1::Member& m = *r.m;
+    if (m.version() != 1 || !m.activist_on().empty() || !m.target_on().empty() || m.extension_months() != 0) {
+      return absl::InternalError("write members: a new member has version 1 and no lifecycle step yet");
+    }
+    Int(data, m.member_id());
     data += '\t';
-    AppendHex(data, r->id_sealed);
+    Tsv(data, r.id_hash);
     data += '\t';
-    Tsv(data, r->id_masked);
+    Tsv(data, r.id_sealed);
+    data += '\t';
+    Tsv(data, r.id_masked);
     data += '\t';
     Tsv(data, m.name());
     data += '\t';
@@ -446,38 +539,34 @@ absl::Status MemberRepository::LoadNewMembers(sql::Connection& conn, const std::
     Tsv(data, m.org_code());
     data += '\t';
     Tsv(data, m.status());
-    for (const std::string* d : {&m.applied_on(), &m.activist_on(), &m.target_on(), &m.joined_on(), &m.full_on()}) {
+    for (const std::string* d : {&m.applied_on(), &m.joined_on(), &m.full_on(), &m.exited_on()}) {
       data += '\t';
       OptTsv(data, *d);
     }
     data += '\t';
-    Int(data, m.extension_months());
-    data += '\t';
-    OptTsv(data, m.exited_on());
-    data += '\t';
     if (m.has_monthly_income_fen()) Int(data, m.monthly_income_fen()); else data += "\\N";
-    data += m.is_mobile() ? "\t1\t" : "\t0\t";
-    Int(data, m.version());
-    data += '\n';
+    data += m.is_mobile() ? "\t1\n" : "\t0\n";
   }
-  if (auto s = WriteScratch(scratch_file, data); !s.ok()) return s;
-  return Guard("write members", [&]() -> absl::Status {
-    return Load(conn,
-                absl::StrCat("LOAD DATA LOCAL INFILE ", SqlPath(scratch_file),
-                             " INTO TABLE members CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
-                             "LINES TERMINATED BY '\\n' (@h, @s, id_masked, name, gender, ethnicity, birth_date, "
-                             "education, occupation, phone, org_code, status, applied_on, activist_on, target_on, "
-                             "joined_on, full_on, extension_months, exited_on, monthly_income_fen, is_mobile, version) "
-                             "SET id_hash = UNHEX(@h), id_sealed = UNHEX(@s)"),
-                rows.size(), "write members");
+  // activist_on, target_on, extension_months and version take their defaults (NULL, NULL, 0, 1):
+  // fewer fields for the server to parse.
+  return Guard("write members", [&]() -> absl::StatusOr<LoadResult> {
+    return LoadThroughPipe(
+        conn, pipe,
+        absl::StrCat("LOAD DATA LOCAL INFILE ", SqlPath(pipe.path()),
+                     " INTO TABLE members CHARACTER SET binary FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
+                     "LINES TERMINATED BY '\\n' (member_id, id_hash, id_sealed, id_masked, name, gender, "
+                     "ethnicity, birth_date, education, occupation, phone, org_code, status, applied_on, joined_on, "
+                     "full_on, exited_on, monthly_income_fen, is_mobile)"),
+        data);
   });
 }
 
 absl::Status MemberRepository::LoadEvents(sql::Connection& conn, const std::vector<EventRow>& events,
-                                          const std::string& scratch_file) const {
+                                          LoadPipe& pipe) const {
   if (events.empty()) return absl::OkStatus();
-  std::string data;
-  data.reserve(events.size() * 400);
+  thread_local std::string data;  // kept between batches: no large allocation per batch
+  data.clear();
+  data.reserve(events.size() * 160);
   for (const EventRow& e : events) {
     Int(data, e.change_seq);
     data += '\t';
@@ -500,15 +589,80 @@ absl::Status MemberRepository::LoadEvents(sql::Connection& conn, const std::vect
     OptTsv(data, e.details);
     data += '\n';
   }
-  if (auto s = WriteScratch(scratch_file, data); !s.ok()) return s;
   return Guard("write member events", [&]() -> absl::Status {
-    return Load(conn,
-                absl::StrCat("LOAD DATA LOCAL INFILE ", SqlPath(scratch_file),
-                             " INTO TABLE member_events CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' "
-                             "ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (change_seq, member_id, version, kind, "
-                             "status_after, org_code, effective_on, deciding_org, recorded_by, details)"),
-                events.size(), "write member events");
+    const LoadResult r = LoadThroughPipe(
+        conn, pipe,
+        absl::StrCat("LOAD DATA LOCAL INFILE ", SqlPath(pipe.path()),
+                     " INTO TABLE member_events CHARACTER SET binary FIELDS TERMINATED BY '\\t' "
+                     "ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (change_seq, member_id, version, kind, "
+                     "status_after, org_code, effective_on, deciding_org, recorded_by, details)"),
+        data);
+    if (r.stored != static_cast<int64_t>(events.size()) || r.warnings != 0) {
+      return absl::InternalError(absl::StrCat("write member events: ", r.stored, " of ", events.size(),
+                                              " rows stored, ", r.warnings, " warnings; nothing of this batch is kept"));
+    }
+    return absl::OkStatus();
   });
+}
+
+namespace {
+
+// The facts of a member in the order MemberLogic's details list them; one key letter each.
+constexpr std::array<std::string_view, 18> kDetailFields = {
+    "name",      "gender",  "ethnicity", "birth_date",       "education", "occupation",
+    "phone",     "org_code", "status",   "applied_on",       "activist_on", "target_on",
+    "joined_on", "full_on", "exited_on", "extension_months", "monthly_income_fen", "is_mobile"};
+constexpr char kSep = '\x1f';
+
+}  // namespace
+
+std::string CompactCreatedDetails(const v1::Member& m) {
+  const std::string income = m.has_monthly_income_fen() ? std::to_string(m.monthly_income_fen()) : std::string();
+  const std::string extension = m.extension_months() != 0 ? std::to_string(m.extension_months()) : std::string();
+  const std::array<std::string_view, 18> values = {
+      m.name(),      m.gender(),     m.ethnicity(),  m.birth_date(), m.education(), m.occupation(),
+      m.phone(),     m.org_code(),   m.status(),     m.applied_on(), m.activist_on(), m.target_on(),
+      m.joined_on(), m.full_on(),    m.exited_on(),  extension,      income,          m.is_mobile() ? "1" : ""};
+  std::string out;
+  out.reserve(128);
+  bool compact = true;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (values[i].empty()) continue;
+    if (values[i].find(kSep) != std::string_view::npos) compact = false;
+    out += static_cast<char>('a' + i);
+    if (kDetailFields[i] != "phone") out += values[i];
+    out += kSep;
+  }
+  if (compact) return out;
+  std::string json;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (values[i].empty()) continue;
+    json += json.empty() ? "{" : ",";
+    common::AppendJsonString(json, kDetailFields[i]);
+    json += ':';
+    common::AppendJsonString(json, kDetailFields[i] == "phone" ? "(changed)" : values[i]);
+  }
+  return json.empty() ? "{}" : json + "}";
+}
+
+std::string DetailsJson(std::string_view stored) {
+  if (stored.empty() || stored.front() == '{') return std::string(stored);
+  std::string json;
+  size_t pos = 0;
+  while (pos < stored.size()) {
+    size_t end = stored.find(kSep, pos);
+    if (end == std::string_view::npos) end = stored.size();
+    const size_t key = static_cast<unsigned char>(stored[pos]) - 'a';
+    if (key < kDetailFields.size()) {
+      json += json.empty() ? "{" : ",";
+      common::AppendJsonString(json, kDetailFields[key]);
+      json += ':';
+      common::AppendJsonString(json, kDetailFields[key] == "phone" ? std::string_view("(changed)")
+                                                                    : stored.substr(pos + 1, end - pos - 1));
+    }
+    pos = end + 1;
+  }
+  return json.empty() ? "{}" : json + "}";
 }
 
 absl::StatusOr<std::vector<EventRow>> MemberRepository::ListEvents(sql::Connection& conn, int64_t member_id) const {
@@ -530,7 +684,7 @@ absl::StatusOr<std::vector<EventRow>> MemberRepository::ListEvents(sql::Connecti
       e.effective_on = Str(*rs, 7);
       e.deciding_org = Str(*rs, 8);
       e.recorded_by = Str(*rs, 9);
-      e.details = Str(*rs, 10);
+      e.details = DetailsJson(Str(*rs, 10));
       out.push_back(std::move(e));
     }
     return out;

@@ -4,8 +4,10 @@
 // decides the transaction) and turns Connector/C++ exceptions into statuses.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -69,6 +71,45 @@ struct KinRow {
   std::string source;
 };
 
+// MemberEvent.details as stored: the JSON the API shows ({"field":"value",...}), or the compact
+// form the bulk import writes for a new member (a third of the bytes: one key letter per field,
+// the value, then 0x1F; the phone number as "(changed)" like the JSON). DetailsJson turns either
+// into the JSON; CompactCreatedDetails(m) gives what DetailsJson turns into exactly the JSON of
+// every non-empty fact of a new member (as MemberLogic's "created" events show them), or that
+// JSON itself when a value holds a 0x1F byte.
+std::string CompactCreatedDetails(const v1::Member& m);
+std::string DetailsJson(std::string_view stored);
+
+// The pipe through which LOAD DATA LOCAL INFILE reads what the import writes: a named pipe
+// (mode 0600) in a private directory (mode 0700) made under $TMPDIR (default /tmp), both removed
+// by the destructor. A thread writes the rows while the client library reads them, so personal
+// data never rests in a file, and nothing of it stays behind on any path.
+class LoadPipe final {
+ public:
+  static absl::StatusOr<std::unique_ptr<LoadPipe>> Create();
+  ~LoadPipe();
+  LoadPipe(const LoadPipe&) = delete;
+  LoadPipe& operator=(const LoadPipe&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  LoadPipe(std::string dir, std::string path) : dir_(std::move(dir)), path_(std::move(path)) {}
+  std::string dir_, path_;
+};
+
+// A new member as the import loads it: member_id set, version 1, no activist_on, target_on or
+// extension (a new record has none); id_number is not read.
+struct NewMemberRow {
+  const v1::Member* m = nullptr;
+  std::string_view id_hash, id_sealed, id_masked;
+};
+
+// What one LOAD DATA stored: rows inserted and warnings raised (a skipped duplicate is one).
+struct LoadResult {
+  int64_t stored = 0;
+  int64_t warnings = 0;
+};
+
 class MemberRepository final {
  public:
   absl::StatusOr<std::optional<StoredMember>> Find(sql::Connection& conn, int64_t member_id,
@@ -82,25 +123,28 @@ class MemberRepository final {
   // Those of `hashes` that are registered (any order), locked FOR UPDATE when asked.
   absl::StatusOr<std::vector<StoredMember>> FindByHashes(sql::Connection& conn, const std::vector<std::string>& hashes,
                                                          bool for_update) const;
-  // Writes rows in one multi-row statement: member_id 0 inserts, otherwise overwrites that member.
-  absl::Status WriteBatch(sql::Connection& conn, const std::vector<const StoredMember*>& rows) const;
+  // Hands out n member ids (returns the first) from member_id_counter, in a transaction of its
+  // own: call it outside the caller's transaction (ids of a rolled-back insert stay unused).
+  // Every insert of a member takes its id from here, never from AUTO_INCREMENT.
+  absl::StatusOr<int64_t> AllocateMemberIds(sql::Connection& conn, int64_t n) const;
+  // Inserts new members (member_id set) in one multi-row statement; a registered id_hash is an error.
+  absl::Status InsertMembers(sql::Connection& conn, const std::vector<const StoredMember*>& rows) const;
+  // Overwrites registered members in one multi-row statement.
+  absl::Status UpdateMembers(sql::Connection& conn, const std::vector<const StoredMember*>& rows) const;
+  // The member_ids in [first, last] that exist (in this transaction's view).
+  absl::StatusOr<std::vector<int64_t>> IdsBetween(sql::Connection& conn, int64_t first, int64_t last) const;
   // member_id of each registered hash.
   absl::StatusOr<std::unordered_map<std::string, int64_t>> IdsOf(sql::Connection& conn,
                                                                  const std::vector<std::string>& hashes) const;
   absl::Status InsertEvents(sql::Connection& conn, const std::vector<EventRow>& events) const;
-  // The highest member_id (0 when there is none), and hash -> member_id of the members above
-  // `after` (at most limit): with the change-feed lock held nobody else inserts members, so
-  // after a bulk insert this is a primary-key range read of exactly the rows just written.
-  absl::StatusOr<int64_t> MaxMemberId(sql::Connection& conn) const;
-  absl::StatusOr<std::unordered_map<std::string, int64_t>> IdsAfter(sql::Connection& conn, int64_t after,
-                                                                    size_t limit) const;
-  // Bulk forms for the import: new members (member_id 0) and events through LOAD DATA LOCAL
-  // INFILE of `scratch_file` (a private file the caller owns; overwritten). Fails, so that the
-  // caller's transaction rolls back, unless every row was stored exactly, without a warning.
-  absl::Status LoadNewMembers(sql::Connection& conn, const std::vector<const StoredMember*>& rows,
-                              const std::string& scratch_file) const;
-  absl::Status LoadEvents(sql::Connection& conn, const std::vector<EventRow>& events,
-                          const std::string& scratch_file) const;
+  // Bulk forms for the import, through LOAD DATA LOCAL INFILE reading `pipe`. New members:
+  // a row whose id_hash is registered is skipped with a warning (the caller reconciles); the
+  // file is sent as binary (the raw hash and sealed bytes; every text was checked to be UTF-8).
+  absl::StatusOr<LoadResult> LoadNewMembers(sql::Connection& conn, const std::vector<NewMemberRow>& rows,
+                                            LoadPipe& pipe) const;
+  // Events: fails, so that the caller's transaction rolls back, unless every row was stored
+  // exactly, without a warning.
+  absl::Status LoadEvents(sql::Connection& conn, const std::vector<EventRow>& events, LoadPipe& pipe) const;
   absl::StatusOr<std::vector<EventRow>> ListEvents(sql::Connection& conn, int64_t member_id) const;
   // Members of a subtree with member_id > after, by member_id, at most limit.
   absl::StatusOr<std::vector<StoredMember>> ListSubtree(sql::Connection& conn, const std::string& path_prefix,

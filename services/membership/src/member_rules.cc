@@ -116,7 +116,7 @@ std::vector<Violation> NormaliseMember(v1::Member& m, absl::CivilDay today, int 
     out.push_back({"status", "UNKNOWN_STATUS", absl::StrCat("unknown status '", m.status().substr(0, 30), "'")});
   }
   if (m.has_monthly_income_fen() && m.monthly_income_fen() < 0) {
-    out.push_back({"monthly_income_fen", "INVALID_MONEY", "must not be negative"});
+    out.push_back({"monthly_income_fen", std::string(common::kInvalidMoneyCode), "must not be negative"});
   }
   std::optional<absl::CivilDay> birth;
   if (m.birth_date().empty()) {
@@ -154,6 +154,16 @@ std::vector<Violation> NormaliseMember(v1::Member& m, absl::CivilDay today, int 
   }
   if (applied && joined && *joined < *applied) {
     out.push_back({"joined_on", "BEFORE_APPLICATION", "is before applied_on"});
+  } else if (applied && joined && *joined < AddMonths(*applied, 12)) {
+    // applicant -> activist -> development target (after a year as activist) -> probationary.
+    out.push_back({"joined_on", "TOO_EARLY_FOR_TARGET",
+                   absl::StrCat("is less than a year after applied_on: a member is admitted only after a year as an "
+                                "activist (earliest ", common::FormatDate(AddMonths(*applied, 12)), ")")});
+  }
+  if (applied && rank == 2 && today < AddMonths(*applied, 12)) {
+    out.push_back({"status", "TOO_EARLY_FOR_TARGET",
+                   absl::StrCat("a development target must have been an activist for a year, and applied_on is ",
+                                m.applied_on())});
   }
   if (joined && full) {
     const absl::CivilDay earliest = ProbationEnd(*joined, extension_months);
@@ -185,6 +195,12 @@ std::optional<Violation> CheckTransition(const v1::Member& current, const v1::Me
                        absl::StrCat("a development target must have been an activist for a year (since ",
                                     current.activist_on(), ")")};
     }
+  }
+  if (to == 5 && from != 5 && next.full_on().empty() && (from == 4 || !current.full_on().empty())) {
+    // formats.md: full_on is required for every exit but from probation.
+    return Violation{"full_on", "MISSING_VALUE",
+                     absl::StrCat("is required for status ", next.status(), ": the member is a full member (since ",
+                                  current.full_on(), "); only an exit from probation leaves it empty")};
   }
   if (from >= 3 && from < 5 && !current.joined_on().empty() && next.joined_on() != current.joined_on()) {
     // joined_on is fixed once recorded; a different one is a correction, not an import.
@@ -263,6 +279,12 @@ absl::Status ApplyStep(v1::Member& m, std::string_view step, absl::CivilDay effe
     m.set_full_on(eff);
     m.set_status("full");
   } else if (IsExitStatus(step)) {
+    // Exits are of members (formats.md: joined_on is required for every exit).
+    if (StatusRank(status) < 3) {
+      return Rule("WRONG_STATUS_FOR_STEP", absl::StrCat("step ", std::string(step),
+                                                        " is an exit of a probationary or full member, not of an ",
+                                                        status));
+    }
     m.set_exited_on(eff);
     m.set_status(std::string(step));
   } else {

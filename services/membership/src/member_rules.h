@@ -32,7 +32,9 @@ int AgeOn(absl::CivilDay birth, absl::CivilDay on);
 absl::CivilDay ProbationEnd(absl::CivilDay joined_on, int extension_months);
 
 // Checks and normalises every fact of `m` (id_number normalised to upper-case X) and the
-// statutory timing its dates show: UNDER_AGE, TOO_EARLY_FOR_FULL, MISSING_VALUE for a date
+// statutory timing its dates show: UNDER_AGE, TOO_EARLY_FOR_FULL, TOO_EARLY_FOR_TARGET (joined_on
+// less than a year after applied_on, or a development target who applied less than a year
+// ago: a year as an activist comes between), MISSING_VALUE for a date
 // its status needs, DATE_IN_FUTURE, INVALID_DATE, BIRTH_DATE_MISMATCH, INVALID_ID_NUMBER,
 // INVALID_MONEY, ... Empty status means applicant. Messages never repeat an ID number.
 // `extension_months` is the probation extension already recorded (0 for a new member).
@@ -40,7 +42,9 @@ std::vector<Violation> NormaliseMember(v1::Member& m, absl::CivilDay today, int 
 
 // A row of a file (or a create) that meets an existing member: BACKWARDS_STEP when it would
 // move the member back in the lifecycle (or out of an exit), TOO_EARLY_FOR_TARGET when it makes
-// an activist of less than a year a development target. nullopt when acceptable.
+// an activist of less than a year a development target, MISSING_VALUE (full_on) for the exit of a
+// full member without full_on (formats.md: required for every exit but from probation).
+// nullopt when acceptable.
 std::optional<Violation> CheckTransition(const v1::Member& current, const v1::Member& next, absl::CivilDay today);
 
 // True when the facts a file carries are the same in both (output-only fields ignored).

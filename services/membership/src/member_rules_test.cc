@@ -117,6 +117,52 @@ TEST(MemberRules, Transitions) {
   EXPECT_EQ(CheckTransition(cur, next, kToday)->code, "TOO_EARLY_FOR_TARGET");
 }
 
+TEST(MemberRules, FullOnIsRequiredForEveryExitButFromProbation) {
+  v1::Member full = Valid();
+  v1::Member exit = Valid();
+  exit.set_status("deceased");
+  exit.clear_full_on();
+  auto bad = CheckTransition(full, exit, kToday);
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->field, "full_on");
+  EXPECT_EQ(bad->code, "MISSING_VALUE");
+  exit.set_full_on(full.full_on());
+  EXPECT_FALSE(CheckTransition(full, exit, kToday).has_value());
+  // From probation the exit has no full_on.
+  v1::Member probationary = Valid();
+  probationary.set_status("probationary");
+  probationary.clear_full_on();
+  exit.clear_full_on();
+  EXPECT_FALSE(CheckTransition(probationary, exit, kToday).has_value());
+  // Exits are of members: an applicant cannot be stepped out (joined_on would be missing).
+  v1::Member applicant = Valid();
+  applicant.set_status("applicant");
+  applicant.clear_joined_on();
+  applicant.clear_full_on();
+  auto s = ApplyStep(applicant, "left", absl::CivilDay(2026, 2, 10), 0, absl::CivilDay(2020, 3, 1), kToday);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("WRONG_STATUS_FOR_STEP"), std::string::npos);
+  EXPECT_EQ(applicant.status(), "applicant");
+}
+
+TEST(MemberRules, AYearAsActivistLiesBetweenApplicationAndAdmission) {
+  v1::Member m = Valid();
+  m.set_applied_on("2021-06-01");
+  m.set_joined_on("2022-05-31");  // 11 months and 30 days after applying
+  m.set_full_on("2023-06-01");
+  EXPECT_EQ(Codes(NormaliseMember(m, kToday)), std::vector<std::string>{"TOO_EARLY_FOR_TARGET"});
+  m.set_joined_on("2022-06-01");
+  EXPECT_TRUE(NormaliseMember(m, kToday).empty());
+  v1::Member target = Valid();
+  target.set_status("development_target");
+  target.clear_joined_on();
+  target.clear_full_on();
+  target.set_applied_on("2025-09-01");
+  EXPECT_EQ(Codes(NormaliseMember(target, kToday)), std::vector<std::string>{"TOO_EARLY_FOR_TARGET"});
+  target.set_applied_on("2025-06-01");
+  EXPECT_TRUE(NormaliseMember(target, kToday).empty());
+}
+
 TEST(MemberRules, StepsAndExtension) {
   v1::Member m = Valid();
   m.set_status("probationary");

@@ -10,6 +10,8 @@
 // and a warning is logged: never run production without --pii_key.
 
 #include <array>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -50,6 +52,12 @@ class PiiProtector final {
   void Derive(const unsigned char* master);
   std::array<unsigned char, 32> hash_key_{};
   std::array<unsigned char, 32> enc_key_{};
+  // The HMAC's inner and outer SHA-256 states after the key block (computed once: a hash is
+  // then two copies and two short digests), and a number naming this key for the per-thread
+  // cipher context of Seal.
+  struct HmacState;
+  std::shared_ptr<const HmacState> hmac_;
+  uint64_t key_serial_ = 0;
   bool development_ = false;
 };
 

@@ -28,6 +28,10 @@ absl::CivilDay ChinaDateOf(absl::Time t);
 
 // Integer fen: optional '-', digits only. "120.00" is an error.
 absl::StatusOr<int64_t> ParseFen(std::string_view s, bool allow_negative = false);
+// The row-error code of every money value an importer refuses, whichever file and service
+// (formats.md: "Money is an integer number of fen"; it fixes no code, so this one place does):
+// what ParseFen refuses, and a negative amount where none is allowed.
+inline constexpr std::string_view kInvalidMoneyCode = "INVALID_MONEY";
 // A non-negative integer (population, counts).
 absl::StatusOr<int64_t> ParseCount(std::string_view s);
 
