@@ -5,11 +5,13 @@
 
 #include <cppconn/connection.h>
 #include <cppconn/resultset.h>
+#include <cppconn/prepared_statement.h>
 #include <cppconn/statement.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <memory>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -589,6 +591,74 @@ TEST_F(DisbursementLogicTest, ALargePaymentsFileIsLoadedWholeAndReingestedAsUnch
   auto again = Ingest(FileKind::kPayments, csv, 1 << 16);
   EXPECT_EQ(again.unchanged(), kRows);
   EXPECT_EQ(again.inserted(), 0);
+}
+
+// Keyset pages: the spelled-out condition selects exactly what the row comparison selects, and
+// the server range-scans it (reads about the page, not every row before it).
+TEST_F(DisbursementLogicTest, KeysetAfterSelectsTheRowComparisonAndRangeScans) {
+  auto conn = pool_->Acquire(absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  sql::Connection& c = **conn;
+  std::unique_ptr<sql::Statement> st(c.createStatement());
+  st->execute("CREATE TABLE keyset_probe (a VARCHAR(8) NOT NULL, b BINARY(2) NOT NULL, c INT NOT NULL, "
+              "PRIMARY KEY (a, b, c))");
+  std::vector<std::string> rows;
+  for (int a = 0; a < 4; ++a) {
+    for (int b = 0; b < 25; ++b) {
+      for (int k = 0; k < 20; ++k) rows.push_back(absl::StrFormat("('a%d', UNHEX('%04X'), %d)", a, b * 7, k));
+    }
+  }
+  st->execute(absl::StrCat("INSERT INTO keyset_probe VALUES ", absl::StrJoin(rows, ",")));
+  auto count_after = [&](const std::string& where, const SqlRow& params) {
+    std::unique_ptr<sql::PreparedStatement> ps(
+        c.prepareStatement(absl::StrCat("SELECT COUNT(*) FROM keyset_probe WHERE ", where)));
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (params[i].kind == SqlValue::Kind::kInt) ps->setInt64(i + 1, params[i].i);
+      else ps->setString(i + 1, params[i].s);
+    }
+    std::unique_ptr<sql::ResultSet> rs(ps->executeQuery());
+    rs->next();
+    return rs->getInt64(1);
+  };
+  const std::vector<std::string> columns = {"a", "b", "c"};
+  for (const auto& [a, b, k] : std::vector<std::tuple<std::string, int, int>>{
+           {"a0", 0, 0}, {"a1", 14, 19}, {"a1", 15, 3}, {"a2", 168, 19}, {"a3", 168, 19}, {"a", 0, 0}, {"b", 0, 0}}) {
+    const SqlRow key = {SqlValue::Text(a), SqlValue::Text(std::string{char(b >> 8), char(b & 0xff)}),
+                        SqlValue::Int(k)};
+    SqlRow params;
+    const std::string expanded = KeysetAfter(columns, key, params);
+    EXPECT_EQ(params.size(), 6u);
+    EXPECT_EQ(count_after(expanded, params), count_after("(a, b, c) > (?, ?, ?)", key)) << a << " " << b << " " << k;
+  }
+  // A page of 10 after the 1,500th row reads about 10 rows; the row comparison reads them all.
+  const SqlRow key = {SqlValue::Text("a3"), SqlValue::Text(std::string{0, 70}), SqlValue::Int(0)};
+  auto handler_reads = [&] {
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery(
+        "SELECT SUM(VARIABLE_VALUE) FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME IN "
+        "('HANDLER_READ_NEXT', 'HANDLER_READ_FIRST', 'HANDLER_READ_KEY')"));
+    rs->next();
+    return rs->getInt64(1);
+  };
+  auto rows_read = [&](const std::string& where, const SqlRow& params) {
+    std::unique_ptr<sql::PreparedStatement> ps(c.prepareStatement(
+        absl::StrCat("SELECT a, b, c FROM keyset_probe WHERE ", where, " ORDER BY a, b, c LIMIT 10")));
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (params[i].kind == SqlValue::Kind::kInt) ps->setInt64(i + 1, params[i].i);
+      else ps->setString(i + 1, params[i].s);
+    }
+    const int64_t t0 = handler_reads();
+    const int64_t overhead = handler_reads() - t0;
+    const int64_t before = handler_reads();
+    std::unique_ptr<sql::ResultSet> rs(ps->executeQuery());
+    int n = 0;
+    while (rs->next()) ++n;
+    EXPECT_EQ(n, 10);
+    return handler_reads() - before - overhead;
+  };
+  SqlRow params;
+  const std::string where = KeysetAfter(columns, key, params);
+  EXPECT_LT(rows_read(where, params), 100) << "the page was not range-scanned";
+  EXPECT_GT(rows_read("(a, b, c) > (?, ?, ?)", key), 1000) << "the row comparison is range-scanned now";
 }
 
 }  // namespace

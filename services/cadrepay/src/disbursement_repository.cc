@@ -204,6 +204,22 @@ std::vector<std::string> Unique(std::vector<std::string> v) {
 
 }  // namespace
 
+std::string KeysetAfter(const std::vector<std::string>& columns, const SqlRow& values, SqlRow& params) {
+  std::string tail;
+  for (size_t i = columns.size(); i-- > 0;) {
+    tail = i + 1 == columns.size()
+               ? absl::StrCat(columns[i], " > ?")
+               : absl::StrCat("(", columns[i], " > ? OR (", columns[i], " = ? AND ", tail, "))");
+  }
+  params.push_back(values[0]);
+  for (size_t i = 0; i < columns.size(); ++i) {
+    params.push_back(values[i]);
+    if (i + 1 < columns.size()) params.push_back(values[i]);
+  }
+  return absl::StrCat("(", columns[0], " >= ? AND ", tail, ")");
+}
+
+
 std::string ToSqlDateTime(absl::Time t) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%E6S", t, common::ChinaTimeZone());
 }
@@ -483,10 +499,11 @@ absl::Status DisbursementRepository::ScanEnrolments(sql::Connection& conn, const
         params.push_back(SqlValue::Text(program_code));
       }
       if (!first) {
-        absl::StrAppend(&where, where.empty() ? "WHERE " : " AND ", "(program_code, id_hash, from_period) > (?, ?, ?)");
-        params.push_back(SqlValue::Text(last.program_code));
-        params.push_back(SqlValue::Text(last.id_hash));
-        params.push_back(SqlValue::Text(last.from_period));
+        absl::StrAppend(&where, where.empty() ? "WHERE " : " AND ",
+                        KeysetAfter({"program_code", "id_hash", "from_period"},
+                                    {SqlValue::Text(last.program_code), SqlValue::Text(last.id_hash),
+                                     SqlValue::Text(last.from_period)},
+                                    params));
       }
       params.push_back(SqlValue::Int(kScanPage));
       auto st = Prepare(conn,
@@ -594,8 +611,9 @@ absl::Status DisbursementRepository::ScanAccounts(sql::Connection& conn,
       SqlRow params;
       std::string where;
       if (!first) {
-        where = "WHERE (a.id_hash, a.account_since) > (?, ?)";
-        params = {SqlValue::Text(last.id_hash), SqlValue::Text(DayText(last.since))};
+        where = absl::StrCat("WHERE ", KeysetAfter({"a.id_hash", "a.account_since"},
+                                                    {SqlValue::Text(last.id_hash), SqlValue::Text(DayText(last.since))},
+                                                    params));
       }
       params.push_back(SqlValue::Int(kScanPage));
       auto st = Prepare(conn,
@@ -657,9 +675,9 @@ absl::StatusOr<std::vector<StoredRecipient>> DisbursementRepository::ListRecipie
     SqlRow params = {SqlValue::Text(org_code)};
     std::string where = "WHERE org_code = ?";
     if (!after_hash.empty()) {
-      where += " AND (household_id, id_hash) > (?, ?)";
-      params.push_back(SqlValue::Text(after_household));
-      params.push_back(SqlValue::Text(after_hash));
+      absl::StrAppend(&where, " AND ",
+                      KeysetAfter({"household_id", "id_hash"},
+                                  {SqlValue::Text(after_household), SqlValue::Text(after_hash)}, params));
     }
     params.push_back(SqlValue::Int(limit));
     auto st = Prepare(conn,
@@ -1119,10 +1137,11 @@ absl::StatusOr<std::vector<DisclosureRow>> DisbursementRepository::ListDisclosur
       params.push_back(SqlValue::Text(program_code));
     }
     if (!after_payment.empty()) {
-      where += " AND (p.program_code, pe.id_masked, p.payment_id) > (?, ?, ?)";
-      params.push_back(SqlValue::Text(after_program));
-      params.push_back(SqlValue::Text(after_masked));
-      params.push_back(SqlValue::Text(after_payment));
+      absl::StrAppend(&where, " AND ",
+                      KeysetAfter({"p.program_code", "pe.id_masked", "p.payment_id"},
+                                  {SqlValue::Text(after_program), SqlValue::Text(after_masked),
+                                   SqlValue::Text(after_payment)},
+                                  params));
     }
     params.push_back(SqlValue::Int(limit));
     // Net of reversals that name the payment and do not bring it below zero.

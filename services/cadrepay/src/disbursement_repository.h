@@ -33,6 +33,13 @@ struct SqlValue {
 };
 using SqlRow = std::vector<SqlValue>;
 
+// The keyset condition "(c1, c2, ...) > (v1, v2, ...)" for the page after a row, spelled out as
+// "(c1 >= v1 AND (c1 > v1 OR (c1 = v1 AND (c2 > v2 OR ...))))" with its parameters appended to
+// `params`. MariaDB 10.11 does not range-scan a row-constructor comparison (EXPLAIN shows an
+// index scan from the first row), so a keyset-paged scan written that way reads every earlier
+// page again on each page: quadratic over a province.
+std::string KeysetAfter(const std::vector<std::string>& columns, const SqlRow& values, SqlRow& params);
+
 struct PersonRecord {
   std::string id_hash;    // 16 bytes
   std::string id_sealed;  // PiiProtector::Seal
