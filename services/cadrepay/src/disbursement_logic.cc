@@ -1114,7 +1114,9 @@ HashKey ToHashKey(const std::string& h) {
 // Sorted (hash, person) pairs: the join from stored hashes to the engine's person keys.
 class PersonIndex final {
  public:
+  void Reserve(size_t n) { rows_.reserve(n); }
   void Add(const std::string& hash, PersonKey key) { rows_.emplace_back(ToHashKey(hash), key); }
+  void Clear() { std::vector<std::pair<HashKey, PersonKey>>().swap(rows_); }
   void Seal() { std::sort(rows_.begin(), rows_.end()); }
   std::optional<PersonKey> Find(const std::string& hash) const {
     const HashKey k = ToHashKey(hash);
@@ -1227,7 +1229,16 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       in.programmes.push_back(std::move(e));
     }
     // Persons: stored hash -> the engine's key (the ID number, decrypted here, in memory only).
+    // Every big vector is reserved to its row count first: grown by doubling, it would hold up
+    // to three times its rows while it moves (a province: hundreds of MB).
+    const std::string period_text = period ? period->ToString() : "";
+    auto count = [&](const char* table) -> absl::StatusOr<size_t> {
+      auto n = Track(*conn, repo_.CountRows(**conn, table, request.program_code(), period_text));
+      if (!n.ok()) return n.status();
+      return static_cast<size_t>(*n);
+    };
     PersonIndex persons;
+    if (auto n = count("persons"); n.ok()) persons.Reserve(*n); else return n.status();
     int64_t unreadable = 0;
     auto s = Track(*conn, repo_.ScanPersons(**conn, [&](const PersonRecord& p) {
       auto id = pii_.Open(p.id_sealed);
@@ -1245,6 +1256,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
                                                   "their rows were left out of the run"));
     }
     int64_t orphans = 0;
+    if (auto n = count("enrolments"); n.ok()) in.enrolments.reserve(*n); else return n.status();
     s = Track(*conn, repo_.ScanEnrolments(**conn, request.program_code(), [&](const StoredEnrolment& e) {
       auto person = persons.Find(e.id_hash);
       if (!person) return void(++orphans);
@@ -1258,6 +1270,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     }));
     if (!s.ok()) return s;
     std::vector<PersonKey> cadres;
+    if (auto n = count("recipient_accounts"); n.ok()) in.recipients.reserve(*n); else return n.status();
     s = Track(*conn, repo_.ScanAccounts(**conn, [&](const DisbursementRepository::AccountRow& a) {
       auto person = persons.Find(a.id_hash);
       if (!person) return void(++orphans);
@@ -1281,7 +1294,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       in.civil_events.push_back({*person, CivilEventKind::kDeath, day});
     }));
     if (!s.ok()) return s;
-    const std::string period_text = period ? period->ToString() : "";
+    if (auto n = count("payments"); n.ok()) in.payments.reserve(*n); else return n.status();
     s = Track(*conn, repo_.ScanPayments(**conn, request.program_code(), period_text, [&](const StoredPayment& p) {
       auto person = persons.Find(p.id_hash);
       if (!person) return void(++orphans);
@@ -1298,6 +1311,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       in.payments.push_back(out);
     }));
     if (!s.ok()) return s;
+    persons.Clear();  // not needed by the engine
     if (orphans > 0) {
       warnings.push_back(absl::StrCat(orphans, " stored rows name a person whose ID number could not be read; "
                                                "they were left out of the run"));

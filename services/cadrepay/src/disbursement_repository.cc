@@ -882,6 +882,33 @@ absl::Status DisbursementRepository::InsertPayments(sql::Connection& conn,
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> DisbursementRepository::CountRows(sql::Connection& conn, const std::string& table,
+                                                         const std::string& program_code,
+                                                         const std::string& period) const {
+  const bool scoped_by_programme = table == "enrolments" || table == "payments";
+  const bool scoped_by_period = table == "payments";
+  if (!scoped_by_programme && table != "persons" && table != "recipient_accounts") {
+    return absl::InvalidArgumentError(absl::StrCat("no row count for table ", table));
+  }
+  try {
+    SqlRow params;
+    std::string where = "WHERE 1 = 1";
+    if (scoped_by_programme && !program_code.empty()) {
+      where += " AND program_code = ?";
+      params.push_back(SqlValue::Text(program_code));
+    }
+    if (scoped_by_period && !period.empty()) {
+      where += " AND period = ?";
+      params.push_back(SqlValue::Text(period));
+    }
+    auto st = Prepare(conn, absl::StrCat("SELECT COUNT(*) FROM ", table, " ", where), params);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    return rs->next() ? rs->getInt64(1) : 0;
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "count rows");
+  }
+}
+
 absl::Status DisbursementRepository::ScanPayments(sql::Connection& conn, const std::string& program_code,
                                                   const std::string& period,
                                                   const std::function<void(const StoredPayment&)>& fn) const {

@@ -165,6 +165,12 @@ class DisbursementRepository final {
                                                         const std::vector<std::string>& hashes) const;
   // Every person, in id_hash order, in pages.
   absl::Status ScanPersons(sql::Connection& conn, const std::function<void(const PersonRecord&)>& fn) const;
+  // How many rows of `table` a scan will read, for reserving memory before it (a province's
+  // check holds tens of millions of rows: a vector that grows by doubling would hold up to
+  // three times their size while it moves). `table` is one of persons, enrolments,
+  // recipient_accounts, payments; empty program_code / period: every one.
+  absl::StatusOr<int64_t> CountRows(sql::Connection& conn, const std::string& table, const std::string& program_code,
+                                    const std::string& period) const;
 
   absl::StatusOr<std::vector<ProgrammeRow>> LoadProgrammes(sql::Connection& conn) const;
   absl::Status UpsertProgrammes(sql::Connection& conn, const std::vector<ProgrammeRow>& rows) const;
