@@ -609,13 +609,16 @@ TEST_F(DisbursementLogicTest, KeysetAfterSelectsTheRowComparisonAndRangeScans) {
     }
   }
   st->execute(absl::StrCat("INSERT INTO keyset_probe VALUES ", absl::StrJoin(rows, ",")));
+  auto Bind = [](sql::PreparedStatement& ps, const SqlRow& params) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (params[i].kind == SqlValue::Kind::kInt) ps.setInt64(i + 1, params[i].i);
+      else ps.setString(i + 1, params[i].s);
+    }
+  };
   auto count_after = [&](const std::string& where, const SqlRow& params) {
     std::unique_ptr<sql::PreparedStatement> ps(
         c.prepareStatement(absl::StrCat("SELECT COUNT(*) FROM keyset_probe WHERE ", where)));
-    for (size_t i = 0; i < params.size(); ++i) {
-      if (params[i].kind == SqlValue::Kind::kInt) ps->setInt64(i + 1, params[i].i);
-      else ps->setString(i + 1, params[i].s);
-    }
+    Bind(*ps, params);
     std::unique_ptr<sql::ResultSet> rs(ps->executeQuery());
     rs->next();
     return rs->getInt64(1);
@@ -642,10 +645,7 @@ TEST_F(DisbursementLogicTest, KeysetAfterSelectsTheRowComparisonAndRangeScans) {
   auto rows_read = [&](const std::string& where, const SqlRow& params) {
     std::unique_ptr<sql::PreparedStatement> ps(c.prepareStatement(
         absl::StrCat("SELECT a, b, c FROM keyset_probe WHERE ", where, " ORDER BY a, b, c LIMIT 10")));
-    for (size_t i = 0; i < params.size(); ++i) {
-      if (params[i].kind == SqlValue::Kind::kInt) ps->setInt64(i + 1, params[i].i);
-      else ps->setString(i + 1, params[i].s);
-    }
+    Bind(*ps, params);
     const int64_t t0 = handler_reads();
     const int64_t overhead = handler_reads() - t0;
     const int64_t before = handler_reads();
