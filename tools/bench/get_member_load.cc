@@ -3,9 +3,10 @@
 //   get_member_load --target HOST:PORT --ids FILE [--clients 8] [--seconds 20] [--warmup_seconds 3] [--pii]
 //
 // Each client has its own channel (its own TCP connection) and exactly one call in flight: when a
-// call completes the next one, for a random id of FILE (one member_id a line), is issued from the
-// completion callback. Callback API: no client thread blocks per call, so the generator's own
-// cost stays small. Calls completing during the measured window are counted; any status other
+// call completes the next one, for a random id of FILE (one member_id a line), is issued at once.
+// Asynchronous API on one completion queue drained by one thread, which also issues the next
+// call: no thread hand-off per call, so the generator's own cost stays small (the callback API
+// cost 22 us of client CPU a call here). Calls completing during the measured window are counted; any status other
 // than OK (or an answer for another member) is an error. The last line is machine-readable:
 //   RESULT qps=... p50_ms=... p90_ms=... p99_ms=... max_ms=... calls=... errors=... client_cpu_s=...
 // Exit status 1 when any call failed, 2 on bad usage.
@@ -59,8 +60,8 @@ struct Shared {
 
 class Client {
  public:
-  Client(Shared& shared, std::shared_ptr<grpc::Channel> channel, uint64_t seed)
-      : shared_(shared), stub_(v1::MemberService::NewStub(channel)), rng_(seed) {
+  Client(Shared& shared, std::shared_ptr<grpc::Channel> channel, grpc::CompletionQueue* cq, uint64_t seed)
+      : shared_(shared), stub_(v1::MemberService::NewStub(channel)), cq_(cq), rng_(seed) {
     latencies_us_.reserve(1 << 18);
   }
 
@@ -70,16 +71,17 @@ class Client {
       if (--shared_.running == 0) shared_.cv.notify_all();
       return;
     }
-    // The context of the call whose callback is running (if any) is kept until the next issue.
-    previous_ = std::move(context_);
     context_ = std::make_unique<grpc::ClientContext>();
     context_->set_deadline(std::chrono::system_clock::now() + shared_.deadline);
     if (shared_.pii) context_->AddMetadata("x-grassroots-pii", "allow");
     request_.set_member_id(shared_.ids[rng_() % shared_.ids.size()]);
     response_.Clear();
     sent_ = Clock::now();
-    stub_->async()->GetMember(context_.get(), &request_, &response_, [this](grpc::Status s) { Done(s); });
+    reader_ = stub_->AsyncGetMember(context_.get(), request_, cq_);
+    reader_->Finish(&response_, &status_, this);
   }
+  // The call issued last completed (the completion queue returned this client as its tag).
+  void Done() { Done(status_); }
 
   const std::vector<uint32_t>& latencies_us() const { return latencies_us_; }
   int64_t calls() const { return calls_; }
@@ -109,9 +111,11 @@ class Client {
 
   Shared& shared_;
   std::unique_ptr<v1::MemberService::Stub> stub_;
+  grpc::CompletionQueue* cq_;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::Member>> reader_;
+  grpc::Status status_;
   std::mt19937_64 rng_;
   std::unique_ptr<grpc::ClientContext> context_;
-  std::unique_ptr<grpc::ClientContext> previous_;
   v1::GetMemberRequest request_;
   v1::Member response_;
   Clock::time_point sent_;
@@ -147,6 +151,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  grpc::CompletionQueue cq;
   std::vector<std::unique_ptr<Client>> clients;
   for (int i = 0; i < n; ++i) {
     grpc::ChannelArguments args;
@@ -156,11 +161,16 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "get_member_load: cannot connect to %s\n", absl::GetFlag(FLAGS_target).c_str());
       return 1;
     }
-    clients.push_back(std::make_unique<Client>(shared, channel, 0x9e3779b97f4a7c15ULL * (i + 1)));
+    clients.push_back(std::make_unique<Client>(shared, channel, &cq, 0x9e3779b97f4a7c15ULL * (i + 1)));
   }
 
   shared.running = n;
   for (auto& c : clients) c->Issue();
+  std::thread driver([&cq] {
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq.Next(&tag, &ok)) static_cast<Client*>(tag)->Done();
+  });
   std::this_thread::sleep_for(std::chrono::duration<double>(absl::GetFlag(FLAGS_warmup_seconds)));
   const double cpu0 = CpuSeconds();
   const auto t0 = Clock::now();
@@ -173,6 +183,8 @@ int main(int argc, char** argv) {
     std::unique_lock<std::mutex> lock(shared.mu);
     shared.cv.wait(lock, [&] { return shared.running == 0; });
   }
+  cq.Shutdown();
+  driver.join();
 
   std::vector<uint32_t> all;
   int64_t calls = 0, errors = 0;

@@ -45,15 +45,6 @@ constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
 constexpr size_t kFlushRows = 2000;
 
-// Marks the borrowed connection broken when the database went away mid-way.
-template <typename T>
-T Track(common::PooledConnection& conn, T result) {
-  absl::Status s;
-  if constexpr (std::is_same_v<T, absl::Status>) s = result; else s = result.status();
-  if (s.code() == absl::StatusCode::kUnavailable) conn.MarkBroken();
-  return result;
-}
-
 bool HexToBytes(const std::string& hex, std::string* out) {
   if (hex.size() % 2 != 0) return false;
   for (char c : hex) {

@@ -37,14 +37,6 @@ constexpr size_t kImportQueue = 2;      // batches parsed ahead of the writers
 constexpr size_t kImportWriters = 2;    // writer threads, one connection each
 constexpr int kImportAttempts = 3;      // of a batch rolled back by a lock conflict
 
-template <typename T>
-T Track(common::PooledConnection& conn, T result) {
-  absl::Status s;
-  if constexpr (std::is_same_v<T, absl::Status>) s = result; else s = result.status();
-  if (s.code() == absl::StatusCode::kUnavailable) conn.MarkBroken();
-  return result;
-}
-
 bool IsRuleCode(std::string_view code) {
   return code == "UNDER_AGE" || code == "TOO_EARLY_FOR_FULL" || code == "BEFORE_APPLICATION" ||
          code == "BACKWARDS_STEP" || code == "TOO_EARLY_FOR_TARGET" || code == "CONFLICTING_DATE";
@@ -274,28 +266,61 @@ std::vector<absl::StatusOr<v1::Member>> MemberLogic::GetMany(const std::vector<R
       deadline = std::min(deadline, reads[i].deadline);
     }
   }
-  if (ids.empty()) return out;
-  absl::StatusOr<std::vector<StoredMember>> found = absl::UnknownError("not read");
-  if (auto conn = pool_.Acquire(deadline); !conn.ok()) {
-    found = conn.status();
-  } else {
-    found = Track(*conn, repo_.FindCurrent(*conn, ids));
+  // What the cache holds is answered from it; the rest with one query, whose rows fill the cache
+  // unless their members were invalidated while it ran (generations taken before it).
+  std::unordered_map<int64_t, std::shared_ptr<const StoredMember>> by_id;
+  std::vector<std::pair<int64_t, uint64_t>> generations;
+  if (cache_ != nullptr) {
+    std::vector<int64_t> missing;
+    for (int64_t id : ids) {
+      if (auto hit = cache_->Get(id)) {
+        by_id.emplace(id, std::move(hit));
+      } else {
+        missing.push_back(id);
+        generations.emplace_back(id, cache_->Generation(id));
+      }
+    }
+    ids.swap(missing);
   }
-  std::unordered_map<int64_t, const StoredMember*> by_id;
-  if (found.ok()) {
-    for (const auto& s : *found) by_id.emplace(s.m.member_id(), &s);
+  absl::Status found = absl::OkStatus();
+  if (!ids.empty()) {
+    absl::StatusOr<std::vector<StoredMember>> rows = absl::UnknownError("not read");
+    if (auto conn = pool_.Acquire(deadline); !conn.ok()) {
+      rows = conn.status();
+    } else {
+      rows = Track(*conn, repo_.FindCurrent(*conn, ids));
+    }
+    if (rows.ok()) {
+      for (auto& s : *rows) {
+        const int64_t id = s.m.member_id();
+        by_id[id] = std::make_shared<const StoredMember>(std::move(s));
+      }
+      for (const auto& [id, generation] : generations) {
+        if (auto it = by_id.find(id); it != by_id.end()) cache_->Fill(it->second, generation);
+      }
+    } else {
+      found = rows.status();
+    }
   }
   for (size_t i = 0; i < reads.size(); ++i) {
     if (reads[i].member_id <= 0 || reads[i].deadline <= now) continue;
-    if (!found.ok()) {
-      out[i] = found.status();
-    } else if (auto it = by_id.find(reads[i].member_id); it == by_id.end()) {
-      out[i] = absl::NotFoundError(absl::StrCat("member_id: member ", reads[i].member_id, " does not exist"));
-    } else {
+    auto it = by_id.find(reads[i].member_id);
+    if (it != by_id.end()) {
       out[i] = Output(*it->second, reads[i].pii);
+    } else if (!found.ok()) {
+      out[i] = found;
+    } else {
+      out[i] = absl::NotFoundError(absl::StrCat("member_id: member ", reads[i].member_id, " does not exist"));
     }
   }
   return out;
+}
+
+std::optional<absl::StatusOr<v1::Member>> MemberLogic::GetCached(const Read& read) {
+  if (cache_ == nullptr || read.member_id <= 0) return std::nullopt;
+  auto hit = cache_->Get(read.member_id);
+  if (!hit) return std::nullopt;
+  return Output(*hit, read.pii);
 }
 
 absl::StatusOr<v1::Member> MemberLogic::FindByIdNumber(const std::string& id_number, bool pii, absl::Time deadline) {
@@ -379,6 +404,7 @@ absl::StatusOr<v1::Member> MemberLogic::Step(const v1::StepMemberRequest& reques
   pending[0].event.details = Diff(before, row.m);
   if (auto s = Track(*conn, Write(**conn, pending)); !s.ok()) return s;
   if (auto s = Track(*conn, tx.Commit()); !s.ok()) return s;
+  Invalidate({row.m.member_id()});
   return Output(row, pii);
 }
 
@@ -455,6 +481,7 @@ absl::StatusOr<v1::Member> MemberLogic::Correct(const v1::CorrectMemberRequest& 
   pending[0].event.details = details;
   if (auto s = Track(*conn, Write(**conn, pending)); !s.ok()) return s;
   if (auto s = Track(*conn, tx.Commit()); !s.ok()) return s;
+  Invalidate({row.m.member_id()});
   return Output(row, pii);
 }
 
@@ -1252,6 +1279,10 @@ struct MemberLogic::Import::State {
     auto t4 = absl::Now();
     w.t_events += absl::ToDoubleSeconds(t4 - t3);
     if (auto s = tx.Commit(); !s.ok()) return s;
+    std::vector<int64_t> changed;
+    changed.reserve(updates.size());
+    for (const StoredMember* u : updates) changed.push_back(u->m.member_id());
+    L.Invalidate(changed);
     w.t_commit += absl::ToDoubleSeconds(absl::Now() - t4);
     return absl::OkStatus();
   }

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,7 @@
 #include "grassroots/common/pii.h"
 #include "grassroots/exchange/v1/exchange.pb.h"
 #include "grassroots/membership/v1/members.pb.h"
+#include "member_cache.h"
 #include "member_repository.h"
 #include "organisation_repository.h"
 
@@ -32,6 +34,8 @@ class MemberLogic final {
 
   absl::StatusOr<v1::Member> Create(const v1::CreateMemberRequest& request, bool pii, absl::Time deadline);
   absl::StatusOr<v1::Member> Get(int64_t member_id, bool pii, absl::Time deadline);
+  // Reads go through `cache` from now on (GetMember's path; the cache must outlive this).
+  void AttachCache(MemberCache* cache) { cache_ = cache; }
   // Several reads at once (the GetMember coalescer's batch), answered by one query: one result
   // per read, in order, each as Get would answer it alone.
   struct Read {
@@ -40,6 +44,8 @@ class MemberLogic final {
     absl::Time deadline = absl::InfiniteFuture();
   };
   std::vector<absl::StatusOr<v1::Member>> GetMany(const std::vector<Read>& reads);
+  // The answer to `read` from the cache alone, or nothing (a miss: ask GetMany).
+  std::optional<absl::StatusOr<v1::Member>> GetCached(const Read& read);
   absl::StatusOr<v1::Member> FindByIdNumber(const std::string& id_number, bool pii, absl::Time deadline);
   absl::StatusOr<v1::ListMembersResponse> List(const v1::ListMembersRequest& request, bool pii, absl::Time deadline);
   absl::StatusOr<v1::Member> Step(const v1::StepMemberRequest& request, bool pii, absl::Time deadline);
@@ -78,6 +84,10 @@ class MemberLogic final {
   // Writes the rows and their events (multi-row statements) in the caller's transaction.
   absl::Status Write(sql::Connection& conn, std::vector<Pending>& pending);
   v1::Member Output(const StoredMember& s, bool pii) const;
+  // After a commit that changed these members: the cache forgets them.
+  void Invalidate(const std::vector<int64_t>& member_ids) {
+    if (cache_ != nullptr) cache_->Invalidate(member_ids);
+  }
   // A relative's ID number as the caller may see it: clear with the right (when it opens), else masked.
   std::string KinIdNumber(const KinRow& k, bool pii) const;
   absl::StatusOr<std::string> SubtreePath(sql::Connection& conn, const std::string& org_code);
@@ -88,6 +98,7 @@ class MemberLogic final {
   MemberRepository repo_;
   OrganisationRepository orgs_;
   ChangeFeedRepository feed_;
+  MemberCache* cache_ = nullptr;
 };
 
 class MemberLogic::Import final {

@@ -225,6 +225,65 @@ TEST_F(MemberLogicTest, GetManyAnswersEachReadAsGetWouldInOneBatch) {
   EXPECT_EQ(logic_->Get(missing, true, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
 }
 
+// Two replicas: this one writes without a cache; `replica` reads through a cache that follows
+// the change feed. Its own writes show at once; the other's once its follower has polled.
+TEST_F(MemberLogicTest, CachedReadsFollowEveryReplicasWrites) {
+  const std::string id = MakeId("320723", "19900101", "222");
+  const v1::Member m = Create(id, "1990-01-01");
+  common::ConnectionPool replica_pool(options_, nullptr);
+  MemberLogic replica(replica_pool, common::PiiProtector::Development(), [] { return kToday; });
+  MemberCache cache({8 << 20, absl::Hours(1)});
+  MemberCacheFollower follower(replica_pool, cache, absl::Hours(1));
+  replica.AttachCache(&cache);
+  auto read = [&] {
+    auto got = replica.Get(m.member_id(), true, kNoDeadline);
+    EXPECT_TRUE(got.ok()) << got.status();
+    return got.ok() ? *got : v1::Member();
+  };
+  EXPECT_EQ(read().status(), "applicant");  // not positioned yet: straight from the database
+  EXPECT_EQ(cache.stats().entries, 0u);
+  ASSERT_TRUE(follower.PollOnce().ok());
+  EXPECT_EQ(read().status(), "applicant");  // fills
+  const v1::Member cached = read();         // hits
+  EXPECT_EQ(cache.stats().hits, 1u);
+  EXPECT_EQ(cached.id_number(), id);  // the right to see it applies to cached records too
+  auto masked = replica.GetCached({m.member_id(), false, kNoDeadline});
+  ASSERT_TRUE(masked.has_value() && masked->ok());
+  EXPECT_EQ((*masked)->id_number(), id.substr(0, 4) + "**********" + id.substr(14));
+
+  // Written through the other replica: seen here once the follower has read the feed.
+  ASSERT_TRUE(Step(m.member_id(), "activist", "2021-01-01").ok());
+  EXPECT_EQ(read().status(), "applicant");  // within the follower's interval
+  ASSERT_TRUE(follower.PollOnce().ok());
+  EXPECT_EQ(read().status(), "activist");
+  EXPECT_EQ(read().version(), 2);
+
+  // Written through this replica: seen at once.
+  v1::StepMemberRequest step;
+  step.set_member_id(m.member_id());
+  step.set_step("development_target");
+  step.set_effective_on("2022-01-01");
+  step.set_deciding_org_code("C");
+  step.set_recorded_by("clerk");
+  ASSERT_TRUE(replica.Step(step, false, kNoDeadline).ok());
+  EXPECT_EQ(read().status(), "development_target");
+
+  // A correction through the other replica, and an import that changes the member's row.
+  v1::CorrectMemberRequest fix;
+  fix.set_member_id(m.member_id());
+  fix.set_recorded_by("clerk");
+  fix.mutable_member()->set_name("王六");
+  fix.mutable_update_mask()->add_paths("name");
+  auto corrected = logic_->Correct(fix, false, kNoDeadline);
+  ASSERT_TRUE(corrected.ok()) << corrected.status();
+  ASSERT_TRUE(follower.PollOnce().ok());
+  EXPECT_EQ(read().name(), "王六");
+  // A missing member is never cached: created elsewhere, it is found at once.
+  EXPECT_EQ(replica.Get(m.member_id() + 1, false, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+  const v1::Member later = Create(MakeId("320723", "19900101", "333"), "1990-01-01");
+  EXPECT_TRUE(replica.Get(later.member_id(), false, kNoDeadline).ok());
+}
+
 TEST_F(MemberLogicTest, CreateRefusesPreciselyAndWritesNothing) {
   v1::CreateMemberRequest r;
   r.set_recorded_by("clerk");

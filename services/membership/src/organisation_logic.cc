@@ -38,15 +38,6 @@ absl::Status CheckCodeArg(std::string_view field, const std::string& code) {
   return absl::OkStatus();
 }
 
-// Marks the borrowed connection broken when the database went away mid-way.
-template <typename T>
-T Track(common::PooledConnection& conn, T result) {
-  absl::Status s;
-  if constexpr (std::is_same_v<T, absl::Status>) s = result; else s = result.status();
-  if (s.code() == absl::StatusCode::kUnavailable) conn.MarkBroken();
-  return result;
-}
-
 const std::vector<common::CsvHeader::Column>& CsvFormat() {
   static const auto* f = new std::vector<common::CsvHeader::Column>{
       {"org_code", true},  {"name", true},          {"org_type", true},       {"org_kind", false},

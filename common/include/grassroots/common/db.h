@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -93,6 +94,18 @@ class PooledConnection final {
   std::unique_ptr<ConnectionSlot> slot_;
   bool broken_ = false;
 };
+
+// Passes `result` through, marking `conn` broken when it says the database was unreachable
+// (UNAVAILABLE): the pool then closes the connection instead of lending it again.
+template <typename T>
+T Track(PooledConnection& conn, T result) {
+  if constexpr (std::is_same_v<T, absl::Status>) {
+    if (result.code() == absl::StatusCode::kUnavailable) conn.MarkBroken();
+  } else {
+    if (result.status().code() == absl::StatusCode::kUnavailable) conn.MarkBroken();
+  }
+  return result;
+}
 
 class ConnectionPool final {
  public:

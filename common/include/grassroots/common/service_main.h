@@ -21,6 +21,13 @@ namespace grassroots::common {
 
 // What a service builds over its pool: the gRPC services and whatever they need kept alive.
 struct ServiceParts {
+  ServiceParts() = default;
+  ServiceParts(ServiceParts&&) = default;
+  ServiceParts& operator=(ServiceParts&&) = default;
+  // `owned` is released last to first: list what is used before what uses it.
+  ~ServiceParts() {
+    while (!owned.empty()) owned.pop_back();
+  }
   std::vector<std::shared_ptr<void>> owned;
   std::vector<grpc::Service*> services;
   // Optional background work (schedulers); started after the server, stopped before it.
