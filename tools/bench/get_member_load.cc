@@ -4,8 +4,8 @@
 //
 // Each client has its own channel (its own TCP connection) and exactly one call in flight: when a
 // call completes the next one, for a random id of FILE (one member_id a line), is issued at once.
-// Asynchronous API on one completion queue drained by one thread, which also issues the next
-// call: no thread hand-off per call, so the generator's own cost stays small (the callback API
+// Asynchronous API on --threads completion queues, each drained by one thread that also issues
+// its clients' next calls: no thread hand-off per call, so the generator's own cost stays small (the callback API
 // cost 22 us of client CPU a call here). Calls completing during the measured window are counted; any status other
 // than OK (or an answer for another member) is an error. The last line is machine-readable:
 //   RESULT qps=... p50_ms=... p90_ms=... p99_ms=... max_ms=... calls=... errors=... client_cpu_s=...
@@ -38,6 +38,7 @@ ABSL_FLAG(std::string, ids, "", "file of existing member ids, one a line");
 ABSL_FLAG(int, clients, 8, "concurrent clients (channels), one call in flight each");
 ABSL_FLAG(double, seconds, 20, "measured duration");
 ABSL_FLAG(double, warmup_seconds, 3, "load before the measured window, not counted");
+ABSL_FLAG(int, threads, 1, "completion queues, one thread each, the clients spread over them");
 ABSL_FLAG(int, deadline_ms, 5000, "deadline of each call");
 ABSL_FLAG(bool, pii, false, "send x-grassroots-pii: allow (clear ID numbers: the service decrypts)");
 
@@ -151,7 +152,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  grpc::CompletionQueue cq;
+  std::vector<std::unique_ptr<grpc::CompletionQueue>> cqs(std::max(1, absl::GetFlag(FLAGS_threads)));
+  for (auto& cq : cqs) cq = std::make_unique<grpc::CompletionQueue>();
   std::vector<std::unique_ptr<Client>> clients;
   for (int i = 0; i < n; ++i) {
     grpc::ChannelArguments args;
@@ -161,16 +163,20 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "get_member_load: cannot connect to %s\n", absl::GetFlag(FLAGS_target).c_str());
       return 1;
     }
-    clients.push_back(std::make_unique<Client>(shared, channel, &cq, 0x9e3779b97f4a7c15ULL * (i + 1)));
+    clients.push_back(
+        std::make_unique<Client>(shared, channel, cqs[i % cqs.size()].get(), 0x9e3779b97f4a7c15ULL * (i + 1)));
   }
 
   shared.running = n;
   for (auto& c : clients) c->Issue();
-  std::thread driver([&cq] {
-    void* tag = nullptr;
-    bool ok = false;
-    while (cq.Next(&tag, &ok)) static_cast<Client*>(tag)->Done();
-  });
+  std::vector<std::thread> drivers;
+  for (auto& cq : cqs) {
+    drivers.emplace_back([q = cq.get()] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (q->Next(&tag, &ok)) static_cast<Client*>(tag)->Done();
+    });
+  }
   std::this_thread::sleep_for(std::chrono::duration<double>(absl::GetFlag(FLAGS_warmup_seconds)));
   const double cpu0 = CpuSeconds();
   const auto t0 = Clock::now();
@@ -183,8 +189,8 @@ int main(int argc, char** argv) {
     std::unique_lock<std::mutex> lock(shared.mu);
     shared.cv.wait(lock, [&] { return shared.running == 0; });
   }
-  cq.Shutdown();
-  driver.join();
+  for (auto& cq : cqs) cq->Shutdown();
+  for (auto& t : drivers) t.join();
 
   std::vector<uint32_t> all;
   int64_t calls = 0, errors = 0;

@@ -10,10 +10,10 @@ namespace grassroots::membership {
 MemberCache::MemberCache(Options options, Clock clock)
     : options_(options), clock_(clock ? std::move(clock) : Clock([] { return absl::Now(); })) {}
 
-size_t MemberCache::SizeOf(const StoredMember& m) {
-  // The record, its strings' heap blocks and the map's slot: an estimate that errs high.
-  return sizeof(StoredMember) + m.m.SpaceUsedLong() + m.id_hash.capacity() + m.id_sealed.capacity() +
-         m.id_masked.capacity() + 96;
+size_t MemberCache::SizeOf(const CachedMember& m) {
+  // The entry, its strings' heap blocks, the shared pointer's control block, the map's slot and
+  // the eviction ring's pair: an estimate that errs high.
+  return sizeof(CachedMember) + m.record.capacity() + m.id_sealed.capacity() + 48 + 32 + 16;
 }
 
 bool MemberCache::Usable() {
@@ -21,13 +21,13 @@ bool MemberCache::Usable() {
   return absl::ToUnixNanos(clock_()) < fresh_until_ns_.load(std::memory_order_acquire);
 }
 
-std::shared_ptr<const StoredMember> MemberCache::Get(int64_t member_id) {
+std::shared_ptr<const CachedMember> MemberCache::Get(int64_t member_id) {
   if (!Usable()) {
     bypassed_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
   Shard& s = ShardOf(member_id);
-  std::shared_ptr<const StoredMember> found;
+  std::shared_ptr<const CachedMember> found;
   {
     std::lock_guard<std::mutex> lock(s.mu);
     if (auto it = s.map.find(member_id); it != s.map.end()) found = it->second.member;
@@ -59,9 +59,9 @@ void MemberCache::EvictOne(Shard& s) {
   }
 }
 
-void MemberCache::Fill(std::shared_ptr<const StoredMember> member, uint64_t generation) {
+void MemberCache::Fill(std::shared_ptr<const CachedMember> member, uint64_t generation) {
   if (!member || !Usable()) return;
-  const int64_t id = member->m.member_id();
+  const int64_t id = member->member_id;
   const size_t bytes = SizeOf(*member);
   const size_t shard_budget = options_.max_bytes / kShards;
   if (bytes > shard_budget) return;

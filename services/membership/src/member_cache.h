@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <mutex>
 #include <thread>
 #include <condition_variable>
@@ -27,9 +28,15 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "grassroots/common/db.h"
-#include "member_repository.h"
 
 namespace grassroots::membership {
+
+// A member as the cache holds it: compact (about a quarter of the parsed record's memory).
+struct CachedMember {
+  int64_t member_id = 0;
+  std::string record;     // v1::Member wire form; id_number masked, id_hash in hex, phone clear
+  std::string id_sealed;  // to open for callers with the personal-data right
+};
 
 class MemberCache final {
  public:
@@ -43,11 +50,11 @@ class MemberCache final {
   bool enabled() const { return options_.max_bytes > 0; }
 
   // The cached record of `member_id`, or null (miss, or the cache is not usable now).
-  std::shared_ptr<const StoredMember> Get(int64_t member_id);
+  std::shared_ptr<const CachedMember> Get(int64_t member_id);
   // The shard generation to pass to Fill; take it before reading the database.
   uint64_t Generation(int64_t member_id) const;
   // Caches `member` unless its shard was invalidated since `generation` or the cache is not usable.
-  void Fill(std::shared_ptr<const StoredMember> member, uint64_t generation);
+  void Fill(std::shared_ptr<const CachedMember> member, uint64_t generation);
   // Forgets these members (call after the transaction that changed them committed).
   void Invalidate(const std::vector<int64_t>& member_ids);
   // The follower caught up at `at` (its last successful poll).
@@ -64,7 +71,7 @@ class MemberCache final {
  private:
   static constexpr size_t kShards = 16;
   struct Entry {
-    std::shared_ptr<const StoredMember> member;
+    std::shared_ptr<const CachedMember> member;
     size_t bytes = 0;
     uint64_t stamp = 0;
   };
@@ -80,7 +87,7 @@ class MemberCache final {
   Shard& ShardOf(int64_t id) { return shards_[static_cast<uint64_t>(id) % kShards]; }
   const Shard& ShardOf(int64_t id) const { return shards_[static_cast<uint64_t>(id) % kShards]; }
   bool Usable();
-  static size_t SizeOf(const StoredMember& m);
+  static size_t SizeOf(const CachedMember& m);
   void EvictOne(Shard& s);  // s.mu held
 
   Options options_;

@@ -1,5 +1,6 @@
 // MemberCache: freshness, invalidation against racing fills, memory bound (no database).
 #include "member_cache.h"
+#include "grassroots/membership/v1/members.pb.h"
 
 #include <gtest/gtest.h>
 
@@ -10,15 +11,22 @@
 namespace grassroots::membership {
 namespace {
 
-std::shared_ptr<const StoredMember> Member(int64_t id, int version, const std::string& name = "张三") {
-  auto s = std::make_shared<StoredMember>();
-  s->m.set_member_id(id);
-  s->m.set_version(version);
-  s->m.set_name(name);
-  s->id_hash = std::string(16, 'h');
-  s->id_sealed = std::string(40, 's');
-  s->id_masked = "3207**********123X";
-  return s;
+std::shared_ptr<const CachedMember> Member(int64_t id, int version, const std::string& name = "张三") {
+  v1::Member m;
+  m.set_member_id(id);
+  m.set_version(version);
+  m.set_name(name);
+  m.set_id_number("3207**********123X");
+  auto c = std::make_shared<CachedMember>();
+  c->member_id = id;
+  m.SerializeToString(&c->record);
+  c->id_sealed = std::string(40, 's');
+  return c;
+}
+int Version(const std::shared_ptr<const CachedMember>& c) {
+  v1::Member m;
+  EXPECT_TRUE(m.ParseFromString(c->record));
+  return m.version();
 }
 
 struct FakeClock {
@@ -37,7 +45,7 @@ TEST(MemberCache, ServesNothingUntilTheFollowerHasCaughtUpAndStopsWhenItFallsBeh
   cache.MarkFresh(clock.now);
   cache.Fill(Member(7, 1), cache.Generation(7));
   ASSERT_NE(cache.Get(7), nullptr);
-  EXPECT_EQ(cache.Get(7)->m.version(), 1);
+  EXPECT_EQ(Version(cache.Get(7)), 1);
   clock.now += absl::Milliseconds(1999);
   EXPECT_NE(cache.Get(7), nullptr);
   clock.now += absl::Milliseconds(2);  // the follower's last success is now too old
@@ -72,7 +80,7 @@ TEST(MemberCache, AFillThatReadBeforeAnInvalidationIsRefused) {
   EXPECT_EQ(cache.stats().refused_fills, 1u);
   cache.Fill(Member(5, 2), cache.Generation(5));
   ASSERT_NE(cache.Get(5), nullptr);
-  EXPECT_EQ(cache.Get(5)->m.version(), 2);
+  EXPECT_EQ(Version(cache.Get(5)), 2);
   cache.Clear();
   EXPECT_EQ(cache.Get(5), nullptr);
 }
@@ -125,7 +133,7 @@ TEST(MemberCache, RacingReadersNeverLeaveAnOldVersionBehind) {
   });
   for (auto& t : threads) t.join();
   for (int id = 0; id < kMembers; ++id) {
-    if (auto held = cache.Get(id)) EXPECT_EQ(held->m.version(), db[id].load()) << id;
+    if (auto held = cache.Get(id)) EXPECT_EQ(Version(held), db[id].load()) << id;
   }
 }
 

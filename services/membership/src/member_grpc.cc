@@ -40,6 +40,7 @@ grpc::ServerUnaryReactor* MemberGrpc::GetMember(grpc::CallbackServerContext* ctx
     reactor->Finish(Reply(*std::move(cached), resp));
     return reactor;
   }
+  read.cache_missed = true;
   reads_.Submit(read,
                 [reactor, resp](absl::StatusOr<v1::Member> member) { reactor->Finish(Reply(std::move(member), resp)); });
   return reactor;

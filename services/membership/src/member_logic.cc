@@ -157,6 +157,30 @@ v1::Member MemberLogic::Output(const StoredMember& s, bool pii) const {
   return m;
 }
 
+std::shared_ptr<const CachedMember> MemberLogic::ToCached(const StoredMember& s) {
+  v1::Member m = s.m;
+  m.set_id_hash(absl::BytesToHexString(s.id_hash));
+  m.set_id_number(s.id_masked);
+  auto c = std::make_shared<CachedMember>();
+  c->member_id = m.member_id();
+  m.SerializeToString(&c->record);
+  c->record.shrink_to_fit();
+  c->id_sealed = s.id_sealed;
+  return c;
+}
+
+v1::Member MemberLogic::Output(const CachedMember& c, bool pii) const {
+  v1::Member m;
+  m.ParseFromString(c.record);
+  if (pii) {
+    auto clear = pii_.Open(c.id_sealed);
+    if (clear.ok()) m.set_id_number(*clear);
+  } else {
+    m.set_phone(MaskPhone(m.phone()));
+  }
+  return m;
+}
+
 absl::StatusOr<std::string> MemberLogic::SubtreePath(sql::Connection& conn, const std::string& org_code) {
   auto org = orgs_.Find(conn, org_code);
   if (!org.ok()) return org.status();
@@ -268,13 +292,16 @@ std::vector<absl::StatusOr<v1::Member>> MemberLogic::GetMany(const std::vector<R
   }
   // What the cache holds is answered from it; the rest with one query, whose rows fill the cache
   // unless their members were invalidated while it ran (generations taken before it).
-  std::unordered_map<int64_t, std::shared_ptr<const StoredMember>> by_id;
+  std::unordered_map<int64_t, std::shared_ptr<const CachedMember>> cached;
   std::vector<std::pair<int64_t, uint64_t>> generations;
   if (cache_ != nullptr) {
     std::vector<int64_t> missing;
-    for (int64_t id : ids) {
-      if (auto hit = cache_->Get(id)) {
-        by_id.emplace(id, std::move(hit));
+    std::unordered_set<int64_t> asked;
+    for (size_t i = 0; i < reads.size(); ++i) {
+      const int64_t id = reads[i].member_id;
+      if (id <= 0 || reads[i].deadline <= now || !asked.insert(id).second) continue;
+      if (auto hit = reads[i].cache_missed ? nullptr : cache_->Get(id)) {
+        cached.emplace(id, std::move(hit));
       } else {
         missing.push_back(id);
         generations.emplace_back(id, cache_->Generation(id));
@@ -282,6 +309,7 @@ std::vector<absl::StatusOr<v1::Member>> MemberLogic::GetMany(const std::vector<R
     }
     ids.swap(missing);
   }
+  std::unordered_map<int64_t, StoredMember> stored;
   absl::Status found = absl::OkStatus();
   if (!ids.empty()) {
     absl::StatusOr<std::vector<StoredMember>> rows = absl::UnknownError("not read");
@@ -293,10 +321,10 @@ std::vector<absl::StatusOr<v1::Member>> MemberLogic::GetMany(const std::vector<R
     if (rows.ok()) {
       for (auto& s : *rows) {
         const int64_t id = s.m.member_id();
-        by_id[id] = std::make_shared<const StoredMember>(std::move(s));
+        stored.emplace(id, std::move(s));
       }
       for (const auto& [id, generation] : generations) {
-        if (auto it = by_id.find(id); it != by_id.end()) cache_->Fill(it->second, generation);
+        if (auto it = stored.find(id); it != stored.end()) cache_->Fill(ToCached(it->second), generation);
       }
     } else {
       found = rows.status();
@@ -304,9 +332,10 @@ std::vector<absl::StatusOr<v1::Member>> MemberLogic::GetMany(const std::vector<R
   }
   for (size_t i = 0; i < reads.size(); ++i) {
     if (reads[i].member_id <= 0 || reads[i].deadline <= now) continue;
-    auto it = by_id.find(reads[i].member_id);
-    if (it != by_id.end()) {
-      out[i] = Output(*it->second, reads[i].pii);
+    if (auto c = cached.find(reads[i].member_id); c != cached.end()) {
+      out[i] = Output(*c->second, reads[i].pii);
+    } else if (auto it = stored.find(reads[i].member_id); it != stored.end()) {
+      out[i] = Output(it->second, reads[i].pii);
     } else if (!found.ok()) {
       out[i] = found;
     } else {

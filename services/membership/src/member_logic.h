@@ -42,6 +42,7 @@ class MemberLogic final {
     int64_t member_id = 0;
     bool pii = false;
     absl::Time deadline = absl::InfiniteFuture();
+    bool cache_missed = false;  // GetCached just missed: go straight to the database
   };
   std::vector<absl::StatusOr<v1::Member>> GetMany(const std::vector<Read>& reads);
   // The answer to `read` from the cache alone, or nothing (a miss: ask GetMany).
@@ -84,6 +85,8 @@ class MemberLogic final {
   // Writes the rows and their events (multi-row statements) in the caller's transaction.
   absl::Status Write(sql::Connection& conn, std::vector<Pending>& pending);
   v1::Member Output(const StoredMember& s, bool pii) const;
+  v1::Member Output(const CachedMember& c, bool pii) const;
+  static std::shared_ptr<const CachedMember> ToCached(const StoredMember& s);
   // After a commit that changed these members: the cache forgets them.
   void Invalidate(const std::vector<int64_t>& member_ids) {
     if (cache_ != nullptr) cache_->Invalidate(member_ids);

@@ -247,9 +247,12 @@ TEST_F(MemberLogicTest, CachedReadsFollowEveryReplicasWrites) {
   const v1::Member cached = read();         // hits
   EXPECT_EQ(cache.stats().hits, 1u);
   EXPECT_EQ(cached.id_number(), id);  // the right to see it applies to cached records too
+  // A cached answer is exactly the database's, with and without the right.
+  EXPECT_EQ(cached.DebugString(), logic_->Get(m.member_id(), true, kNoDeadline)->DebugString());
   auto masked = replica.GetCached({m.member_id(), false, kNoDeadline});
   ASSERT_TRUE(masked.has_value() && masked->ok());
   EXPECT_EQ((*masked)->id_number(), id.substr(0, 4) + "**********" + id.substr(14));
+  EXPECT_EQ((*masked)->DebugString(), logic_->Get(m.member_id(), false, kNoDeadline)->DebugString());
 
   // Written through the other replica: seen here once the follower has read the feed.
   ASSERT_TRUE(Step(m.member_id(), "activist", "2021-01-01").ok());
@@ -274,10 +277,17 @@ TEST_F(MemberLogicTest, CachedReadsFollowEveryReplicasWrites) {
   fix.set_recorded_by("clerk");
   fix.mutable_member()->set_name("王六");
   fix.mutable_update_mask()->add_paths("name");
+  fix.mutable_member()->set_phone("13912345678");
+  fix.mutable_update_mask()->add_paths("phone");
   auto corrected = logic_->Correct(fix, false, kNoDeadline);
   ASSERT_TRUE(corrected.ok()) << corrected.status();
   ASSERT_TRUE(follower.PollOnce().ok());
   EXPECT_EQ(read().name(), "王六");
+  EXPECT_EQ(read().phone(), "13912345678");
+  auto phone_masked = replica.GetCached({m.member_id(), false, kNoDeadline});
+  ASSERT_TRUE(phone_masked.has_value() && phone_masked->ok());
+  EXPECT_EQ((*phone_masked)->phone(), "139****5678");
+  EXPECT_EQ((*phone_masked)->DebugString(), logic_->Get(m.member_id(), false, kNoDeadline)->DebugString());
   // A missing member is never cached: created elsewhere, it is found at once.
   EXPECT_EQ(replica.Get(m.member_id() + 1, false, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
   const v1::Member later = Create(MakeId("320723", "19900101", "333"), "1990-01-01");
