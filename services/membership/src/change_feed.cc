@@ -114,14 +114,16 @@ absl::Status ChangeFeedRepository::AppendKin(sql::Connection& conn, const std::s
 }
 
 absl::StatusOr<std::vector<std::pair<int64_t, int64_t>>> ChangeFeedRepository::MemberChangesAfter(
-    sql::Connection& conn, int64_t after, int limit) const {
+    sql::Connection& conn, int64_t after, int64_t upto, int limit) const {
   try {
-    // Sequence numbers become visible in order (n + 1 is handed out only after n committed), so
-    // the highest one read is a safe cursor.
+    // A member's first event is left out: no reader can
+    // hold a member before it exists (member ids are never reused), so there is nothing to forget.
     std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
-        "SELECT change_seq, member_id FROM member_events WHERE change_seq > ? ORDER BY change_seq LIMIT ?"));
+        "SELECT change_seq, member_id FROM member_events WHERE change_seq > ? AND change_seq <= ? "
+        "AND version > 1 ORDER BY change_seq LIMIT ?"));
     st->setInt64(1, after);
-    st->setInt(2, limit);
+    st->setInt64(2, upto);
+    st->setInt(3, limit);
     std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
     std::vector<std::pair<int64_t, int64_t>> out;
     while (rs->next()) out.emplace_back(rs->getInt64(1), rs->getInt64(2));

@@ -46,10 +46,11 @@ class ChangeFeedRepository final {
   absl::Status AppendKin(sql::Connection& conn, const std::string& kind, int64_t member_id, int64_t kin_member_id,
                          const std::string& relation, const std::string& source,
                          const std::string& recorded_by) const;
-  // Which members changed after `after`: (change_seq, member_id) of member events with
-  // change_seq > after, in sequence order, at most limit (the member cache's follower).
+  // Which existing members changed in (after, upto]: (change_seq, member_id) of member events
+  // other than a member's first, in sequence order, at most limit (the member cache's follower;
+  // `upto` a LastCommitted() read before, so every number up to it is committed).
   absl::StatusOr<std::vector<std::pair<int64_t, int64_t>>> MemberChangesAfter(sql::Connection& conn, int64_t after,
-                                                                              int limit) const;
+                                                                              int64_t upto, int limit) const;
   // Changes with seq > after, in sequence order, at most limit.
   absl::StatusOr<std::vector<v1::Change>> Read(sql::Connection& conn, int64_t after, int limit) const;
 };

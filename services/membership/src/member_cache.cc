@@ -140,26 +140,26 @@ absl::Status MemberCacheFollower::PollOnce() {
   auto conn = pool_.Acquire(started + absl::Seconds(5));
   if (!conn.ok()) return conn.status();
   ChangeFeedRepository feed;
+  // Every number up to the last committed one is committed (n + 1 is handed out only after the
+  // transaction holding n committed): that is how far this poll can vouch for.
+  auto last = common::Track(*conn, feed.LastCommitted(**conn));
+  if (!last.ok()) return last.status();
   if (cursor_ < 0) {
-    auto last = common::Track(*conn, feed.LastCommitted(**conn));
-    if (!last.ok()) return last.status();
-    cursor_ = *last;
     cache_.Clear();  // nothing cached before this point can be vouched for
   } else {
     constexpr int kPage = 5000;
-    for (;;) {
-      auto changed = common::Track(*conn, feed.MemberChangesAfter(**conn, cursor_, kPage));
+    while (cursor_ < *last) {
+      auto changed = common::Track(*conn, feed.MemberChangesAfter(**conn, cursor_, *last, kPage));
       if (!changed.ok()) return changed.status();
       std::vector<int64_t> ids;
       ids.reserve(changed->size());
-      for (const auto& [seq, member_id] : *changed) {
-        ids.push_back(member_id);
-        cursor_ = seq;
-      }
+      for (const auto& [seq, member_id] : *changed) ids.push_back(member_id);
       cache_.Invalidate(ids);
       if (changed->size() < static_cast<size_t>(kPage)) break;
+      cursor_ = changed->back().first;
     }
   }
+  cursor_ = *last;
   cache_.MarkFresh(started);
   return absl::OkStatus();
 }

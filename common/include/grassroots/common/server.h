@@ -52,8 +52,9 @@ struct ServerOptions {
   absl::Duration probe_interval = absl::Seconds(1);
   absl::Duration drain_timeout = absl::Seconds(10);
   int max_receive_message_bytes = 16 * 1024 * 1024;
-  // Threads polling for synchronous-API calls (each runs the handler of the call it picked).
-  int sync_min_pollers = 8;
+  // Threads polling for synchronous-API calls (each runs the handler of the call it picked);
+  // gRPC adds threads up to the maximum while handlers are busy (server.cc has the figures).
+  int sync_min_pollers = 2;
   int sync_max_pollers = 16;
 };
 
