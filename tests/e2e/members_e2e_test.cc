@@ -1,16 +1,21 @@
 // End to end: the member registry through the gateway (CLI over gRPC, HTTP/JSON).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "grassroots/membership/v1/members.grpc.pb.h"
 #include "http_client.h"
 #include "process.h"
 #include "suite.h"
 
 namespace grassroots::testing {
 namespace {
+
+namespace mv1 = grassroots::membership::v1;
 
 std::string Id(const std::string& seventeen) {
   static const int kWeights[] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
@@ -107,6 +112,84 @@ TEST(MembersE2E, ImportRefusesBadRowsExportsMaskedAndReportsTypeFit) {
   r = Http("GET", s.http_port(), "/v1/changes?afterSeq=999999999");
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_NE(r.body.find("\"code\":11"), std::string::npos) << r.body;
+}
+
+
+// Two membership replicas on one database, each with its member cache: what one writes the other
+// answers within its follow interval, what a replica writes itself it answers at once, and the
+// cache's series are on /metrics.
+TEST(MembersE2E, ReplicasSeeEachOthersWritesThroughTheirCaches) {
+  Suite& s = Suite::Get();
+  s.EnsureBaseTree();
+  const int grpc_port = FreePort(), metrics_port = FreePort();
+  const std::string log = s.dir() + "/membership-replica.log";
+  Process replica("membership",
+                  {"serve", "--listen_host=127.0.0.1", absl::StrCat("--grpc_port=", grpc_port),
+                   absl::StrCat("--metrics_port=", metrics_port), "--member_cache_refresh_ms=100"},
+                  s.DbEnv("membership"), log);
+  const std::string address = absl::StrCat("127.0.0.1:", grpc_port);
+  ASSERT_TRUE(Suite::WaitHealthy(address, 30)) << ReadFile(log);
+  auto a = mv1::MemberService::NewStub(s.Channel("membership"));
+  auto b = mv1::MemberService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+
+  mv1::CreateMemberRequest create;
+  create.set_recorded_by("e2e");
+  mv1::Member* m = create.mutable_member();
+  m->set_id_number(IdNumber("32072319850305771"));
+  m->set_name("赵一");
+  m->set_gender("F");
+  m->set_birth_date("1985-03-05");
+  m->set_org_code("E2E-V");
+  m->set_status("applicant");
+  m->set_applied_on("2020-01-01");
+  mv1::Member created;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(a->CreateMember(&ctx, create, &created).ok());
+  }
+  auto get = [&](mv1::MemberService::Stub& stub) {
+    grpc::ClientContext ctx;
+    mv1::GetMemberRequest r;
+    r.set_member_id(created.member_id());
+    mv1::Member out;
+    grpc::Status st = stub.GetMember(&ctx, r, &out);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return out;
+  };
+  auto step = [&](mv1::MemberService::Stub& stub, const std::string& to, const std::string& on) {
+    grpc::ClientContext ctx;
+    mv1::StepMemberRequest r;
+    r.set_member_id(created.member_id());
+    r.set_step(to);
+    r.set_effective_on(on);
+    r.set_deciding_org_code("E2E-V");
+    r.set_recorded_by("e2e");
+    mv1::Member out;
+    grpc::Status st = stub.StepMember(&ctx, r, &out);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+  };
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(get(*b).status(), "applicant");  // read, then from the cache
+
+  step(*a, "activist", "2021-01-01");  // written through the other replica
+  const auto written = std::chrono::steady_clock::now();
+  std::string seen;
+  while (std::chrono::steady_clock::now() - written < std::chrono::seconds(5)) {
+    seen = get(*b).status();
+    if (seen == "activist") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(seen, "activist");
+  EXPECT_LT(std::chrono::steady_clock::now() - written, std::chrono::seconds(2)) << "beyond the staleness bound";
+
+  step(*b, "development_target", "2022-01-01");  // written through this replica: at once
+  EXPECT_EQ(get(*b).status(), "development_target");
+  EXPECT_EQ(get(*b).version(), 3);
+
+  const std::string metrics = Http("GET", metrics_port, "/metrics").body;
+  EXPECT_NE(metrics.find("membership_member_cache_lookups_total{result=\"hit\"}"), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("membership_member_cache_lookups_total{result=\"hit\"} 0\n"), std::string::npos)
+      << "no read was answered from the cache";
+  EXPECT_EQ(replica.Terminate(), 0) << ReadFile(log);
 }
 
 }  // namespace
