@@ -770,7 +770,8 @@ absl::Status MemberLogic::Export(const std::string& org_code, bool pii,
 //   3. the change-feed lock (every writer of members takes it first, so what is read next cannot
 //      change before the commit); the skipped rows' members read FOR UPDATE, compared, checked
 //      against the lifecycle and overwritten where the file changes them;
-//   4. the batch's events, numbered in the feed, loaded; commit.
+//   4. the batch's events, numbered in the feed, stored (the new members' "created" events
+//      compactly, a few rows of member_created_events; the others loaded into member_events); commit.
 // Step 2 runs outside the lock, so one writer's member load overlaps the other's events and
 // commit. A lock conflict (deadlock with a concurrent writer of the same member) rolls the
 // batch back and runs it again. Memory stays bounded by the queue (plus the file's hash set,
@@ -1163,14 +1164,14 @@ struct MemberLogic::Import::State {
       }
     }
     w.expect_registered = 2 * (n - static_cast<int64_t>(std::count(is_new.begin(), is_new.end(), true))) > n;
-    std::vector<EventRow> events;
-    events.reserve(rows.size());
+    std::vector<EventRow> created, events;
+    created.reserve(rows.size());
     std::vector<const StoredMember*> updates;
     for (int64_t i = 0; i < n; ++i) {
       const Row& r = *rows[i];
       if (is_new[i]) {
         const v1::Member& m = *r.m;
-        EventRow e;
+        EventRow& e = created.emplace_back();
         e.member_id = m.member_id();
         e.version = 1;
         e.kind = "created";
@@ -1180,7 +1181,6 @@ struct MemberLogic::Import::State {
         e.deciding_org = m.org_code();
         e.recorded_by = recorded_by;
         e.details = CompactCreatedDetails(m);
-        events.push_back(std::move(e));
         delta.set_inserted(delta.inserted() + 1);
         continue;
       }
@@ -1242,11 +1242,14 @@ struct MemberLogic::Import::State {
     if (auto s = L.repo_.UpdateMembers(db, updates); !s.ok()) return s;
     auto t3 = absl::Now();
     w.t_existing += absl::ToDoubleSeconds(t3 - t2);
-    // 4. The events, numbered in the feed in the order of the file.
-    if (!events.empty()) {
-      auto seq = L.feed_.Reserve(db, static_cast<int64_t>(events.size()));
+    // 4. The events, numbered in the feed: the new members' (in the order of the file, stored
+    // compactly), then the registered members' (in the order of the file, one row each).
+    if (!created.empty() || !events.empty()) {
+      auto seq = L.feed_.Reserve(db, static_cast<int64_t>(created.size() + events.size()));
       if (!seq.ok()) return seq.status();
+      for (auto& e : created) e.change_seq = (*seq)++;
       for (auto& e : events) e.change_seq = (*seq)++;
+      if (auto s = L.repo_.InsertCreatedEvents(db, created); !s.ok()) return s;
       if (auto s = L.repo_.LoadEvents(db, events, *w.pipe); !s.ok()) return s;
     }
     auto t4 = absl::Now();
