@@ -780,6 +780,68 @@ TEST(KinChangesMigration, BackfillsRecordedRelationsOnce) {
   grassroots::testing::DropSchema(options);
 }
 
+// V005 on a registry with members: every record kept as it was, member_id no longer
+// AUTO_INCREMENT (so concurrent LOAD DATA into members takes no table lock), the unread
+// timestamps gone, the indexes the same, and member_created_events empty.
+TEST(CreatedEventsMigration, KeepsEveryMemberAndDropsAutoIncrement) {
+  const common::DbOptions options = grassroots::testing::TestDb("mem5");
+  grassroots::testing::DropSchema(options);
+  const auto& all = generated::membership_migrations();
+  std::vector<common::Migration> before;
+  for (const auto& m : all) {
+    if (m.version < 5) before.push_back(m);
+  }
+  ASSERT_TRUE(common::ApplyMigrations(options, before).ok());
+  const char kRows[] =
+      "SELECT GROUP_CONCAT(CONCAT_WS('|', member_id, HEX(id_hash), HEX(id_sealed), id_masked, name, gender, "
+      "ethnicity, birth_date, education, occupation, phone, org_code, status, applied_on, activist_on, target_on, "
+      "joined_on, full_on, extension_months, exited_on, monthly_income_fen, is_mobile, version) ORDER BY member_id) "
+      "FROM members";
+  std::string rows;
+  {
+    auto conn = common::OpenConnection(options);
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+    st->execute(
+        "INSERT INTO members (member_id, id_hash, id_sealed, id_masked, name, gender, ethnicity, birth_date, "
+        "education, occupation, phone, org_code, status, applied_on, activist_on, target_on, joined_on, full_on, "
+        "extension_months, exited_on, monthly_income_fen, is_mobile, version) VALUES "
+        "(1, X'00112233445566778899AABBCCDDEEFF', X'01AB', '3207**********123X', '张三', 'M', '汉族', '1980-01-15', "
+        "'college', '农民', '13812345678', 'B1', 'full', '2019-03-01', '2019-04-01', '2019-05-01', '2020-05-01', "
+        "'2021-05-01', 6, NULL, 120000, 1, 4), "
+        "(7, X'FF112233445566778899AABBCCDDEEFF', X'01CD', '3207**********4567', '李四', 'F', NULL, '1990-02-01', "
+        "NULL, NULL, NULL, 'G1', 'applicant', NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, 1)");
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery(kRows));
+    ASSERT_TRUE(rs->next());
+    rows = rs->getString(1);
+  }
+  ASSERT_TRUE(common::ApplyMigrations(options, all).ok());
+  auto conn = common::OpenConnection(options);
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+  std::unique_ptr<sql::ResultSet> rs(st->executeQuery(kRows));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(std::string(rs->getString(1)), rows);
+  rs.reset(st->executeQuery(
+      "SELECT GROUP_CONCAT(CONCAT(column_name, ':', extra) ORDER BY column_name) FROM information_schema.columns "
+      "WHERE table_schema = DATABASE() AND table_name = 'members' AND (extra LIKE '%auto_increment%' OR "
+      "column_name IN ('created_at', 'updated_at'))"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_TRUE(rs->isNull(1)) << rs->getString(1);
+  rs.reset(st->executeQuery(
+      "SELECT GROUP_CONCAT(DISTINCT CONCAT(index_name, ':', non_unique) ORDER BY index_name) "
+      "FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = 'members'"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(std::string(rs->getString(1)), "idx_members_org_status:1,PRIMARY:0,uk_members_id_hash:0");
+  rs.reset(st->executeQuery("SELECT COUNT(*) FROM member_created_events"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(rs->getInt64(1), 0);
+  rs.reset();
+  st.reset();
+  conn->reset();
+  grassroots::testing::DropSchema(options);
+}
+
 TEST_F(MemberLogicTest, KinChangesInterleaveWithMemberChangesInCommitOrder) {
   std::vector<v1::Member> people;
   for (int i = 0; i < 8; ++i) people.push_back(Create(MakeId("320723", "19700101", absl::StrCat(300 + i)), "1970-01-01"));
