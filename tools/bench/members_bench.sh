@@ -43,7 +43,7 @@ DBPID=$(cat "$("${SQL[@]}" -N -e 'SELECT @@pid_file')" 2>/dev/null || true)
 cpu() { [ -n "$1" ] && awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat" || echo 0; }
 c_svc0=$(cpu $SVC); c_db0=$(cpu "$DBPID")
 if [ -n "${BENCH_PERF:-}" ]; then
-  perf record -g -o "$BENCH_PERF.svc" -p $SVC 2>/dev/null & P1=$!
+  perf record ${BENCH_PERF_SVC_ARGS:--g} -o "$BENCH_PERF.svc" -p $SVC 2>/dev/null & P1=$!
   perf record -g -o "$BENCH_PERF.db" -p "$DBPID" 2>/dev/null & P2=$!
   sleep 0.5
 fi

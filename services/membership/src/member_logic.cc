@@ -131,7 +131,7 @@ struct Hash16 {
 struct Hash16Hasher {
   size_t operator()(const Hash16& h) const { return h.a ^ (h.b * 0x9E3779B97F4A7C15ull); }
 };
-Hash16 ToHash16(const std::string& s) {
+Hash16 ToHash16(std::string_view s) {
   Hash16 h;
   std::memcpy(&h.a, s.data(), 8);
   std::memcpy(&h.b, s.data() + 8, 8);
@@ -777,12 +777,18 @@ absl::Status MemberLogic::Export(const std::string& org_code, bool pii,
 // batch back and runs it again. Memory stays bounded by the queue (plus the file's hash set,
 // needed for DUPLICATE_IN_FILE). Writers keep their own counters and errors; Finish merges them.
 struct MemberLogic::Import::State {
+  // The keyed hash, sealed and masked ID number of a row, in place: no allocation per row
+  // (the parser allocates, a writer frees: the slow path of malloc).
+  static constexpr size_t kIdLength = 18;  // a normalised ID number
   struct Row {
     int64_t line = 0;
     v1::Member* m = nullptr;  // on the batch's arena; id_number normalised
-    std::string hash;         // 16 bytes
-    std::string sealed;       // prepared here, off the writers, for the (usual) new member
-    std::string masked;
+    std::array<char, common::PiiProtector::kHashBytes> hash_bytes;
+    std::array<char, common::PiiProtector::SealedSize(kIdLength)> sealed_bytes;  // prepared here, off the writers
+    std::array<char, kIdLength> masked_bytes;
+    std::string_view hash() const { return {hash_bytes.data(), hash_bytes.size()}; }
+    std::string_view sealed() const { return {sealed_bytes.data(), sealed_bytes.size()}; }
+    std::string_view masked() const { return {masked_bytes.data(), masked_bytes.size()}; }
   };
   struct Batch {
     std::unique_ptr<google::protobuf::Arena> arena;
@@ -914,8 +920,8 @@ struct MemberLogic::Import::State {
     const bool id_ok = std::none_of(v.begin(), v.end(), [](const Violation& x) { return x.field == "id_number"; });
     if (id_ok) {
       // An ID number seen before is refused whatever else is wrong with either row.
-      row.hash = logic->pii_.Hash(m.id_number());
-      auto [it, inserted] = seen.emplace(ToHash16(row.hash), line);
+      logic->pii_.HashTo(m.id_number(), row.hash_bytes.data());
+      auto [it, inserted] = seen.emplace(ToHash16(row.hash()), line);
       if (!inserted) {
         v.push_back({"id_number", "DUPLICATE_IN_FILE",
                      absl::StrCat("the same ID number already appears on line ", it->second, "; this row is refused")});
@@ -930,8 +936,10 @@ struct MemberLogic::Import::State {
     row.m = &m;
     // What a new member needs, computed here so that the writers only talk to the database
     // (re-imports pay for a seal they do not use: about a microsecond a row).
-    row.sealed = logic->pii_.Seal(m.id_number());
-    row.masked = common::MaskIdNumber(m.id_number());
+    // NormaliseMember took only ID numbers of kIdLength characters.
+    logic->pii_.SealTo(m.id_number(), row.sealed_bytes.data());
+    const std::string masked = common::MaskIdNumber(m.id_number());
+    std::memcpy(row.masked_bytes.data(), masked.data(), kIdLength);
     m.clear_id_number();  // the clear number goes no further than this thread
     batch.rows.push_back(std::move(row));
     if (batch.rows.size() >= kImportBatch) Hand();
@@ -1093,14 +1101,14 @@ struct MemberLogic::Import::State {
       if (auto s = L.feed_.Lock(db); !s.ok()) return s;
       std::vector<std::string> hashes;
       hashes.reserve(rows.size());
-      for (const Row* r : rows) hashes.push_back(r->hash);
+      for (const Row* r : rows) hashes.emplace_back(r->hash());
       auto got = L.repo_.FindByHashes(db, hashes, /*for_update=*/false);
       if (!got.ok()) return got.status();
       for (auto& m : *got) {
         registered.push_back(std::move(m));
         by_hash.emplace(registered.back().id_hash, &registered.back());
       }
-      for (int64_t i = 0; i < n; ++i) is_new[i] = !by_hash.contains(rows[i]->hash);
+      for (int64_t i = 0; i < n; ++i) is_new[i] = !by_hash.contains(rows[i]->hash());
       t1 = absl::Now();
       w.t_lock += absl::ToDoubleSeconds(t1 - t0);
     }
@@ -1117,7 +1125,7 @@ struct MemberLogic::Import::State {
       m.set_member_id(*first + i);
       m.set_version(1);
       if (IsExitStatus(m.status())) m.set_exited_on(today_s);
-      load.push_back({&m, r.hash, r.sealed, r.masked});
+      load.push_back({&m, r.hash(), r.sealed(), r.masked()});
       loaded_index.push_back(i);
     }
     auto loaded = L.repo_.LoadNewMembers(db, load, *w.pipe);
@@ -1148,7 +1156,7 @@ struct MemberLogic::Import::State {
     }
     std::vector<std::string> hashes;
     for (int64_t i = 0; i < n; ++i) {
-      if (!is_new[i] && !by_hash.contains(rows[i]->hash)) hashes.push_back(rows[i]->hash);
+      if (!is_new[i] && !by_hash.contains(rows[i]->hash())) hashes.emplace_back(rows[i]->hash());
     }
     if (!hashes.empty()) {
       // Rows the load skipped (the snapshot may predate the lock: read them FOR UPDATE).
@@ -1184,7 +1192,7 @@ struct MemberLogic::Import::State {
         delta.set_inserted(delta.inserted() + 1);
         continue;
       }
-      StoredMember& cur = *by_hash.at(r.hash);
+      StoredMember& cur = *by_hash.at(r.hash());
       if (SameFileFacts(cur.m, *r.m)) {
         delta.set_unchanged(delta.unchanged() + 1);
         continue;
