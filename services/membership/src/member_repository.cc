@@ -429,6 +429,9 @@ void Tsv(std::string& out, std::string_view v) {
 void OptTsv(std::string& out, std::string_view v) {
   if (v.empty()) out += "\\N"; else Tsv(out, v);
 }
+void OptRaw(std::string& out, std::string_view v) {
+  if (v.empty()) out += "\\N"; else out += v;
+}
 
 std::string SqlPath(const std::string& path) {
   std::string out = "'";
@@ -520,34 +523,36 @@ absl::StatusOr<LoadResult> MemberRepository::LoadNewMembers(sql::Connection& con
     if (m.version() != 1 || !m.activist_on().empty() || !m.target_on().empty() || m.extension_months() != 0) {
       return absl::InternalError("write members: a new member has version 1 and no lifecycle step yet");
     }
+    // Free text and binary values escaped; the validated ones (masked number, codes, digits,
+    // dates) hold no tab, newline, backslash or NUL and go as they are.
     Int(data, m.member_id());
     data += '\t';
     Tsv(data, r.id_hash);
     data += '\t';
     Tsv(data, r.id_sealed);
     data += '\t';
-    Tsv(data, r.id_masked);
+    data += r.id_masked;
     data += '\t';
     Tsv(data, m.name());
     data += '\t';
-    Tsv(data, m.gender());
+    data += m.gender();
     data += '\t';
     OptTsv(data, m.ethnicity());
     data += '\t';
-    Tsv(data, m.birth_date());
+    data += m.birth_date();
     data += '\t';
-    OptTsv(data, m.education());
+    OptRaw(data, m.education());
     data += '\t';
     OptTsv(data, m.occupation());
     data += '\t';
-    OptTsv(data, m.phone());
+    OptRaw(data, m.phone());
     data += '\t';
-    Tsv(data, m.org_code());
+    data += m.org_code();
     data += '\t';
-    Tsv(data, m.status());
+    data += m.status();
     for (const std::string* d : {&m.applied_on(), &m.joined_on(), &m.full_on(), &m.exited_on()}) {
       data += '\t';
-      OptTsv(data, *d);
+      OptRaw(data, *d);
     }
     data += '\t';
     if (m.has_monthly_income_fen()) Int(data, m.monthly_income_fen()); else data += "\\N";
