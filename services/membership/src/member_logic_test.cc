@@ -602,6 +602,13 @@ TEST(CreatedEvents, EncodeDecodeRoundTripAndRefuseMalformed) {
     EXPECT_EQ(out[i].deciding_org, "B1");
   }
   out.clear();
+  ASSERT_TRUE(DecodeCreatedEvents(blob, 10, 12, "r", out, 102).ok());  // one member's only
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].change_seq, 11);
+  EXPECT_EQ(out[0].details, in[1].details);
+  out.clear();
+  EXPECT_EQ(DecodeCreatedEvents(blob, 10, 13, "r", out, 102).code(), absl::StatusCode::kDataLoss);
+  out.clear();
   EXPECT_EQ(DecodeCreatedEvents(blob, 10, 13, "r", out).code(), absl::StatusCode::kDataLoss);  // a number missing
   out.clear();
   EXPECT_EQ(DecodeCreatedEvents(blob.substr(0, blob.size() - 1), 10, 12, "r", out).code(),

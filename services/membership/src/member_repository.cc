@@ -693,7 +693,8 @@ void EncodeCreatedEvents(const EventRow* begin, const EventRow* end, std::string
 }
 
 absl::Status DecodeCreatedEvents(std::string_view blob, int64_t first_seq, int64_t last_seq,
-                                 const std::string& recorded_by, std::vector<EventRow>& out) {
+                                 const std::string& recorded_by, std::vector<EventRow>& out,
+                                 int64_t only_member_id) {
   const auto bad = [] { return absl::DataLossError("member_created_events: a malformed row"); };
   size_t pos = 0;
   const auto next = [&](std::string_view& field) {
@@ -714,6 +715,10 @@ absl::Status DecodeCreatedEvents(std::string_view blob, int64_t first_seq, int64
       return bad();
     }
     e.change_seq = seq++;
+    if (only_member_id != 0 && e.member_id != only_member_id) {
+      pos += n;
+      continue;
+    }
     e.version = 1;
     e.kind = "created";
     e.status_after = std::string(status);
@@ -775,7 +780,8 @@ absl::StatusOr<std::optional<EventRow>> MemberRepository::FindCreatedEvent(sql::
     std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
     if (!rs->next() || rs->getInt64(3) < member_id) return std::optional<EventRow>();
     std::vector<EventRow> events;
-    if (auto s = DecodeCreatedEvents(Str(*rs, 5), rs->getInt64(1), rs->getInt64(2), Str(*rs, 4), events); !s.ok()) {
+    if (auto s = DecodeCreatedEvents(Str(*rs, 5), rs->getInt64(1), rs->getInt64(2), Str(*rs, 4), events, member_id);
+        !s.ok()) {
       return s;
     }
     for (auto& e : events) {

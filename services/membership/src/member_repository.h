@@ -87,8 +87,10 @@ std::string DetailsJson(std::string_view stored);
 // stored, for DetailsJson). Decode fails on anything malformed.
 inline constexpr size_t kCreatedEventsPerRow = 500;
 void EncodeCreatedEvents(const EventRow* begin, const EventRow* end, std::string& out);
+// With only_member_id, only that member's event is added (the others are checked and skipped).
 absl::Status DecodeCreatedEvents(std::string_view blob, int64_t first_seq, int64_t last_seq,
-                                 const std::string& recorded_by, std::vector<EventRow>& out);
+                                 const std::string& recorded_by, std::vector<EventRow>& out,
+                                 int64_t only_member_id = 0);
 
 // The pipe through which LOAD DATA LOCAL INFILE reads what the import writes: a named pipe
 // (mode 0600) in a private directory (mode 0700) made under $TMPDIR (default /tmp), both removed
