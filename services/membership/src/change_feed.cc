@@ -233,15 +233,7 @@ absl::StatusOr<std::vector<v1::Change>> ChangeFeedRepository::Read(sql::Connecti
             if (row.change_seq <= after) continue;
             if (static_cast<int>(created.size()) == limit) break;
             v1::MemberEvent e;
-            e.set_change_seq(row.change_seq);
-            e.set_member_id(row.member_id);
-            e.set_version(row.version);
-            e.set_kind(row.kind);
-            e.set_status_after(row.status_after);
-            e.set_org_code(row.org_code);
-            e.set_effective_on(row.effective_on);
-            e.set_deciding_org_code(row.deciding_org);
-            e.set_recorded_by(row.recorded_by);
+            ToMemberEvent(row, e);
             e.set_recorded_at(recorded_at);
             e.set_details(DetailsJson(row.details));
             created.push_back(MemberChange(e, hashes[row.member_id]));

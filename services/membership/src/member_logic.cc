@@ -468,19 +468,7 @@ absl::StatusOr<v1::ListMemberEventsResponse> MemberLogic::Events(int64_t member_
   if (!events.ok()) return events.status();
   if (events->empty()) return absl::NotFoundError(absl::StrCat("member_id: member ", member_id, " does not exist"));
   v1::ListMemberEventsResponse out;
-  for (const auto& e : *events) {
-    auto* x = out.add_events();
-    x->set_change_seq(e.change_seq);
-    x->set_member_id(e.member_id);
-    x->set_version(e.version);
-    x->set_kind(e.kind);
-    x->set_status_after(e.status_after);
-    x->set_org_code(e.org_code);
-    x->set_effective_on(e.effective_on);
-    x->set_deciding_org_code(e.deciding_org);
-    x->set_recorded_by(e.recorded_by);
-    x->set_details(e.details);
-  }
+  for (const auto& e : *events) ToMemberEvent(e, *out.add_events());
   return out;
 }
 

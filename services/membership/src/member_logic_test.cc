@@ -752,16 +752,21 @@ TEST_F(MemberLogicTest, KinByIdAndHash) {
   EXPECT_EQ(k.recorded_by(), "clerk");
 }
 
+// A fresh schema with the migrations below `version` applied.
+void ApplyMigrationsBefore(const common::DbOptions& options, int version) {
+  grassroots::testing::DropSchema(options);
+  std::vector<common::Migration> before;
+  for (const auto& m : generated::membership_migrations()) {
+    if (m.version < version) before.push_back(m);
+  }
+  ASSERT_TRUE(common::ApplyMigrations(options, before).ok());
+}
+
 // Relations recorded before kin_changes existed enter the feed once, after the changes before them.
 TEST(KinChangesMigration, BackfillsRecordedRelationsOnce) {
   const common::DbOptions options = grassroots::testing::TestDb("memk");
-  grassroots::testing::DropSchema(options);
+  ASSERT_NO_FATAL_FAILURE(ApplyMigrationsBefore(options, 3));
   const auto& all = generated::membership_migrations();
-  std::vector<common::Migration> before;
-  for (const auto& m : all) {
-    if (m.version < 3) before.push_back(m);
-  }
-  ASSERT_TRUE(common::ApplyMigrations(options, before).ok());
   {
     auto conn = common::OpenConnection(options);
     ASSERT_TRUE(conn.ok()) << conn.status();
@@ -792,13 +797,8 @@ TEST(KinChangesMigration, BackfillsRecordedRelationsOnce) {
 // timestamps gone, the indexes the same, and member_created_events empty.
 TEST(CreatedEventsMigration, KeepsEveryMemberAndDropsAutoIncrement) {
   const common::DbOptions options = grassroots::testing::TestDb("mem5");
-  grassroots::testing::DropSchema(options);
+  ASSERT_NO_FATAL_FAILURE(ApplyMigrationsBefore(options, 5));
   const auto& all = generated::membership_migrations();
-  std::vector<common::Migration> before;
-  for (const auto& m : all) {
-    if (m.version < 5) before.push_back(m);
-  }
-  ASSERT_TRUE(common::ApplyMigrations(options, before).ok());
   const char kRows[] =
       "SELECT GROUP_CONCAT(CONCAT_WS('|', member_id, HEX(id_hash), HEX(id_sealed), id_masked, name, gender, "
       "ethnicity, birth_date, education, occupation, phone, org_code, status, applied_on, activist_on, target_on, "

@@ -676,6 +676,19 @@ std::string DetailsJson(std::string_view stored) {
   return json.empty() ? "{}" : json + "}";
 }
 
+void ToMemberEvent(const EventRow& row, v1::MemberEvent& out) {
+  out.set_change_seq(row.change_seq);
+  out.set_member_id(row.member_id);
+  out.set_version(row.version);
+  out.set_kind(row.kind);
+  out.set_status_after(row.status_after);
+  out.set_org_code(row.org_code);
+  out.set_effective_on(row.effective_on);
+  out.set_deciding_org_code(row.deciding_org);
+  out.set_recorded_by(row.recorded_by);
+  out.set_details(row.details);
+}
+
 void EncodeCreatedEvents(const EventRow* begin, const EventRow* end, std::string& out) {
   for (const EventRow* e = begin; e != end; ++e) {
     Int(out, e->member_id);

@@ -47,6 +47,9 @@ struct EventRow {
   std::string details;  // JSON object
 };
 
+// The event as the API shows it (recorded_at is not part of EventRow: the caller sets it).
+void ToMemberEvent(const EventRow& row, v1::MemberEvent& out);
+
 struct OrgCount {
   std::string org_code;
   int64_t full = 0;
