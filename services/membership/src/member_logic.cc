@@ -35,8 +35,6 @@ constexpr int kMaxPageSize = 1000;
 constexpr size_t kImportBatch = 5000;   // rows per transaction (one LOAD DATA of members, one of events)
 constexpr size_t kImportQueue = 2;      // batches parsed ahead of the writers
 constexpr size_t kImportWriters = 2;    // writer threads, one connection each
-constexpr size_t kSeenGrowAt = 1 << 16;   // rows after which the file's hash table is sized for a large file
-constexpr size_t kSeenLarge = 1 << 20;
 constexpr int kImportAttempts = 3;      // of a batch rolled back by a lock conflict
 
 template <typename T>
@@ -911,9 +909,6 @@ struct MemberLogic::Import::State {
     if (id_ok) {
       // An ID number seen before is refused whatever else is wrong with either row.
       logic->pii_.HashTo(m.id_number(), row.hash_bytes.data());
-      // A large file's table grows once to a million entries (24 MB) instead of doubling
-      // through every size on the way (each doubling rehashes every entry).
-      if (seen.size() == kSeenGrowAt) seen.reserve(kSeenLarge);
       auto [it, inserted] = seen.emplace(ToHash16(row.hash()), line);
       if (!inserted) {
         v.push_back({"id_number", "DUPLICATE_IN_FILE",
