@@ -7,6 +7,8 @@ function(grassroots_embed_migrations)
   cmake_parse_arguments(ARG "" "TARGET;SCHEMA;DIR" "" ${ARGN})
   file(GLOB sql_files CONFIGURE_DEPENDS "${ARG_DIR}/V*__*.sql")
   list(SORT sql_files)
+  # Their contents are read here: an edited file must configure again.
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${sql_files})
   set(body "")
   foreach(f IN LISTS sql_files)
     get_filename_component(name "${f}" NAME)

@@ -4,8 +4,12 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <pthread.h>
+
+#include <array>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
@@ -62,11 +66,37 @@ const EVP_CIPHER* Aes256Gcm() {
 
 std::atomic<uint64_t> next_key_serial{1};
 
+// Nonces are drawn from the CSPRNG a few hundred at a time (one RAND_bytes call per nonce cost
+// more than the whole seal); each is used once. A forked child must not reuse its parent's
+// unused ones: a fork makes every thread's pool stale.
+constexpr size_t kNoncesPerDraw = 256;
+std::atomic<uint64_t> fork_generation{0};
+void AfterFork() { fork_generation.fetch_add(1); }
+
 // Per thread: a cipher context keyed for one PiiProtector key (by serial), and a digest context.
 struct ThreadCrypto {
   CipherCtx seal;
   uint64_t seal_key = 0;
   DigestCtx digest;
+  std::array<unsigned char, PiiProtector::kNonceBytes * kNoncesPerDraw> nonces{};
+  size_t nonces_used = kNoncesPerDraw;
+  uint64_t nonces_generation = 0;
+  ~ThreadCrypto() { OPENSSL_cleanse(nonces.data(), nonces.size()); }
+
+  void NextNonce(unsigned char* out) {
+    static const bool registered = [] { return pthread_atfork(nullptr, nullptr, AfterFork) == 0; }();
+    if (!registered) Fatal("nonce fork handler");
+    const uint64_t generation = fork_generation.load();
+    if (nonces_used == kNoncesPerDraw || nonces_generation != generation) {
+      if (RAND_bytes(nonces.data(), static_cast<int>(nonces.size())) != 1) Fatal("random nonce");
+      nonces_used = 0;
+      nonces_generation = generation;
+    }
+    unsigned char* n = nonces.data() + nonces_used * PiiProtector::kNonceBytes;
+    std::memcpy(out, n, PiiProtector::kNonceBytes);
+    OPENSSL_cleanse(n, PiiProtector::kNonceBytes);
+    ++nonces_used;
+  }
 };
 ThreadCrypto& Local() {
   thread_local ThreadCrypto t;
@@ -137,6 +167,12 @@ absl::StatusOr<PiiProtector> PiiProtector::FromFlags() {
 }
 
 std::string PiiProtector::Hash(std::string_view value) const {
+  std::string out(kHashBytes, '\0');
+  HashTo(value, out.data());
+  return out;
+}
+
+void PiiProtector::HashTo(std::string_view value, char* out) const {
   EVP_MD_CTX* ctx = Local().digest.ctx;
   unsigned char inner[32], mac[32];
   unsigned int len = 0;
@@ -146,18 +182,23 @@ std::string PiiProtector::Hash(std::string_view value) const {
       EVP_DigestFinal_ex(ctx, mac, &len) != 1) {
     Fatal("hash");
   }
-  return std::string(reinterpret_cast<const char*>(mac), kHashBytes);
+  std::memcpy(out, mac, kHashBytes);
 }
 
 std::string PiiProtector::Seal(std::string_view value) const {
-  std::string out(1 + kNonceBytes + value.size() + kTagBytes, '\0');
-  auto* bytes = reinterpret_cast<unsigned char*>(out.data());
+  std::string out(SealedSize(value.size()), '\0');
+  SealTo(value, out.data());
+  return out;
+}
+
+void PiiProtector::SealTo(std::string_view value, char* out) const {
+  auto* bytes = reinterpret_cast<unsigned char*>(out);
   bytes[0] = kVersion;
   unsigned char* nonce = bytes + 1;
-  if (RAND_bytes(nonce, kNonceBytes) != 1) Fatal("random nonce");
+  ThreadCrypto& t = Local();
+  t.NextNonce(nonce);
   // The thread's context keeps the key schedule of the last key it sealed with; a new nonce is
   // all a seal then sets (GCM's default IV length is the 12 bytes used here).
-  ThreadCrypto& t = Local();
   CipherCtx& c = t.seal;
   if (c.ctx == nullptr) Fatal("seal context");
   if (t.seal_key != key_serial_) {
@@ -175,7 +216,6 @@ std::string PiiProtector::Seal(std::string_view value) const {
       EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, kTagBytes, bytes + 1 + kNonceBytes + value.size()) != 1) {
     Fatal("seal");
   }
-  return out;
 }
 
 absl::StatusOr<std::string> PiiProtector::Open(std::string_view sealed) const {

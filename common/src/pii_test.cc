@@ -2,7 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 
@@ -65,6 +70,60 @@ TEST(PiiProtector, SealOpensAndUsesFreshNonces) {
   EXPECT_EQ(*p->Open(s1), id);
   EXPECT_EQ(*p->Open(s2), id);
   EXPECT_EQ(*p->Open(p->Seal("")), "");
+}
+
+// Nonces come from the CSPRNG in draws of a few hundred per thread: over several draws, and
+// in a forked child (which must not take its parent's unused ones), no nonce repeats. The
+// allocation-free forms give the same as Hash and Seal.
+TEST(PiiProtector, NoncesNeverRepeatAcrossDrawsThreadsAndFork) {
+  auto p = PiiProtector::FromHexKey(kKey);
+  ASSERT_TRUE(p.ok());
+  const std::string id = "11010519491231002X";
+  auto nonce = [&] {
+    char out[PiiProtector::SealedSize(18)];
+    p->SealTo(id, out);
+    EXPECT_EQ(*p->Open(std::string_view(out, sizeof out)), id);
+    return std::string(out + 1, PiiProtector::kNonceBytes);
+  };
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(seen.insert(nonce()).second);
+  std::vector<std::string> other(1000);
+  std::thread t([&] {
+    for (auto& n : other) n = nonce();
+  });
+  t.join();
+  for (const auto& n : other) EXPECT_TRUE(seen.insert(n).second);
+  // The child's next nonces and the parent's next ones differ.
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(fds[0]);
+    std::string n;
+    for (int i = 0; i < 8; ++i) n += nonce();
+    const bool ok = write(fds[1], n.data(), n.size()) == static_cast<ssize_t>(n.size());
+    _exit(ok ? 0 : 1);
+  }
+  close(fds[1]);
+  std::string from_child(8 * PiiProtector::kNonceBytes, '\0');
+  size_t got = 0;
+  while (got < from_child.size()) {
+    const ssize_t n = read(fds[0], from_child.data() + got, from_child.size() - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_EQ(got, from_child.size());
+  for (int i = 0; i < 8; ++i) seen.insert(nonce());
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_TRUE(seen.insert(from_child.substr(i * PiiProtector::kNonceBytes, PiiProtector::kNonceBytes)).second);
+  }
+  char hash[PiiProtector::kHashBytes];
+  p->HashTo(id, hash);
+  EXPECT_EQ(std::string(hash, sizeof hash), p->Hash(id));
 }
 
 TEST(PiiProtector, TamperingAndWrongKeyAreRefused) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 #include <thread>
+#include <unordered_map>
 
 #include <cppconn/connection.h>
 #include <cppconn/exception.h>
@@ -30,6 +31,27 @@ std::string ToJson(const google::protobuf::Message& m) {
   (void)google::protobuf::util::MessageToJsonString(m, &out, o);
   return out;
 }
+
+// A member's change: the event as JSON with the member's keyed hash (lower-case hex, as
+// Member.id_hash) riding along so consumers can match persons.
+v1::Change MemberChange(const v1::MemberEvent& e, std::string_view id_hash_hex) {
+  std::string json = ToJson(e);
+  if (!json.empty() && json.back() == '}') {
+    json.pop_back();
+    absl::StrAppend(&json, json.size() > 1 ? "," : "", "\"id_hash\":\"", absl::string_view(id_hash_hex.data(), id_hash_hex.size()), "\"}");
+  }
+  v1::Change c;
+  c.set_seq(e.change_seq());
+  c.set_entity("member");
+  c.set_key(std::to_string(e.member_id()));
+  c.set_kind(e.kind());
+  c.set_payload(std::move(json));
+  c.set_recorded_at(e.recorded_at());
+  return c;
+}
+
+// Rows of member_created_events read per query while the feed fills a page.
+constexpr int kCreatedRowsPerRead = 4;
 
 }  // namespace
 
@@ -195,20 +217,50 @@ absl::StatusOr<std::vector<v1::Change>> ChangeFeedRepository::Read(sql::Connecti
         e.set_recorded_by(Str(*rs, 9));
         e.set_recorded_at(Str(*rs, 10));
         e.set_details(DetailsJson(Str(*rs, 11)));
-        std::string json = ToJson(e);
-        // The member's keyed hash (lower-case hex, as Member.id_hash) rides along so consumers can match persons.
-        if (!json.empty() && json.back() == '}') {
-          json.pop_back();
-          absl::StrAppend(&json, json.size() > 1 ? "," : "", "\"id_hash\":\"", Str(*rs, 12), "\"}");
+        members.push_back(MemberChange(e, Str(*rs, 12)));
+      }
+    }
+    // The import's created events (V005): rows of consecutive events, expanded here into the
+    // same changes as member_events rows, until the page is full.
+    std::vector<v1::Change> created;
+    {
+      std::unique_ptr<sql::PreparedStatement> rows_st(conn.prepareStatement(
+          "SELECT first_seq, last_seq, first_member_id, last_member_id, recorded_by, "
+          "DATE_FORMAT(recorded_at, '%Y-%m-%dT%H:%i:%s.%fZ'), events FROM member_created_events "
+          "WHERE last_seq > ? ORDER BY last_seq LIMIT ?"));
+      std::unique_ptr<sql::PreparedStatement> hash_st(conn.prepareStatement(
+          "SELECT member_id, LOWER(HEX(id_hash)) FROM members WHERE member_id BETWEEN ? AND ?"));
+      int64_t from = after;
+      while (static_cast<int>(created.size()) < limit) {
+        rows_st->setInt64(1, from);
+        rows_st->setInt(2, kCreatedRowsPerRead);
+        std::unique_ptr<sql::ResultSet> rs(rows_st->executeQuery());
+        int got = 0;
+        while (rs->next() && static_cast<int>(created.size()) < limit) {
+          ++got;
+          std::vector<EventRow> events;
+          if (auto s = DecodeCreatedEvents(Str(*rs, 7), rs->getInt64(1), rs->getInt64(2), Str(*rs, 5), events);
+              !s.ok()) {
+            return s;
+          }
+          hash_st->setInt64(1, rs->getInt64(3));
+          hash_st->setInt64(2, rs->getInt64(4));
+          std::unique_ptr<sql::ResultSet> hs(hash_st->executeQuery());
+          std::unordered_map<int64_t, std::string> hashes;
+          while (hs->next()) hashes.emplace(hs->getInt64(1), Str(*hs, 2));
+          const std::string recorded_at = Str(*rs, 6);
+          for (const EventRow& row : events) {
+            if (row.change_seq <= after) continue;
+            if (static_cast<int>(created.size()) == limit) break;
+            v1::MemberEvent e;
+            ToMemberEvent(row, e);
+            e.set_recorded_at(recorded_at);
+            e.set_details(DetailsJson(row.details));
+            created.push_back(MemberChange(e, hashes[row.member_id]));
+          }
+          from = rs->getInt64(2);
         }
-        v1::Change c;
-        c.set_seq(e.change_seq());
-        c.set_entity("member");
-        c.set_key(std::to_string(e.member_id()));
-        c.set_kind(e.kind());
-        c.set_payload(std::move(json));
-        c.set_recorded_at(e.recorded_at());
-        members.push_back(std::move(c));
+        if (got < kCreatedRowsPerRead) break;
       }
     }
     std::vector<v1::Change> kin;
@@ -243,8 +295,8 @@ absl::StatusOr<std::vector<v1::Change>> ChangeFeedRepository::Read(sql::Connecti
     }
     // Each list is in sequence order; the first `limit` of their union is the page.
     std::vector<v1::Change> out;
-    out.reserve(orgs.size() + members.size() + kin.size());
-    for (auto* part : {&orgs, &members, &kin}) {
+    out.reserve(orgs.size() + members.size() + created.size() + kin.size());
+    for (auto* part : {&orgs, &members, &created, &kin}) {
       for (auto& c : *part) out.push_back(std::move(c));
     }
     std::sort(out.begin(), out.end(), [](const v1::Change& a, const v1::Change& b) { return a.seq() < b.seq(); });

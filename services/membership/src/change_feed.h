@@ -6,8 +6,10 @@
 // below the new value. The row lock is held until commit, so numbers are handed out in commit
 // order and a rollback gives them back: the sequence is gap-free and commit-ordered, which
 // auto-increment ids are not under concurrent writers. Member changes are the rows of
-// member_events (the event log is the members' outbox); organisation changes are rows of
-// organisation_changes; kinship changes rows of kin_changes. The feed reads all three after a
+// member_events (the event log is the members' outbox) and, for members the bulk import
+// registered, the compact rows of member_created_events (one row per run of consecutive
+// "created" events, expanded here into one change per member); organisation changes are rows of
+// organisation_changes; kinship changes rows of kin_changes. The feed reads all four after a
 // cursor in one snapshot and merges them by sequence.
 
 #include <cstdint>

@@ -123,7 +123,7 @@ struct Hash16 {
 struct Hash16Hasher {
   size_t operator()(const Hash16& h) const { return h.a ^ (h.b * 0x9E3779B97F4A7C15ull); }
 };
-Hash16 ToHash16(const std::string& s) {
+Hash16 ToHash16(std::string_view s) {
   Hash16 h;
   std::memcpy(&h.a, s.data(), 8);
   std::memcpy(&h.b, s.data() + 8, 8);
@@ -522,19 +522,7 @@ absl::StatusOr<v1::ListMemberEventsResponse> MemberLogic::Events(int64_t member_
   if (!events.ok()) return events.status();
   if (events->empty()) return absl::NotFoundError(absl::StrCat("member_id: member ", member_id, " does not exist"));
   v1::ListMemberEventsResponse out;
-  for (const auto& e : *events) {
-    auto* x = out.add_events();
-    x->set_change_seq(e.change_seq);
-    x->set_member_id(e.member_id);
-    x->set_version(e.version);
-    x->set_kind(e.kind);
-    x->set_status_after(e.status_after);
-    x->set_org_code(e.org_code);
-    x->set_effective_on(e.effective_on);
-    x->set_deciding_org_code(e.deciding_org);
-    x->set_recorded_by(e.recorded_by);
-    x->set_details(e.details);
-  }
+  for (const auto& e : *events) ToMemberEvent(e, *out.add_events());
   return out;
 }
 
@@ -826,18 +814,25 @@ absl::Status MemberLogic::Export(const std::string& org_code, bool pii,
 //   3. the change-feed lock (every writer of members takes it first, so what is read next cannot
 //      change before the commit); the skipped rows' members read FOR UPDATE, compared, checked
 //      against the lifecycle and overwritten where the file changes them;
-//   4. the batch's events, numbered in the feed, loaded; commit.
+//   4. the batch's events, numbered in the feed, stored (the new members' "created" events
+//      compactly, a few rows of member_created_events; the others loaded into member_events); commit.
 // Step 2 runs outside the lock, so one writer's member load overlaps the other's events and
 // commit. A lock conflict (deadlock with a concurrent writer of the same member) rolls the
 // batch back and runs it again. Memory stays bounded by the queue (plus the file's hash set,
 // needed for DUPLICATE_IN_FILE). Writers keep their own counters and errors; Finish merges them.
 struct MemberLogic::Import::State {
+  // The keyed hash, sealed and masked ID number of a row, in place: no allocation per row
+  // (the parser allocates, a writer frees: the slow path of malloc).
+  static constexpr size_t kIdLength = 18;  // a normalised ID number
   struct Row {
     int64_t line = 0;
     v1::Member* m = nullptr;  // on the batch's arena; id_number normalised
-    std::string hash;         // 16 bytes
-    std::string sealed;       // prepared here, off the writers, for the (usual) new member
-    std::string masked;
+    std::array<char, common::PiiProtector::kHashBytes> hash_bytes;
+    std::array<char, common::PiiProtector::SealedSize(kIdLength)> sealed_bytes;  // prepared here, off the writers
+    std::array<char, kIdLength> masked_bytes;
+    std::string_view hash() const { return {hash_bytes.data(), hash_bytes.size()}; }
+    std::string_view sealed() const { return {sealed_bytes.data(), sealed_bytes.size()}; }
+    std::string_view masked() const { return {masked_bytes.data(), masked_bytes.size()}; }
   };
   struct Batch {
     std::unique_ptr<google::protobuf::Arena> arena;
@@ -969,8 +964,8 @@ struct MemberLogic::Import::State {
     const bool id_ok = std::none_of(v.begin(), v.end(), [](const Violation& x) { return x.field == "id_number"; });
     if (id_ok) {
       // An ID number seen before is refused whatever else is wrong with either row.
-      row.hash = logic->pii_.Hash(m.id_number());
-      auto [it, inserted] = seen.emplace(ToHash16(row.hash), line);
+      logic->pii_.HashTo(m.id_number(), row.hash_bytes.data());
+      auto [it, inserted] = seen.emplace(ToHash16(row.hash()), line);
       if (!inserted) {
         v.push_back({"id_number", "DUPLICATE_IN_FILE",
                      absl::StrCat("the same ID number already appears on line ", it->second, "; this row is refused")});
@@ -985,8 +980,10 @@ struct MemberLogic::Import::State {
     row.m = &m;
     // What a new member needs, computed here so that the writers only talk to the database
     // (re-imports pay for a seal they do not use: about a microsecond a row).
-    row.sealed = logic->pii_.Seal(m.id_number());
-    row.masked = common::MaskIdNumber(m.id_number());
+    // NormaliseMember took only ID numbers of kIdLength characters.
+    logic->pii_.SealTo(m.id_number(), row.sealed_bytes.data());
+    const std::string masked = common::MaskIdNumber(m.id_number());
+    std::memcpy(row.masked_bytes.data(), masked.data(), kIdLength);
     m.clear_id_number();  // the clear number goes no further than this thread
     batch.rows.push_back(std::move(row));
     if (batch.rows.size() >= kImportBatch) Hand();
@@ -1148,14 +1145,14 @@ struct MemberLogic::Import::State {
       if (auto s = L.feed_.Lock(db); !s.ok()) return s;
       std::vector<std::string> hashes;
       hashes.reserve(rows.size());
-      for (const Row* r : rows) hashes.push_back(r->hash);
+      for (const Row* r : rows) hashes.emplace_back(r->hash());
       auto got = L.repo_.FindByHashes(db, hashes, /*for_update=*/false);
       if (!got.ok()) return got.status();
       for (auto& m : *got) {
         registered.push_back(std::move(m));
         by_hash.emplace(registered.back().id_hash, &registered.back());
       }
-      for (int64_t i = 0; i < n; ++i) is_new[i] = !by_hash.contains(rows[i]->hash);
+      for (int64_t i = 0; i < n; ++i) is_new[i] = !by_hash.contains(rows[i]->hash());
       t1 = absl::Now();
       w.t_lock += absl::ToDoubleSeconds(t1 - t0);
     }
@@ -1172,7 +1169,7 @@ struct MemberLogic::Import::State {
       m.set_member_id(*first + i);
       m.set_version(1);
       if (IsExitStatus(m.status())) m.set_exited_on(today_s);
-      load.push_back({&m, r.hash, r.sealed, r.masked});
+      load.push_back({&m, r.hash(), r.sealed(), r.masked()});
       loaded_index.push_back(i);
     }
     auto loaded = L.repo_.LoadNewMembers(db, load, *w.pipe);
@@ -1203,7 +1200,7 @@ struct MemberLogic::Import::State {
     }
     std::vector<std::string> hashes;
     for (int64_t i = 0; i < n; ++i) {
-      if (!is_new[i] && !by_hash.contains(rows[i]->hash)) hashes.push_back(rows[i]->hash);
+      if (!is_new[i] && !by_hash.contains(rows[i]->hash())) hashes.emplace_back(rows[i]->hash());
     }
     if (!hashes.empty()) {
       // Rows the load skipped (the snapshot may predate the lock: read them FOR UPDATE).
@@ -1219,14 +1216,14 @@ struct MemberLogic::Import::State {
       }
     }
     w.expect_registered = 2 * (n - static_cast<int64_t>(std::count(is_new.begin(), is_new.end(), true))) > n;
-    std::vector<EventRow> events;
-    events.reserve(rows.size());
+    std::vector<EventRow> created, events;
+    created.reserve(rows.size());
     std::vector<const StoredMember*> updates;
     for (int64_t i = 0; i < n; ++i) {
       const Row& r = *rows[i];
       if (is_new[i]) {
         const v1::Member& m = *r.m;
-        EventRow e;
+        EventRow& e = created.emplace_back();
         e.member_id = m.member_id();
         e.version = 1;
         e.kind = "created";
@@ -1236,11 +1233,10 @@ struct MemberLogic::Import::State {
         e.deciding_org = m.org_code();
         e.recorded_by = recorded_by;
         e.details = CompactCreatedDetails(m);
-        events.push_back(std::move(e));
         delta.set_inserted(delta.inserted() + 1);
         continue;
       }
-      StoredMember& cur = *by_hash.at(r.hash);
+      StoredMember& cur = *by_hash.at(r.hash());
       if (SameFileFacts(cur.m, *r.m)) {
         delta.set_unchanged(delta.unchanged() + 1);
         continue;
@@ -1298,11 +1294,14 @@ struct MemberLogic::Import::State {
     if (auto s = L.repo_.UpdateMembers(db, updates); !s.ok()) return s;
     auto t3 = absl::Now();
     w.t_existing += absl::ToDoubleSeconds(t3 - t2);
-    // 4. The events, numbered in the feed in the order of the file.
-    if (!events.empty()) {
-      auto seq = L.feed_.Reserve(db, static_cast<int64_t>(events.size()));
+    // 4. The events, numbered in the feed: the new members' (in the order of the file, stored
+    // compactly), then the registered members' (in the order of the file, one row each).
+    if (!created.empty() || !events.empty()) {
+      auto seq = L.feed_.Reserve(db, static_cast<int64_t>(created.size() + events.size()));
       if (!seq.ok()) return seq.status();
+      for (auto& e : created) e.change_seq = (*seq)++;
       for (auto& e : events) e.change_seq = (*seq)++;
+      if (auto s = L.repo_.InsertCreatedEvents(db, created); !s.ok()) return s;
       if (auto s = L.repo_.LoadEvents(db, events, *w.pipe); !s.ok()) return s;
     }
     auto t4 = absl::Now();

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -548,6 +549,141 @@ TEST_F(MemberLogicTest, ImportedAndCreatedMembersHaveTheSameFirstEvent) {
   }
 }
 
+// The import stores its new members' "created" events compactly (member_created_events, V005:
+// a row per run of up to kCreatedEventsPerRow). History and feed read one event per member as
+// before: gap-free from any cursor (also one inside a row), the registered member's change of the
+// same batch numbered after them, each member's first event with the feed's number, and a step
+// dated before that event refused.
+TEST_F(MemberLogicTest, ImportedCreatedEventsReadAsOneEventPerMember) {
+  const v1::Member known = Create(MakeId("320723", "19700101", "111"), "1970-01-01");
+  const int64_t start = 5;  // the four organisations and the created member came first
+  const int n = 1200;
+  std::string csv = kHeader;
+  for (int i = 0; i < n; ++i) {
+    csv += Row(i, i % 2 ? "B1" : "G1", "full", "2020-05-01", "2021-05-01", absl::StrCat(1950 + i / 900, "0115"));
+    if (i == 700) {  // the registered member, its status moved forward in the same batch
+      csv += absl::StrCat(MakeId("320723", "19700101", "111"), ",王五,M,,1970-01-01,,,,B1,activist,2020-01-01,,,,0\n");
+    }
+  }
+  auto report = Import(csv, 1 << 16);
+  ASSERT_EQ(report.inserted(), n);
+  ASSERT_EQ(report.updated(), 1);
+  {
+    auto conn = pool_->Acquire(absl::Now() + absl::Seconds(5));
+    ASSERT_TRUE(conn.ok());
+    std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery(
+        "SELECT COUNT(*), MIN(first_seq), MAX(last_seq) FROM member_created_events"));
+    ASSERT_TRUE(rs->next());
+    EXPECT_EQ(rs->getInt64(1), 3);  // 500 + 500 + 200
+    EXPECT_EQ(rs->getInt64(2), start + 1);
+    EXPECT_EQ(rs->getInt64(3), start + n);
+    rs.reset(st->executeQuery("SELECT COUNT(*) FROM member_events"));
+    ASSERT_TRUE(rs->next());
+    EXPECT_EQ(rs->getInt64(1), 2);  // the created member's two events
+  }
+  const auto all = Changes(start);
+  ASSERT_EQ(all.size(), static_cast<size_t>(n + 1));
+  std::map<int64_t, int64_t> seq_of;  // member_id -> seq of its created event
+  for (int i = 0; i < n; ++i) {
+    const v1::Change& c = all[i];
+    ASSERT_EQ(c.seq(), start + 1 + i);
+    EXPECT_EQ(c.entity(), "member");
+    EXPECT_EQ(c.kind(), "created");
+    EXPECT_NE(c.payload().find("\"version\":1"), std::string::npos) << c.payload();
+    EXPECT_NE(c.payload().find("\"id_hash\":\""), std::string::npos) << c.payload();
+    EXPECT_NE(c.payload().find("\"recorded_by\":\"test\""), std::string::npos) << c.payload();
+    EXPECT_FALSE(c.recorded_at().empty());
+    seq_of[std::stoll(c.key())] = c.seq();
+  }
+  EXPECT_EQ(seq_of.size(), static_cast<size_t>(n));
+  EXPECT_EQ(all.back().key(), std::to_string(known.member_id()));
+  EXPECT_EQ(all.back().kind(), "activist");
+  EXPECT_EQ(all.back().seq(), start + n + 1);
+  // Resumed inside a row and at a row's edge: the rest, in order, nothing twice.
+  for (const int64_t after : {start + 250, start + 500, start + 501, start + n - 1}) {
+    const auto rest = Changes(after);
+    ASSERT_EQ(rest.size(), static_cast<size_t>(start + n + 1 - after)) << after;
+    for (size_t i = 0; i < rest.size(); ++i) {
+      ASSERT_EQ(rest[i].seq(), after + 1 + static_cast<int64_t>(i));
+      EXPECT_EQ(rest[i].payload(), all[after - start + i].payload());
+    }
+  }
+  // Each member's history starts with the same event as the feed's.
+  for (const auto& [id, seq] : {*seq_of.begin(), *std::next(seq_of.begin(), 777), *seq_of.rbegin()}) {
+    auto history = logic_->Events(id, kNoDeadline);
+    ASSERT_TRUE(history.ok()) << history.status();
+    ASSERT_EQ(history->events_size(), 1);
+    const auto& e = history->events(0);
+    EXPECT_EQ(e.change_seq(), seq);
+    EXPECT_EQ(e.version(), 1);
+    EXPECT_EQ(e.kind(), "created");
+    EXPECT_EQ(e.effective_on(), "2021-05-01");
+    EXPECT_EQ(e.deciding_org_code(), e.org_code());
+    EXPECT_EQ(e.recorded_by(), "test");
+    EXPECT_NE(e.details().find("\"full_on\":\"2021-05-01\""), std::string::npos) << e.details();
+  }
+  // The created event counts as the member's last: a step dated before it is refused, after it taken.
+  const int64_t some = seq_of.begin()->first;
+  v1::StepMemberRequest step;
+  step.set_member_id(some);
+  step.set_step("deceased");
+  step.set_effective_on("2021-04-30");
+  step.set_deciding_org_code("C");
+  step.set_recorded_by("clerk");
+  auto early = logic_->Step(step, false, kNoDeadline);
+  EXPECT_EQ(early.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(early.status().message().find("BEFORE_PREVIOUS_EVENT"), absl::string_view::npos) << early.status();
+  step.set_effective_on("2021-05-01");
+  ASSERT_TRUE(logic_->Step(step, false, kNoDeadline).ok());
+  auto history = logic_->Events(some, kNoDeadline);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->events_size(), 2);
+  EXPECT_EQ(history->events(1).version(), 2);
+  EXPECT_EQ(history->events(1).change_seq(), start + n + 2);
+}
+
+// A malformed row of member_created_events is reported, never half-read.
+TEST(CreatedEvents, EncodeDecodeRoundTripAndRefuseMalformed) {
+  std::vector<EventRow> in(3);
+  for (int i = 0; i < 3; ++i) {
+    in[i].change_seq = 10 + i;
+    in[i].member_id = 100 + 2 * i;
+    in[i].version = 1;
+    in[i].kind = "created";
+    in[i].status_after = "full";
+    in[i].org_code = "B1";
+    in[i].deciding_org = "B1";
+    in[i].effective_on = "2021-05-01";
+    in[i].recorded_by = "r";
+    in[i].details = i == 1 ? std::string("{\"name\":\"a\\tb\"}\t9\t") : std::string("aX\x1f");
+  }
+  std::string blob;
+  EncodeCreatedEvents(in.data(), in.data() + in.size(), blob);
+  std::vector<EventRow> out;
+  ASSERT_TRUE(DecodeCreatedEvents(blob, 10, 12, "r", out).ok());
+  ASSERT_EQ(out.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(out[i].change_seq, in[i].change_seq);
+    EXPECT_EQ(out[i].member_id, in[i].member_id);
+    EXPECT_EQ(out[i].details, in[i].details);
+    EXPECT_EQ(out[i].kind, "created");
+    EXPECT_EQ(out[i].deciding_org, "B1");
+  }
+  out.clear();
+  ASSERT_TRUE(DecodeCreatedEvents(blob, 10, 12, "r", out, 102).ok());  // one member's only
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].change_seq, 11);
+  EXPECT_EQ(out[0].details, in[1].details);
+  out.clear();
+  EXPECT_EQ(DecodeCreatedEvents(blob, 10, 13, "r", out, 102).code(), absl::StatusCode::kDataLoss);
+  out.clear();
+  EXPECT_EQ(DecodeCreatedEvents(blob, 10, 13, "r", out).code(), absl::StatusCode::kDataLoss);  // a number missing
+  out.clear();
+  EXPECT_EQ(DecodeCreatedEvents(blob.substr(0, blob.size() - 1), 10, 12, "r", out).code(),
+            absl::StatusCode::kDataLoss);  // cut short
+}
+
 // formats.md: an ID number that appears twice is refused on the later row, even when the
 // earlier row was refused for something else; full_on is required for a full member's exit.
 TEST_F(MemberLogicTest, ImportRefusesRepeatsAndExitsWithoutFullOn) {
@@ -685,16 +821,21 @@ TEST_F(MemberLogicTest, KinByIdAndHash) {
   EXPECT_EQ(k.recorded_by(), "clerk");
 }
 
+// A fresh schema with the migrations below `version` applied.
+void ApplyMigrationsBefore(const common::DbOptions& options, int version) {
+  grassroots::testing::DropSchema(options);
+  std::vector<common::Migration> before;
+  for (const auto& m : generated::membership_migrations()) {
+    if (m.version < version) before.push_back(m);
+  }
+  ASSERT_TRUE(common::ApplyMigrations(options, before).ok());
+}
+
 // Relations recorded before kin_changes existed enter the feed once, after the changes before them.
 TEST(KinChangesMigration, BackfillsRecordedRelationsOnce) {
   const common::DbOptions options = grassroots::testing::TestDb("memk");
-  grassroots::testing::DropSchema(options);
+  ASSERT_NO_FATAL_FAILURE(ApplyMigrationsBefore(options, 3));
   const auto& all = generated::membership_migrations();
-  std::vector<common::Migration> before;
-  for (const auto& m : all) {
-    if (m.version < 3) before.push_back(m);
-  }
-  ASSERT_TRUE(common::ApplyMigrations(options, before).ok());
   {
     auto conn = common::OpenConnection(options);
     ASSERT_TRUE(conn.ok()) << conn.status();
@@ -714,6 +855,63 @@ TEST(KinChangesMigration, BackfillsRecordedRelationsOnce) {
   ASSERT_TRUE(rs->next());
   EXPECT_EQ(std::string(rs->getString(1)), "8 1 2 parent,9 1 3 spouse");
   EXPECT_EQ(rs->getInt64(2), 9);
+  rs.reset();
+  st.reset();
+  conn->reset();
+  grassroots::testing::DropSchema(options);
+}
+
+// V005 on a registry with members: every record kept as it was, member_id no longer
+// AUTO_INCREMENT (so concurrent LOAD DATA into members takes no table lock), the unread
+// timestamps gone, the indexes the same, and member_created_events empty.
+TEST(CreatedEventsMigration, KeepsEveryMemberAndDropsAutoIncrement) {
+  const common::DbOptions options = grassroots::testing::TestDb("mem5");
+  ASSERT_NO_FATAL_FAILURE(ApplyMigrationsBefore(options, 5));
+  const auto& all = generated::membership_migrations();
+  const char kRows[] =
+      "SELECT GROUP_CONCAT(CONCAT_WS('|', member_id, HEX(id_hash), HEX(id_sealed), id_masked, name, gender, "
+      "ethnicity, birth_date, education, occupation, phone, org_code, status, applied_on, activist_on, target_on, "
+      "joined_on, full_on, extension_months, exited_on, monthly_income_fen, is_mobile, version) ORDER BY member_id) "
+      "FROM members";
+  std::string rows;
+  {
+    auto conn = common::OpenConnection(options);
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+    st->execute(
+        "INSERT INTO members (member_id, id_hash, id_sealed, id_masked, name, gender, ethnicity, birth_date, "
+        "education, occupation, phone, org_code, status, applied_on, activist_on, target_on, joined_on, full_on, "
+        "extension_months, exited_on, monthly_income_fen, is_mobile, version) VALUES "
+        "(1, X'00112233445566778899AABBCCDDEEFF', X'01AB', '3207**********123X', '张三', 'M', '汉族', '1980-01-15', "
+        "'college', '农民', '13812345678', 'B1', 'full', '2019-03-01', '2019-04-01', '2019-05-01', '2020-05-01', "
+        "'2021-05-01', 6, NULL, 120000, 1, 4), "
+        "(7, X'FF112233445566778899AABBCCDDEEFF', X'01CD', '3207**********4567', '李四', 'F', NULL, '1990-02-01', "
+        "NULL, NULL, NULL, 'G1', 'applicant', NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, 1)");
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery(kRows));
+    ASSERT_TRUE(rs->next());
+    rows = rs->getString(1);
+  }
+  ASSERT_TRUE(common::ApplyMigrations(options, all).ok());
+  auto conn = common::OpenConnection(options);
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+  std::unique_ptr<sql::ResultSet> rs(st->executeQuery(kRows));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(std::string(rs->getString(1)), rows);
+  rs.reset(st->executeQuery(
+      "SELECT GROUP_CONCAT(CONCAT(column_name, ':', extra) ORDER BY column_name) FROM information_schema.columns "
+      "WHERE table_schema = DATABASE() AND table_name = 'members' AND (extra LIKE '%auto_increment%' OR "
+      "column_name IN ('created_at', 'updated_at'))"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_TRUE(rs->isNull(1)) << rs->getString(1);
+  rs.reset(st->executeQuery(
+      "SELECT GROUP_CONCAT(DISTINCT CONCAT(index_name, ':', non_unique) ORDER BY index_name) "
+      "FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = 'members'"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(std::string(rs->getString(1)), "idx_members_org_status:1,PRIMARY:0,uk_members_id_hash:0");
+  rs.reset(st->executeQuery("SELECT COUNT(*) FROM member_created_events"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(rs->getInt64(1), 0);
   rs.reset();
   st.reset();
   conn->reset();

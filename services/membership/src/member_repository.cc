@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -22,6 +23,7 @@
 #include <cppconn/statement.h>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "grassroots/common/db.h"
 #include "grassroots/common/log.h"
@@ -158,6 +160,11 @@ absl::StatusOr<std::optional<StoredMember>> MemberRepository::Find(sql::Connecti
     if (!rs->next()) return std::optional<StoredMember>();
     StoredMember s = Read(*rs);
     s.last_effective = Str(*rs, kNumColumns + 1);
+    rs.reset();
+    // An imported member's first event may be stored compactly (V005).
+    auto created = FindCreatedEvent(conn, member_id);
+    if (!created.ok()) return created.status();
+    if (*created && (*created)->effective_on > s.last_effective) s.last_effective = (*created)->effective_on;
     return std::optional<StoredMember>(std::move(s));
   });
 }
@@ -302,8 +309,7 @@ absl::Status MemberRepository::UpdateMembers(sql::Connection& conn,
         "phone=VALUES(phone), org_code=VALUES(org_code), status=VALUES(status), applied_on=VALUES(applied_on), "
         "activist_on=VALUES(activist_on), target_on=VALUES(target_on), joined_on=VALUES(joined_on), "
         "full_on=VALUES(full_on), extension_months=VALUES(extension_months), exited_on=VALUES(exited_on), "
-        "monthly_income_fen=VALUES(monthly_income_fen), is_mobile=VALUES(is_mobile), version=VALUES(version), "
-        "updated_at=CURRENT_TIMESTAMP(6)";
+        "monthly_income_fen=VALUES(monthly_income_fen), is_mobile=VALUES(is_mobile), version=VALUES(version)";
     Execute(conn, upd);
     return absl::OkStatus();
   });
@@ -423,6 +429,9 @@ void Tsv(std::string& out, std::string_view v) {
 void OptTsv(std::string& out, std::string_view v) {
   if (v.empty()) out += "\\N"; else Tsv(out, v);
 }
+void OptRaw(std::string& out, std::string_view v) {
+  if (v.empty()) out += "\\N"; else out += v;
+}
 
 std::string SqlPath(const std::string& path) {
   std::string out = "'";
@@ -514,34 +523,36 @@ absl::StatusOr<LoadResult> MemberRepository::LoadNewMembers(sql::Connection& con
     if (m.version() != 1 || !m.activist_on().empty() || !m.target_on().empty() || m.extension_months() != 0) {
       return absl::InternalError("write members: a new member has version 1 and no lifecycle step yet");
     }
+    // Free text and binary values escaped; the validated ones (masked number, codes, digits,
+    // dates) hold no tab, newline, backslash or NUL and go as they are.
     Int(data, m.member_id());
     data += '\t';
     Tsv(data, r.id_hash);
     data += '\t';
     Tsv(data, r.id_sealed);
     data += '\t';
-    Tsv(data, r.id_masked);
+    data += r.id_masked;
     data += '\t';
     Tsv(data, m.name());
     data += '\t';
-    Tsv(data, m.gender());
+    data += m.gender();
     data += '\t';
     OptTsv(data, m.ethnicity());
     data += '\t';
-    Tsv(data, m.birth_date());
+    data += m.birth_date();
     data += '\t';
-    OptTsv(data, m.education());
+    OptRaw(data, m.education());
     data += '\t';
     OptTsv(data, m.occupation());
     data += '\t';
-    OptTsv(data, m.phone());
+    OptRaw(data, m.phone());
     data += '\t';
-    Tsv(data, m.org_code());
+    data += m.org_code();
     data += '\t';
-    Tsv(data, m.status());
+    data += m.status();
     for (const std::string* d : {&m.applied_on(), &m.joined_on(), &m.full_on(), &m.exited_on()}) {
       data += '\t';
-      OptTsv(data, *d);
+      OptRaw(data, *d);
     }
     data += '\t';
     if (m.has_monthly_income_fen()) Int(data, m.monthly_income_fen()); else data += "\\N";
@@ -665,7 +676,139 @@ std::string DetailsJson(std::string_view stored) {
   return json.empty() ? "{}" : json + "}";
 }
 
+void ToMemberEvent(const EventRow& row, v1::MemberEvent& out) {
+  out.set_change_seq(row.change_seq);
+  out.set_member_id(row.member_id);
+  out.set_version(row.version);
+  out.set_kind(row.kind);
+  out.set_status_after(row.status_after);
+  out.set_org_code(row.org_code);
+  out.set_effective_on(row.effective_on);
+  out.set_deciding_org_code(row.deciding_org);
+  out.set_recorded_by(row.recorded_by);
+  out.set_details(row.details);
+}
+
+void EncodeCreatedEvents(const EventRow* begin, const EventRow* end, std::string& out) {
+  for (const EventRow* e = begin; e != end; ++e) {
+    Int(out, e->member_id);
+    out += '\t';
+    out += e->status_after;
+    out += '\t';
+    out += e->org_code;
+    out += '\t';
+    out += e->effective_on;
+    out += '\t';
+    Int(out, static_cast<int64_t>(e->details.size()));
+    out += '\t';
+    out += e->details;
+  }
+}
+
+absl::Status DecodeCreatedEvents(std::string_view blob, int64_t first_seq, int64_t last_seq,
+                                 const std::string& recorded_by, std::vector<EventRow>& out,
+                                 int64_t only_member_id) {
+  const auto bad = [] { return absl::DataLossError("member_created_events: a malformed row"); };
+  size_t pos = 0;
+  const auto next = [&](std::string_view& field) {
+    const size_t tab = blob.find('\t', pos);
+    if (tab == std::string_view::npos) return false;
+    field = blob.substr(pos, tab - pos);
+    pos = tab + 1;
+    return true;
+  };
+  int64_t seq = first_seq;
+  while (pos < blob.size()) {
+    std::string_view id, status, org, effective, length;
+    if (!next(id) || !next(status) || !next(org) || !next(effective) || !next(length)) return bad();
+    EventRow e;
+    size_t n = 0;
+    if (!absl::SimpleAtoi(absl::string_view(id.data(), id.size()), &e.member_id) ||
+        !absl::SimpleAtoi(absl::string_view(length.data(), length.size()), &n) || n > blob.size() - pos) {
+      return bad();
+    }
+    e.change_seq = seq++;
+    if (only_member_id != 0 && e.member_id != only_member_id) {
+      pos += n;
+      continue;
+    }
+    e.version = 1;
+    e.kind = "created";
+    e.status_after = std::string(status);
+    e.org_code = std::string(org);
+    e.deciding_org = e.org_code;
+    e.effective_on = std::string(effective);
+    e.recorded_by = recorded_by;
+    e.details = std::string(blob.substr(pos, n));
+    pos += n;
+    out.push_back(std::move(e));
+  }
+  if (seq != last_seq + 1) return bad();
+  return absl::OkStatus();
+}
+
+absl::Status MemberRepository::InsertCreatedEvents(sql::Connection& conn, const std::vector<EventRow>& created) const {
+  if (created.empty()) return absl::OkStatus();
+  for (size_t i = 1; i < created.size(); ++i) {
+    if (created[i].change_seq != created[i - 1].change_seq + 1 || created[i].member_id <= created[i - 1].member_id ||
+        created[i].recorded_by != created[0].recorded_by) {
+      return absl::InternalError("write member events: created events out of order");
+    }
+  }
+  const size_t rows = (created.size() + kCreatedEventsPerRow - 1) / kCreatedEventsPerRow;
+  return Guard("write member events", [&]() -> absl::Status {
+    std::string text =
+        "INSERT INTO member_created_events (last_seq, first_seq, first_member_id, last_member_id, recorded_by, "
+        "events) VALUES ";
+    for (size_t r = 0; r < rows; ++r) text += r == 0 ? "(?,?,?,?,?,?)" : ",(?,?,?,?,?,?)";
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(text));
+    thread_local std::string blob;
+    for (size_t r = 0; r < rows; ++r) {
+      const EventRow* begin = created.data() + r * kCreatedEventsPerRow;
+      const EventRow* end = created.data() + std::min(created.size(), (r + 1) * kCreatedEventsPerRow);
+      blob.clear();
+      EncodeCreatedEvents(begin, end, blob);
+      const int p = static_cast<int>(r) * 6;
+      st->setInt64(p + 1, (end - 1)->change_seq);
+      st->setInt64(p + 2, begin->change_seq);
+      st->setInt64(p + 3, begin->member_id);
+      st->setInt64(p + 4, (end - 1)->member_id);
+      st->setString(p + 5, begin->recorded_by);
+      st->setString(p + 6, blob);
+    }
+    if (st->executeUpdate() != static_cast<int>(rows)) {
+      return absl::InternalError("write member events: not every row of created events was stored");
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::optional<EventRow>> MemberRepository::FindCreatedEvent(sql::Connection& conn,
+                                                                            int64_t member_id) const {
+  return Guard("read member events", [&]() -> absl::StatusOr<std::optional<EventRow>> {
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
+        "SELECT first_seq, last_seq, last_member_id, recorded_by, events FROM member_created_events "
+        "WHERE first_member_id <= ? ORDER BY first_member_id DESC LIMIT 1"));
+    st->setInt64(1, member_id);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    if (!rs->next() || rs->getInt64(3) < member_id) return std::optional<EventRow>();
+    std::vector<EventRow> events;
+    if (auto s = DecodeCreatedEvents(Str(*rs, 5), rs->getInt64(1), rs->getInt64(2), Str(*rs, 4), events, member_id);
+        !s.ok()) {
+      return s;
+    }
+    for (auto& e : events) {
+      if (e.member_id != member_id) continue;
+      e.details = DetailsJson(e.details);
+      return std::optional<EventRow>(std::move(e));
+    }
+    return std::optional<EventRow>();
+  });
+}
+
 absl::StatusOr<std::vector<EventRow>> MemberRepository::ListEvents(sql::Connection& conn, int64_t member_id) const {
+  auto created = FindCreatedEvent(conn, member_id);
+  if (!created.ok()) return created.status();
   return Guard("read member events", [&]() -> absl::StatusOr<std::vector<EventRow>> {
     std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
         "SELECT change_seq, member_id, version, kind, status_after, org_code, " GR_DATE("effective_on")
@@ -673,6 +816,7 @@ absl::StatusOr<std::vector<EventRow>> MemberRepository::ListEvents(sql::Connecti
     st->setInt64(1, member_id);
     std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
     std::vector<EventRow> out;
+    if (*created) out.push_back(std::move(**created));
     while (rs->next()) {
       EventRow e;
       e.change_seq = rs->getInt64(1);

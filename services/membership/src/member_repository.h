@@ -47,6 +47,9 @@ struct EventRow {
   std::string details;  // JSON object
 };
 
+// The event as the API shows it (recorded_at is not part of EventRow: the caller sets it).
+void ToMemberEvent(const EventRow& row, v1::MemberEvent& out);
+
 struct OrgCount {
   std::string org_code;
   int64_t full = 0;
@@ -79,6 +82,18 @@ struct KinRow {
 // JSON itself when a value holds a 0x1F byte.
 std::string CompactCreatedDetails(const v1::Member& m);
 std::string DetailsJson(std::string_view stored);
+
+// The bulk import's "created" events, stored compactly (migration V005): one row of
+// member_created_events per run of up to kCreatedEventsPerRow consecutive events. An event there
+// has version 1, kind "created", deciding_org its org_code; EncodeCreatedEvents writes what
+// DecodeCreatedEvents reads back (change_seq first_seq, first_seq + 1, ... in order; details as
+// stored, for DetailsJson). Decode fails on anything malformed.
+inline constexpr size_t kCreatedEventsPerRow = 500;
+void EncodeCreatedEvents(const EventRow* begin, const EventRow* end, std::string& out);
+// With only_member_id, only that member's event is added (the others are checked and skipped).
+absl::Status DecodeCreatedEvents(std::string_view blob, int64_t first_seq, int64_t last_seq,
+                                 const std::string& recorded_by, std::vector<EventRow>& out,
+                                 int64_t only_member_id = 0);
 
 // The pipe through which LOAD DATA LOCAL INFILE reads what the import writes: a named pipe
 // (mode 0600) in a private directory (mode 0700) made under $TMPDIR (default /tmp), both removed
@@ -137,6 +152,12 @@ class MemberRepository final {
   absl::StatusOr<std::unordered_map<std::string, int64_t>> IdsOf(sql::Connection& conn,
                                                                  const std::vector<std::string>& hashes) const;
   absl::Status InsertEvents(sql::Connection& conn, const std::vector<EventRow>& events) const;
+  // The import's "created" events of new members, compactly (V005): `created` in sequence order
+  // (consecutive change_seq from the first, ascending member_id, version 1, kind "created",
+  // deciding_org the org_code, one recorded_by), in rows of kCreatedEventsPerRow, one statement.
+  absl::Status InsertCreatedEvents(sql::Connection& conn, const std::vector<EventRow>& created) const;
+  // The "created" event of member_id when the import stored it compactly (details as JSON).
+  absl::StatusOr<std::optional<EventRow>> FindCreatedEvent(sql::Connection& conn, int64_t member_id) const;
   // Bulk forms for the import, through LOAD DATA LOCAL INFILE reading `pipe`. New members:
   // a row whose id_hash is registered is skipped with a warning (the caller reconciles); the
   // file is sent as binary (the raw hash and sealed bytes; every text was checked to be UTF-8).

@@ -40,8 +40,13 @@ class PiiProtector final {
 
   // 16-byte keyed hash of the value (deterministic for a key).
   std::string Hash(std::string_view value) const;
+  // The same into out[kHashBytes] (no allocation).
+  void HashTo(std::string_view value, char* out) const;
   // Encrypts with a fresh random nonce.
   std::string Seal(std::string_view value) const;
+  // The same into out[SealedSize(value.size())] (no allocation).
+  static constexpr size_t SealedSize(size_t n) { return 1 + kNonceBytes + n + kTagBytes; }
+  void SealTo(std::string_view value, char* out) const;
   // Decrypts and authenticates; DATA_LOSS when the text was altered or sealed under another key.
   absl::StatusOr<std::string> Open(std::string_view sealed) const;
 
