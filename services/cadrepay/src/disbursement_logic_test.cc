@@ -579,7 +579,7 @@ TEST_F(DisbursementLogicTest, ALargePaymentsFileIsLoadedWholeAndReingestedAsUnch
   ASSERT_TRUE(conn.ok()) << conn.status();
   std::unique_ptr<sql::ResultSet> rs(
       std::unique_ptr<sql::Statement>((*conn)->createStatement())
-          ->executeQuery("SELECT COUNT(*), SUM(amount_fen), COUNT(DISTINCT id_hash), MAX(source_line) FROM payments"));
+          ->executeQuery("SELECT COUNT(*), SUM(amount_fen), COUNT(DISTINCT person_no), MAX(source_line) FROM payments"));
   ASSERT_TRUE(rs->next());
   EXPECT_EQ(rs->getInt64(1), kRows);
   EXPECT_EQ(rs->getInt64(2), int64_t{kRows} * 100 + int64_t{kRows} * (kRows - 1) / 2);
