@@ -624,19 +624,49 @@ class RecipientsIngest final : public IngestBase {
     }
     queue_.push_back(std::move(item));
   }
+  // Into an empty table (as this transaction sees it: its snapshot is taken when it begins),
+  // the only rows a lookup could find are the ones this ingest wrote: the lookups are made only
+  // for a batch that names a person or household written earlier in this file, and new rows are
+  // written with LOAD DATA (another ingest writing meanwhile makes the load fail: ABORTED).
+  absl::Status Prepare() override {
+    auto none = Tracked(repo().TableIsEmpty(conn(), "recipients"));
+    if (!none.ok()) return none.status();
+    table_was_empty_ = *none;
+    return absl::OkStatus();
+  }
+  static uint64_t Prefix(const std::string& id_hash) {
+    uint64_t v = 0;
+    std::memcpy(&v, id_hash.data(), std::min<size_t>(8, id_hash.size()));
+    return v;
+  }
   absl::Status Flush() override {
     if (queue_.empty()) return absl::OkStatus();
     std::vector<std::string> hashes, households;
+    bool people_written = !table_was_empty_, households_written = !table_was_empty_;
     for (const auto& i : queue_) {
       hashes.push_back(i.id_hash);
       households.push_back(i.row.household_id);
+      if (!people_written && written_people_.contains(Prefix(i.id_hash))) people_written = true;
+      if (!households_written && written_households_.contains(absl::HashOf(i.row.household_id))) {
+        households_written = true;
+      }
     }
-    auto people = Tracked(repo().FindRecipients(conn(), hashes));
-    if (!people.ok()) return people.status();
-    auto accounts = Tracked(repo().FindAccounts(conn(), hashes));
-    if (!accounts.ok()) return accounts.status();
-    auto heads = Tracked(repo().FindHeads(conn(), households));
-    if (!heads.ok()) return heads.status();
+    std::vector<StoredRecipient> no_people;
+    std::vector<std::tuple<std::string, absl::CivilDay, std::string>> no_accounts;
+    std::vector<std::pair<std::string, std::string>> no_heads;
+    absl::StatusOr<std::vector<StoredRecipient>> people = no_people;
+    absl::StatusOr<std::vector<std::tuple<std::string, absl::CivilDay, std::string>>> accounts = no_accounts;
+    absl::StatusOr<std::vector<std::pair<std::string, std::string>>> heads = no_heads;
+    if (people_written) {
+      people = Tracked(repo().FindRecipients(conn(), hashes));
+      if (!people.ok()) return people.status();
+      accounts = Tracked(repo().FindAccounts(conn(), hashes));
+      if (!accounts.ok()) return accounts.status();
+    }
+    if (households_written) {
+      heads = Tracked(repo().FindHeads(conn(), households));
+      if (!heads.ok()) return heads.status();
+    }
     std::unordered_map<std::string, StoredRecipient> person;  // by hash: current state
     for (auto& p : *people) person.emplace(p.id_hash, std::move(p));
     std::map<std::pair<std::string, absl::CivilDay>, std::string> account;
@@ -653,9 +683,12 @@ class RecipientsIngest final : public IngestBase {
       auto it = head.find(i.row.household_id);
       if (it != head.end() && it->second.hash == i.id_hash) head.erase(it);
     }
-    std::unordered_set<std::string> changed_people;
+    std::unordered_set<std::string> changed_people, stored_people;
+    for (const auto& [h, r] : person) stored_people.insert(h);
     std::vector<std::tuple<std::string, absl::CivilDay, std::string>> new_accounts;
-    std::unordered_map<std::string, const std::string*> id_numbers;  // of the persons written, by hash
+    // The persons written, in the order of the file (numbered in that order), with their ID number.
+    std::vector<std::pair<const std::string*, const std::string*>> written_persons;
+    std::unordered_set<std::string> written_set;
     for (auto& i : queue_) {
       const std::string& h = i.id_hash;
       if (i.row.is_household_head) {
@@ -703,31 +736,46 @@ class RecipientsIngest final : public IngestBase {
       }
       if (i.row.is_household_head) head[i.row.household_id] = Head{h, i.line};
       if (inserted) Inserted(); else if (updated) Updated(); else Unchanged();
-      if (inserted || updated) id_numbers.emplace(h, &i.row.id_number);
+      if ((inserted || updated) && written_set.insert(h).second) written_persons.emplace_back(&h, &i.row.id_number);
     }
     std::vector<std::string> written;
-    for (const auto& [h, id] : id_numbers) written.push_back(h);
+    for (const auto& [h, id] : written_persons) written.push_back(*h);
     if (auto s = LookUpPersons(written); !s.ok()) return s;
     std::unordered_map<std::string, int64_t> number;
-    for (const auto& [h, id] : id_numbers) {
-      auto no = NumberFor(h, *id);
+    for (const auto& [h, id] : written_persons) {
+      auto no = NumberFor(*h, *id);
       if (!no.ok()) return no.status();
-      number.emplace(h, *no);
+      number.emplace(*h, *no);
     }
     queue_.clear();
-    std::vector<StoredRecipient> write;
+    std::vector<StoredRecipient> write, load;
     for (const auto& h : changed_people) {
-      write.push_back(person.at(h));
-      write.back().person_no = number.at(h);
+      const bool fresh = table_was_empty_ && !stored_people.contains(h);
+      (fresh ? load : write).push_back(person.at(h));
+      (fresh ? load : write).back().person_no = number.at(h);
+      if (table_was_empty_) {
+        written_people_.insert(Prefix(h));
+        written_households_.insert(absl::HashOf(person.at(h).household_id));
+      }
     }
+    // In number order: the tables are clustered by it.
+    auto by_number = [](const StoredRecipient& x, const StoredRecipient& y) { return x.person_no < y.person_no; };
+    std::sort(write.begin(), write.end(), by_number);
+    std::sort(load.begin(), load.end(), by_number);
     std::vector<std::tuple<int64_t, absl::CivilDay, std::string>> accounts_out;
     accounts_out.reserve(new_accounts.size());
     for (auto& [h, since, account] : new_accounts) accounts_out.emplace_back(number.at(h), since, std::move(account));
     if (auto s = WritePersons(); !s.ok()) return s;
     if (auto s = Tracked(repo().UpsertRecipients(conn(), write)); !s.ok()) return s;
+    if (auto s = Tracked(repo().LoadRecipients(conn(), load)); !s.ok()) return s;
+    if (table_was_empty_) return Tracked(repo().LoadAccounts(conn(), accounts_out));
     return Tracked(repo().InsertAccounts(conn(), accounts_out));
   }
   std::vector<Item> queue_;
+  bool table_was_empty_ = false;
+  // Fast path only: the persons (first 8 bytes of the hash) and households (64-bit hash) whose
+  // rows this ingest wrote. A collision only makes a lookup that finds nothing.
+  absl::flat_hash_set<uint64_t> written_people_, written_households_;
 };
 
 // ---- payments.csv
@@ -1207,6 +1255,37 @@ absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements
 
 namespace {
 
+// Rows gathered in blocks of a fixed size, then moved into one vector of exactly their number,
+// each block freed as it is moved: the peak is the rows plus one block.
+template <typename T>
+class BlockRows final {
+ public:
+  void push_back(const T& row) {
+    if (blocks_.empty() || blocks_.back().size() == kBlock) {
+      blocks_.emplace_back();
+      blocks_.back().reserve(kBlock);
+    }
+    blocks_.back().push_back(row);
+    ++size_;
+  }
+  void MoveInto(std::vector<T>& out) {
+    out.clear();
+    out.shrink_to_fit();
+    out.reserve(size_);
+    for (auto& block : blocks_) {
+      out.insert(out.end(), block.begin(), block.end());
+      std::vector<T>().swap(block);
+    }
+    blocks_.clear();
+    size_ = 0;
+  }
+
+ private:
+  static constexpr size_t kBlock = size_t{1} << 18;
+  std::vector<std::vector<T>> blocks_;
+  size_t size_ = 0;
+};
+
 // The engine's person key of every stored person, indexed by person number (0: unknown or
 // unreadable). Person numbers are dense (handed out in blocks, first-seen order): a flat table
 // of 8 bytes a number, no sort and no search.
@@ -1324,15 +1403,11 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       e.grace_days = p.grace_days;
       in.programmes.push_back(std::move(e));
     }
-    // Persons: stored hash -> the engine's key (the ID number, decrypted here, in memory only).
-    // Every big vector is reserved to its row count first: grown by doubling, it would hold up
-    // to three times its rows while it moves (a province: hundreds of MB).
+    // Persons: stored number -> the engine's key (the ID number, decrypted here, in memory only).
+    // The big inputs are gathered in blocks and moved into vectors of their exact size (grown by
+    // doubling, a vector would hold up to three times its rows while it moves; a COUNT(*) first
+    // would read every row twice).
     const std::string period_text = period ? period->ToString() : "";
-    auto count = [&](const char* table) -> absl::StatusOr<size_t> {
-      auto n = Track(*conn, repo_.CountRows(**conn, table, request.program_code(), period_text));
-      if (!n.ok()) return n.status();
-      return static_cast<size_t>(*n);
-    };
     PersonTable persons;
     auto max_no = Track(*conn, repo_.MaxPersonNumber(**conn));
     if (!max_no.ok()) return max_no.status();
@@ -1353,7 +1428,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
                                                   "their rows were left out of the run"));
     }
     int64_t orphans = 0;
-    if (auto n = count("enrolments"); n.ok()) in.enrolments.reserve(*n); else return n.status();
+    BlockRows<Enrolment> enrolments;
     s = Track(*conn, repo_.ScanEnrolments(**conn, request.program_code(), [&](const StoredEnrolment& e) {
       auto person = persons.Find(e.person_no);
       if (!person) return void(++orphans);
@@ -1363,11 +1438,12 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       out.program = in.symbols.Intern(e.program_code);
       out.from_period = PeriodCodeOf(common::ParsePeriod(e.from_period).value_or(common::Period{}));
       if (!e.to_period.empty()) out.to_period = PeriodCodeOf(common::ParsePeriod(e.to_period).value_or(common::Period{}));
-      in.enrolments.push_back(out);
+      enrolments.push_back(out);
     }));
     if (!s.ok()) return s;
+    enrolments.MoveInto(in.enrolments);
     std::vector<PersonKey> cadres;
-    if (auto n = count("recipient_accounts"); n.ok()) in.recipients.reserve(*n); else return n.status();
+    BlockRows<RecipientRow> recipients;
     s = Track(*conn, repo_.ScanAccounts(**conn, [&](const DisbursementRepository::AccountRow& a) {
       auto person = persons.Find(a.person_no);
       if (!person) return void(++orphans);
@@ -1379,9 +1455,10 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       r.is_household_head = a.is_household_head;
       r.is_cadre = a.is_cadre;
       if (a.is_cadre && (cadres.empty() || cadres.back() != *person)) cadres.push_back(*person);
-      in.recipients.push_back(r);
+      recipients.push_back(r);
     }));
     if (!s.ok()) return s;
+    recipients.MoveInto(in.recipients);
     auto kin = kinship_.KinOfCadres(cadres, warnings);
     if (!kin.ok()) return kin.status();
     in.kin_of_cadres = std::move(*kin);
@@ -1391,7 +1468,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       in.civil_events.push_back({*person, CivilEventKind::kDeath, day});
     }));
     if (!s.ok()) return s;
-    if (auto n = count("payments"); n.ok()) in.payments.reserve(*n); else return n.status();
+    BlockRows<Payment> payments;
     s = Track(*conn, repo_.ScanPayments(**conn, request.program_code(), period_text, [&](const StoredPayment& p) {
       auto person = persons.Find(p.person_no);
       if (!person) return void(++orphans);
@@ -1405,9 +1482,10 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       out.program = in.symbols.Intern(p.program_code);
       out.account = in.symbols.Intern(p.account_no);
       out.period = PeriodCodeOf(common::ParsePeriod(p.period).value_or(common::Period{}));
-      in.payments.push_back(out);
+      payments.push_back(out);
     }));
     if (!s.ok()) return s;
+    payments.MoveInto(in.payments);
     persons.Clear();  // not needed by the engine
     if (orphans > 0) {
       warnings.push_back(absl::StrCat(orphans, " stored rows name a person whose ID number could not be read; "

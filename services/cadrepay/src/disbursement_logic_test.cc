@@ -10,7 +10,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <map>
 #include <memory>
+#include <set>
 #include <tuple>
 
 #include "absl/strings/ascii.h"
@@ -591,6 +594,121 @@ TEST_F(DisbursementLogicTest, ALargePaymentsFileIsLoadedWholeAndReingestedAsUnch
   auto again = Ingest(FileKind::kPayments, csv, 1 << 16);
   EXPECT_EQ(again.unchanged(), kRows);
   EXPECT_EQ(again.inserted(), 0);
+}
+
+// Person numbers come from the counter in blocks, each in a transaction of its own: two
+// connections never get overlapping numbers, and a long transaction elsewhere does not hold
+// the counter.
+TEST_F(DisbursementLogicTest, PersonNumberBlocksNeverOverlap) {
+  auto a = pool_->Acquire(absl::Now() + absl::Seconds(5));
+  auto b = pool_->Acquire(absl::Now() + absl::Seconds(5));
+  auto c = pool_->Acquire(absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  DisbursementRepository repo;
+  common::Transaction open_elsewhere(**c);  // an ingest's long transaction
+  ASSERT_TRUE(open_elsewhere.Begin().ok());
+  auto first = repo.AllocatePersonNumbers(**a, 10);
+  auto second = repo.AllocatePersonNumbers(**b, 5);
+  auto third = repo.AllocatePersonNumbers(**a, 1);
+  ASSERT_TRUE(first.ok() && second.ok() && third.ok()) << first.status() << second.status() << third.status();
+  EXPECT_EQ(*first, 1);
+  EXPECT_EQ(*second, 11);
+  EXPECT_EQ(*third, 16);
+  EXPECT_FALSE(repo.AllocatePersonNumbers(**a, 0).ok());
+}
+
+// Two ingests at once, each numbering its new persons from blocks of its own: both are kept,
+// every person has one number, and the files sent again change nothing (numbers included).
+TEST_F(DisbursementLogicTest, ConcurrentIngestsNumberTheirPersonsApartAndReingestIsANoOp) {
+  const std::string header = "id_number,name,org_code,household_id,is_household_head,account_no,account_since,is_cadre\n";
+  const std::string a = absl::StrCat(header, Id(1), ",张三,V001,H1,1,622200000000000001,2025-01-01,0\n", Id(2),
+                                     ",李四,V001,H1,0,622200000000000002,2025-01-01,0\n", Id(2),
+                                     ",李四,V001,H1,0,622200000000000022,2026-01-01,0\n");
+  const std::string b = absl::StrCat(header, Id(3), ",王五,V002,H2,1,622200000000000003,2025-01-01,1\n", Id(4),
+                                     ",赵六,V002,H2,0,622200000000000004,2025-01-01,0\n");
+  auto first = logic_->StartIngest(FileKind::kRecipients);
+  auto second = logic_->StartIngest(FileKind::kRecipients);
+  first->Feed(a);
+  second->Feed(b);
+  auto r2 = second->Finish();
+  auto r1 = first->Finish();
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  EXPECT_EQ(r1->inserted(), 3);
+  EXPECT_EQ(r2->inserted(), 2);
+  auto numbers = [&] {
+    std::map<std::string, int64_t> out;
+    auto conn = pool_->Acquire(absl::Now() + absl::Seconds(5));
+    EXPECT_TRUE(conn.ok());
+    std::unique_ptr<sql::ResultSet> rs(std::unique_ptr<sql::Statement>((*conn)->createStatement())
+                                           ->executeQuery("SELECT HEX(id_hash), person_no FROM persons"));
+    while (rs->next()) out.emplace(rs->getString(1).asStdString(), rs->getInt64(2));
+    return out;
+  };
+  const auto before = numbers();
+  ASSERT_EQ(before.size(), 4u);
+  std::set<int64_t> distinct;
+  for (const auto& [h, no] : before) distinct.insert(no);
+  EXPECT_EQ(distinct.size(), 4u);
+  EXPECT_GT(*distinct.begin(), 0);
+  // Each file's persons in its own block, in the order of the file.
+  auto no = [&](int k) { return before.at(absl::AsciiStrToUpper(absl::BytesToHexString(pii_.Hash(Id(k))))); };
+  EXPECT_EQ(no(2), no(1) + 1);
+  EXPECT_EQ(no(4), no(3) + 1);
+  EXPECT_GE(std::abs(no(1) - no(3)), 65536) << "each ingest numbers from a block of its own";
+  for (const std::string& file : {a, b}) {
+    auto again = Ingest(FileKind::kRecipients, file);
+    EXPECT_EQ(again.inserted() + again.updated(), 0);
+    EXPECT_EQ(again.unchanged(), file == a ? 3 : 2);
+  }
+  EXPECT_EQ(numbers(), before);
+  // A later file names a stored person by their number and numbers only the new one.
+  const std::string enrolments = absl::StrCat("program_code,id_number,amount_fen,from_period,to_period\n", "GDBT,",
+                                              Id(1), ",,2026-03,\n", "GDBT,", Id(9), ",,2026-03,\n");
+  ASSERT_EQ(Ingest(FileKind::kProgrammes, kProgrammes).inserted(), 2);
+  EXPECT_EQ(Ingest(FileKind::kEnrolments, enrolments).inserted(), 2);
+  const auto after = numbers();
+  EXPECT_EQ(after.size(), 5u);
+  for (const auto& [h, n] : before) EXPECT_EQ(after.at(h), n);
+  // The roll reads the persons back through their numbers.
+  v1::ListRecipientsRequest roll;
+  roll.set_org_code("V001");
+  roll.set_page_size(1);
+  auto page = logic_->ListRecipients(roll, kNoDeadline);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->recipients_size(), 1);
+  EXPECT_EQ(page->recipients(0).household_id(), "H1");
+  roll.set_page_token(page->next_page_token());
+  page = logic_->ListRecipients(roll, kNoDeadline);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->recipients_size(), 1);
+  EXPECT_EQ(page->recipients(0).account_no().substr(page->recipients(0).account_no().size() - 2), "22");
+}
+
+// The same person in two ingests at once: the one committing second fails whole (ABORTED), and
+// the person keeps one number.
+TEST_F(DisbursementLogicTest, ThePersonOfTwoConcurrentIngestsGetsOneNumber) {
+  const std::string header = "id_number,name,org_code,household_id,is_household_head,account_no,account_since,is_cadre\n";
+  const std::string a = absl::StrCat(header, Id(1), ",张三,V001,H1,1,622200000000000001,2025-01-01,0\n");
+  const std::string b = absl::StrCat(header, Id(1), ",张三,V001,H1,1,622200000000000001,2025-01-01,0\n", Id(2),
+                                     ",李四,V001,H1,0,622200000000000002,2025-01-01,0\n");
+  auto first = logic_->StartIngest(FileKind::kRecipients);
+  auto second = logic_->StartIngest(FileKind::kRecipients);
+  first->Feed(a);
+  second->Feed(b);
+  auto r1 = first->Finish();
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  EXPECT_EQ(second->Finish().status().code(), absl::StatusCode::kAborted);
+  auto again = Ingest(FileKind::kRecipients, b);
+  EXPECT_EQ(again.inserted(), 1);
+  EXPECT_EQ(again.unchanged(), 1);
+  auto conn = pool_->Acquire(absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(conn.ok());
+  std::unique_ptr<sql::ResultSet> rs(std::unique_ptr<sql::Statement>((*conn)->createStatement())
+                                         ->executeQuery("SELECT COUNT(*), COUNT(DISTINCT person_no) FROM persons"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(rs->getInt64(1), 2);
+  EXPECT_EQ(rs->getInt64(2), 2);
 }
 
 // Keyset pages: the spelled-out condition selects exactly what the row comparison selects, and

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <tuple>
 
@@ -15,6 +16,7 @@
 #include <cppconn/statement.h>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -194,7 +196,18 @@ class TempFile final {
   int fd_ = -1;
 };
 
-std::string HexText(const std::string& bytes) { return absl::BytesToHexString(bytes); }
+
+// A load of new rows: LOCAL skips a row whose key exists (a warning, not an error), so fewer rows
+// written than sent means another ingest wrote some of them meanwhile.
+absl::Status CheckLoaded(const absl::StatusOr<int64_t>& loaded, size_t sent, const char* what) {
+  if (!loaded.ok()) return loaded.status();
+  if (*loaded != static_cast<int64_t>(sent)) {
+    return absl::AbortedError(absl::StrCat("write ", what, ": ", static_cast<int64_t>(sent) - *loaded, " of the new ",
+                                           what, " were written by another ingest meanwhile; "
+                                           "nothing of this file was kept, send it again"));
+  }
+  return absl::OkStatus();
+}
 
 std::vector<std::string> Unique(std::vector<std::string> v) {
   std::sort(v.begin(), v.end());
@@ -275,10 +288,15 @@ absl::Status DisbursementRepository::Execute(sql::Connection& conn, const std::s
   }
 }
 
-absl::StatusOr<int64_t> DisbursementRepository::LoadRows(sql::Connection& conn, const std::string& table,
-                                                         const std::string& fields, const std::string& set,
-                                                         const std::vector<SqlRow>& rows) const {
-  if (rows.empty()) return 0;
+namespace {
+
+// LOAD DATA LOCAL INFILE of `n` rows into `table`, each appended to the text by `row(i, text)`
+// as tab-separated fields (AppendLoadField's escaping) ending in '\n': written to a private
+// temporary file (in $TMPDIR, else /tmp), loaded on `conn` and removed. No row is held twice.
+absl::StatusOr<int64_t> LoadText(sql::Connection& conn, const std::string& table, const std::string& fields,
+                                 const std::string& set, size_t n,
+                                 const std::function<void(size_t, std::string&)>& row) {
+  if (n == 0) return 0;
   TempFile file;
   if (!file.ok() || file.path().find_first_of("'\\") != std::string::npos) {
     return absl::InternalError(absl::StrCat("write ", table, ": cannot create a temporary file in $TMPDIR or /tmp"));
@@ -286,12 +304,8 @@ absl::StatusOr<int64_t> DisbursementRepository::LoadRows(sql::Connection& conn, 
   std::string text;
   constexpr size_t kWriteAt = 4 << 20;
   text.reserve(kWriteAt + 4096);
-  for (const SqlRow& row : rows) {
-    for (size_t i = 0; i < row.size(); ++i) {
-      if (i > 0) text += '\t';
-      AppendLoadField(text, row[i]);
-    }
-    text += '\n';
+  for (size_t k = 0; k < n; ++k) {
+    row(k, text);
     if (text.size() >= kWriteAt) {
       if (!file.Write(text)) return absl::InternalError(absl::StrCat("write ", table, ": temporary file: disk full?"));
       text.clear();
@@ -309,6 +323,47 @@ absl::StatusOr<int64_t> DisbursementRepository::LoadRows(sql::Connection& conn, 
   } catch (const sql::SQLException& e) {
     return common::SqlError(e, absl::StrCat("write ", table));
   }
+}
+
+// Text fields for LoadText, without a temporary string per value.
+void LoadTextField(std::string& out, std::string_view v) {
+  for (char c : v) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\0': out += "\\0"; break;
+      default: out += c;
+    }
+  }
+}
+void LoadIntField(std::string& out, int64_t v) {
+  char buf[absl::numbers_internal::kFastToBufferSize];
+  out.append(buf, absl::numbers_internal::FastIntToBuffer(v, buf));
+}
+void LoadHexField(std::string& out, std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (char c : bytes) {
+    const auto u = static_cast<unsigned char>(c);
+    out += kHex[u >> 4];
+    out += kHex[u & 15];
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<int64_t> DisbursementRepository::LoadRows(sql::Connection& conn, const std::string& table,
+                                                         const std::string& fields, const std::string& set,
+                                                         const std::vector<SqlRow>& rows) const {
+  return LoadText(conn, table, fields, set, rows.size(), [&](size_t k, std::string& text) {
+    const SqlRow& row = rows[k];
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i > 0) text += '\t';
+      AppendLoadField(text, row[i]);
+    }
+    text += '\n';
+  });
 }
 
 absl::StatusOr<bool> DisbursementRepository::TableIsEmpty(sql::Connection& conn, const std::string& table) const {
@@ -355,22 +410,21 @@ absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> DisbursementReposit
 
 absl::Status DisbursementRepository::InsertPersons(sql::Connection& conn,
                                                    const std::vector<PersonRecord>& persons) const {
-  std::vector<SqlRow> rows;
-  rows.reserve(persons.size());
-  for (const auto& p : persons) {
-    rows.push_back({SqlValue::Int(p.person_no), SqlValue::Text(HexText(p.id_hash)),
-                    SqlValue::Text(HexText(p.id_sealed)), SqlValue::Text(p.id_masked)});
-  }
   // LOCAL: a person already stored (by number or hash) is skipped, and counted here.
-  auto loaded = LoadRows(conn, "persons", "person_no, @id_hash, @id_sealed, id_masked",
-                         "id_hash = UNHEX(@id_hash), id_sealed = UNHEX(@id_sealed)", rows);
-  if (!loaded.ok()) return loaded.status();
-  if (*loaded != static_cast<int64_t>(rows.size())) {
-    return absl::AbortedError(absl::StrCat("write persons: ", rows.size() - *loaded,
-                                           " of the new persons were written by another ingest meanwhile; "
-                                           "nothing of this file was kept, send it again"));
-  }
-  return absl::OkStatus();
+  auto loaded = LoadText(conn, "persons", "person_no, @id_hash, @id_sealed, id_masked",
+                         "id_hash = UNHEX(@id_hash), id_sealed = UNHEX(@id_sealed)", persons.size(),
+                         [&](size_t k, std::string& out) {
+                           const PersonRecord& p = persons[k];
+                           LoadIntField(out, p.person_no);
+                           out += '\t';
+                           LoadHexField(out, p.id_hash);
+                           out += '\t';
+                           LoadHexField(out, p.id_sealed);
+                           out += '\t';
+                           LoadTextField(out, p.id_masked);
+                           out += '\n';
+                         });
+  return CheckLoaded(loaded, persons.size(), "persons");
 }
 
 absl::StatusOr<std::vector<PersonRecord>> DisbursementRepository::FindPersons(
@@ -513,14 +567,19 @@ absl::Status DisbursementRepository::UpsertEnrolments(sql::Connection& conn,
 
 absl::Status DisbursementRepository::LoadEnrolments(sql::Connection& conn,
                                                     const std::vector<StoredEnrolment>& rows) const {
-  std::vector<SqlRow> values;
-  values.reserve(rows.size());
-  for (const auto& e : rows) {
-    values.push_back({SqlValue::Text(e.program_code), SqlValue::Int(e.person_no), SqlValue::Text(e.from_period),
-                      e.to_period.empty() ? SqlValue::Null() : SqlValue::Text(e.to_period),
-                      e.amount_fen ? SqlValue::Int(*e.amount_fen) : SqlValue::Null()});
-  }
-  auto loaded = LoadRows(conn, "enrolments", kEnrolmentColumns, "", values);
+  auto loaded = LoadText(conn, "enrolments", kEnrolmentColumns, "", rows.size(), [&](size_t k, std::string& out) {
+    const StoredEnrolment& e = rows[k];
+    LoadTextField(out, e.program_code);
+    out += '\t';
+    LoadIntField(out, e.person_no);
+    out += '\t';
+    LoadTextField(out, e.from_period);
+    out += '\t';
+    if (e.to_period.empty()) out += "\\N"; else LoadTextField(out, e.to_period);
+    out += '\t';
+    if (e.amount_fen) LoadIntField(out, *e.amount_fen); else out += "\\N";
+    out += '\n';
+  });
   if (!loaded.ok()) return loaded.status();
   if (*loaded != static_cast<int64_t>(rows.size())) {
     return absl::AbortedError(absl::StrCat("write enrolments: ", rows.size() - *loaded,
@@ -645,6 +704,43 @@ absl::Status DisbursementRepository::UpsertRecipients(sql::Connection& conn,
                     "is_cadre = VALUES(is_cadre), latest_since = VALUES(latest_since), "
                     "updated_at = CURRENT_TIMESTAMP(6)")
       .status();
+}
+
+absl::Status DisbursementRepository::LoadRecipients(sql::Connection& conn,
+                                                    const std::vector<StoredRecipient>& rows) const {
+  return CheckLoaded(LoadText(conn, "recipients",
+                              "person_no, name, org_code, household_id, is_household_head, is_cadre, latest_since", "",
+                              rows.size(),
+                              [&](size_t k, std::string& out) {
+                                const StoredRecipient& r = rows[k];
+                                LoadIntField(out, r.person_no);
+                                out += '\t';
+                                LoadTextField(out, r.name);
+                                out += '\t';
+                                LoadTextField(out, r.org_code);
+                                out += '\t';
+                                LoadTextField(out, r.household_id);
+                                out += r.is_household_head ? "\t1\t" : "\t0\t";
+                                out += r.is_cadre ? "1\t" : "0\t";
+                                out += DayText(r.latest_since);
+                                out += '\n';
+                              }),
+                     rows.size(), "recipients");
+}
+
+absl::Status DisbursementRepository::LoadAccounts(
+    sql::Connection& conn, const std::vector<std::tuple<int64_t, absl::CivilDay, std::string>>& rows) const {
+  return CheckLoaded(LoadText(conn, "recipient_accounts", "person_no, account_since, account_no", "", rows.size(),
+                              [&](size_t k, std::string& out) {
+                                const auto& [person_no, since, account] = rows[k];
+                                LoadIntField(out, person_no);
+                                out += '\t';
+                                out += DayText(since);
+                                out += '\t';
+                                LoadTextField(out, account);
+                                out += '\n';
+                              }),
+                     rows.size(), "accounts");
 }
 
 absl::Status DisbursementRepository::InsertAccounts(
@@ -918,19 +1014,37 @@ absl::StatusOr<std::vector<StoredPayment>> DisbursementRepository::FindPayments(
 
 absl::Status DisbursementRepository::InsertPayments(sql::Connection& conn,
                                                     const std::vector<StoredPayment>& rows) const {
-  std::vector<SqlRow> values;
-  values.reserve(rows.size());
-  for (const auto& p : rows) {
-    values.push_back({SqlValue::Text(p.payment_id), SqlValue::Text(p.batch_id), SqlValue::Text(p.program_code),
-                      SqlValue::Text(p.period), SqlValue::Int(p.person_no), SqlValue::Text(p.account_no),
-                      SqlValue::Int(p.amount_fen), SqlValue::Text(ToSqlDateTime(p.paid_at)),
-                      p.reverses.empty() ? SqlValue::Null() : SqlValue::Text(p.reverses),
-                      SqlValue::Text(p.ingest_id), SqlValue::Int(p.source_line)});
-  }
-  auto loaded = LoadRows(conn, "payments",
-                         "payment_id, batch_id, program_code, period, person_no, account_no, amount_fen, paid_at, "
+  // paid_at as Unix microseconds, made China Standard Time (UTC+8, fixed) by the server: the
+  // inverse of ReadPayment's TIMESTAMPDIFF, no date text formatted per row.
+  auto loaded = LoadText(conn, "payments",
+                         "payment_id, batch_id, program_code, period, person_no, account_no, amount_fen, @paid_us, "
                          "reverses, ingest_id, source_line",
-                         "", values);
+                         "paid_at = TIMESTAMPADD(MICROSECOND, @paid_us, '1970-01-01 08:00:00')", rows.size(),
+                         [&](size_t k, std::string& out) {
+                           const StoredPayment& p = rows[k];
+                           LoadTextField(out, p.payment_id);
+                           out += '\t';
+                           LoadTextField(out, p.batch_id);
+                           out += '\t';
+                           LoadTextField(out, p.program_code);
+                           out += '\t';
+                           LoadTextField(out, p.period);
+                           out += '\t';
+                           LoadIntField(out, p.person_no);
+                           out += '\t';
+                           LoadTextField(out, p.account_no);
+                           out += '\t';
+                           LoadIntField(out, p.amount_fen);
+                           out += '\t';
+                           LoadIntField(out, absl::ToUnixMicros(p.paid_at));
+                           out += '\t';
+                           if (p.reverses.empty()) out += "\\N"; else LoadTextField(out, p.reverses);
+                           out += '\t';
+                           LoadTextField(out, p.ingest_id);
+                           out += '\t';
+                           LoadIntField(out, p.source_line);
+                           out += '\n';
+                         });
   if (!loaded.ok()) return loaded.status();
   if (*loaded != static_cast<int64_t>(rows.size())) {
     return absl::AbortedError(absl::StrCat("write payments: ", rows.size() - *loaded,
@@ -938,33 +1052,6 @@ absl::Status DisbursementRepository::InsertPayments(sql::Connection& conn,
                                            "nothing of this file was kept, send it again"));
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<int64_t> DisbursementRepository::CountRows(sql::Connection& conn, const std::string& table,
-                                                         const std::string& program_code,
-                                                         const std::string& period) const {
-  const bool scoped_by_programme = table == "enrolments" || table == "payments";
-  const bool scoped_by_period = table == "payments";
-  if (!scoped_by_programme && table != "recipient_accounts") {
-    return absl::InvalidArgumentError(absl::StrCat("no row count for table ", table));
-  }
-  try {
-    SqlRow params;
-    std::string where = "WHERE 1 = 1";
-    if (scoped_by_programme && !program_code.empty()) {
-      where += " AND program_code = ?";
-      params.push_back(SqlValue::Text(program_code));
-    }
-    if (scoped_by_period && !period.empty()) {
-      where += " AND period = ?";
-      params.push_back(SqlValue::Text(period));
-    }
-    auto st = Prepare(conn, absl::StrCat("SELECT COUNT(*) FROM ", table, " ", where), params);
-    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
-    return rs->next() ? rs->getInt64(1) : 0;
-  } catch (const sql::SQLException& e) {
-    return common::SqlError(e, "count rows");
-  }
 }
 
 absl::Status DisbursementRepository::ScanPayments(sql::Connection& conn, const std::string& program_code,

@@ -182,12 +182,6 @@ class DisbursementRepository final {
   absl::Status ScanPersons(sql::Connection& conn, const std::function<void(const PersonRecord&)>& fn) const;
   // The greatest person number stored (0: none), for sizing a table indexed by number.
   absl::StatusOr<int64_t> MaxPersonNumber(sql::Connection& conn) const;
-  // How many rows of `table` a scan will read, for reserving memory before it (a province's
-  // check holds tens of millions of rows: a vector that grows by doubling would hold up to
-  // three times their size while it moves). `table` is one of enrolments, recipient_accounts,
-  // payments; empty program_code / period: every one.
-  absl::StatusOr<int64_t> CountRows(sql::Connection& conn, const std::string& table, const std::string& program_code,
-                                    const std::string& period) const;
 
   absl::StatusOr<std::vector<ProgrammeRow>> LoadProgrammes(sql::Connection& conn) const;
   absl::Status UpsertProgrammes(sql::Connection& conn, const std::vector<ProgrammeRow>& rows) const;
@@ -211,9 +205,14 @@ class DisbursementRepository final {
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> FindHeads(
       sql::Connection& conn, const std::vector<std::string>& households) const;
   absl::Status UpsertRecipients(sql::Connection& conn, const std::vector<StoredRecipient>& rows) const;
+  // New recipients only, with LOAD DATA LOCAL INFILE; ABORTED when any of them exists already.
+  absl::Status LoadRecipients(sql::Connection& conn, const std::vector<StoredRecipient>& rows) const;
   // (person_no, account_since, account_no).
   absl::Status InsertAccounts(sql::Connection& conn,
                               const std::vector<std::tuple<int64_t, absl::CivilDay, std::string>>& rows) const;
+  // The same with LOAD DATA LOCAL INFILE; ABORTED when any of them exists already.
+  absl::Status LoadAccounts(sql::Connection& conn,
+                            const std::vector<std::tuple<int64_t, absl::CivilDay, std::string>>& rows) const;
   // Account history joined with the person's attributes, in (person_no, account_since) order.
   struct AccountRow {
     int64_t person_no = 0;
