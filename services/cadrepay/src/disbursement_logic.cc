@@ -582,19 +582,48 @@ class EnrolmentsIngest final : public IngestBase {
       if (auto s = WritePersons(); !s.ok()) return s;
       return Tracked(repo().UpsertEnrolments(conn(), write));
     }
-    if (load_.size() >= kLoadRows) return Load();
+    if (load_.size() >= kLoadRows) {
+      if (auto s = WaitLoad(); !s.ok()) return s;
+      StartLoad();
+    }
     return absl::OkStatus();
   }
-  absl::Status Complete() override { return Load(); }
-  absl::Status Load() {
-    if (auto s = WritePersons(); !s.ok()) return s;
-    auto s = Tracked(repo().LoadEnrolments(conn(), load_));
-    load_.clear();
+  // As for payments: each load runs on a thread of its own, on this ingest's connection (inside
+  // its transaction), while the next rows are parsed and their persons looked up on the side
+  // connection; the ingest's connection is touched by one thread at a time.
+  absl::Status Complete() override {
+    if (auto s = WaitLoad(); !s.ok()) return s;
+    StartLoad();
+    return WaitLoad();
+  }
+  void WaitIdle() override {
+    if (loader_.joinable()) loader_.join();
+  }
+  absl::Status WaitLoad() {
+    WaitIdle();
+    absl::Status s = std::move(loaded_);
+    loaded_ = absl::OkStatus();
     return s;
+  }
+  void StartLoad() {
+    loader_ = std::thread([this, persons = TakeNewPersons(), rows = std::move(load_)] {
+      sql::Driver* driver = sql::mysql::get_mysql_driver_instance();
+      driver->threadInit();
+      absl::Status s = Tracked(repo().InsertPersons(conn(), persons));
+      if (s.ok()) s = Tracked(repo().LoadEnrolments(conn(), rows));
+      driver->threadEnd();
+      loaded_ = std::move(s);
+    });
+    load_.clear();
   }
   std::vector<Item> queue_;
   bool table_was_empty_ = false;
   std::vector<StoredEnrolment> load_;
+  std::thread loader_;
+  absl::Status loaded_;  // of the last load, set by its thread
+
+ public:
+  ~EnrolmentsIngest() override { WaitIdle(); }
 };
 
 // ---- recipients.csv
@@ -1255,6 +1284,27 @@ absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements
 
 namespace {
 
+// SymbolTable::Intern of values that mostly repeat the previous one (a scan in clustered order
+// meets a batch's or programme's rows together).
+class RepeatCache final {
+ public:
+  explicit RepeatCache(SymbolTable& symbols) : symbols_(symbols) {}
+  Symbol operator()(const std::string& value) {
+    if (!valid_ || value != last_) {
+      last_ = value;
+      symbol_ = symbols_.Intern(value);
+      valid_ = true;
+    }
+    return symbol_;
+  }
+
+ private:
+  SymbolTable& symbols_;
+  std::string last_;
+  Symbol symbol_ = kNoSymbol;
+  bool valid_ = false;
+};
+
 // Rows gathered in blocks of a fixed size, then moved into one vector of exactly their number,
 // each block freed as it is moved: the peak is the rows plus one block.
 template <typename T>
@@ -1429,14 +1479,21 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     }
     int64_t orphans = 0;
     BlockRows<Enrolment> enrolments;
+    RepeatCache enrolment_program(in.symbols);
+    std::string last_from;
+    PeriodCode last_from_code{};
     s = Track(*conn, repo_.ScanEnrolments(**conn, request.program_code(), [&](const StoredEnrolment& e) {
       auto person = persons.Find(e.person_no);
       if (!person) return void(++orphans);
       Enrolment out;
       out.amount_fen = e.amount_fen.value_or(kProgrammeAmount);
       out.person = *person;
-      out.program = in.symbols.Intern(e.program_code);
-      out.from_period = PeriodCodeOf(common::ParsePeriod(e.from_period).value_or(common::Period{}));
+      out.program = enrolment_program(e.program_code);
+      if (e.from_period != last_from) {
+        last_from = e.from_period;
+        last_from_code = PeriodCodeOf(common::ParsePeriod(e.from_period).value_or(common::Period{}));
+      }
+      out.from_period = last_from_code;
       if (!e.to_period.empty()) out.to_period = PeriodCodeOf(common::ParsePeriod(e.to_period).value_or(common::Period{}));
       enrolments.push_back(out);
     }));
@@ -1469,6 +1526,10 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     }));
     if (!s.ok()) return s;
     BlockRows<Payment> payments;
+    // Batch, programme and period repeat from row to row: interned once per run of equal values.
+    RepeatCache batch_of(in.symbols), program_of(in.symbols);
+    std::string last_period;
+    PeriodCode last_period_code{};
     s = Track(*conn, repo_.ScanPayments(**conn, request.program_code(), period_text, [&](const StoredPayment& p) {
       auto person = persons.Find(p.person_no);
       if (!person) return void(++orphans);
@@ -1478,10 +1539,14 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       out.paid_at_us = PaidAtMicros(p.paid_at);
       out.person = *person;
       out.amount_fen = p.amount_fen;
-      out.batch = in.symbols.Intern(p.batch_id);
-      out.program = in.symbols.Intern(p.program_code);
+      out.batch = batch_of(p.batch_id);
+      out.program = program_of(p.program_code);
       out.account = in.symbols.Intern(p.account_no);
-      out.period = PeriodCodeOf(common::ParsePeriod(p.period).value_or(common::Period{}));
+      if (p.period != last_period) {
+        last_period = p.period;
+        last_period_code = PeriodCodeOf(common::ParsePeriod(p.period).value_or(common::Period{}));
+      }
+      out.period = last_period_code;
       payments.push_back(out);
     }));
     if (!s.ok()) return s;
