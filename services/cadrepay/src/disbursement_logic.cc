@@ -686,6 +686,12 @@ class RecipientsIngest final : public IngestBase {
     absl::StatusOr<std::vector<StoredRecipient>> people = no_people;
     absl::StatusOr<std::vector<std::tuple<std::string, absl::CivilDay, std::string>>> accounts = no_accounts;
     absl::StatusOr<std::vector<std::pair<std::string, std::string>>> heads = no_heads;
+    if (people_written || households_written) {
+      // A lookup must see every row written so far: the pending load first, and nothing beside it.
+      if (auto s = WaitLoad(); !s.ok()) return s;
+      StartLoad();
+      if (auto s = WaitLoad(); !s.ok()) return s;
+    }
     if (people_written) {
       people = Tracked(repo().FindRecipients(conn(), hashes));
       if (!people.ok()) return people.status();
@@ -794,17 +800,67 @@ class RecipientsIngest final : public IngestBase {
     std::vector<std::tuple<int64_t, absl::CivilDay, std::string>> accounts_out;
     accounts_out.reserve(new_accounts.size());
     for (auto& [h, since, account] : new_accounts) accounts_out.emplace_back(number.at(h), since, std::move(account));
-    if (auto s = WritePersons(); !s.ok()) return s;
-    if (auto s = Tracked(repo().UpsertRecipients(conn(), write)); !s.ok()) return s;
-    if (auto s = Tracked(repo().LoadRecipients(conn(), load)); !s.ok()) return s;
-    if (table_was_empty_) return Tracked(repo().LoadAccounts(conn(), accounts_out));
-    return Tracked(repo().InsertAccounts(conn(), accounts_out));
+    if (!table_was_empty_) {
+      if (auto s = WritePersons(); !s.ok()) return s;
+      if (auto s = Tracked(repo().UpsertRecipients(conn(), write)); !s.ok()) return s;
+      return Tracked(repo().InsertAccounts(conn(), accounts_out));
+    }
+    // Bulk path: updates (of persons written earlier in this file, found above after the pending
+    // load) at once; new rows join the pending load, written on a thread of its own while the
+    // next rows are parsed.
+    if (!write.empty()) {
+      if (auto s = WaitLoad(); !s.ok()) return s;
+      if (auto s = Tracked(repo().UpsertRecipients(conn(), write)); !s.ok()) return s;
+    }
+    for (auto& r : load) pending_recipients_.push_back(std::move(r));
+    for (auto& a : accounts_out) pending_accounts_.push_back(std::move(a));
+    if (pending_recipients_.size() + pending_accounts_.size() >= kLoadRows) {
+      if (auto s = WaitLoad(); !s.ok()) return s;
+      StartLoad();
+    }
+    return absl::OkStatus();
   }
+  absl::Status Complete() override {
+    if (auto s = WaitLoad(); !s.ok()) return s;
+    StartLoad();
+    return WaitLoad();
+  }
+  void WaitIdle() override {
+    if (loader_.joinable()) loader_.join();
+  }
+  absl::Status WaitLoad() {
+    WaitIdle();
+    absl::Status s = std::move(loaded_);
+    loaded_ = absl::OkStatus();
+    return s;
+  }
+  void StartLoad() {
+    loader_ = std::thread([this, persons = TakeNewPersons(), recipients = std::move(pending_recipients_),
+                           accounts = std::move(pending_accounts_)] {
+      sql::Driver* driver = sql::mysql::get_mysql_driver_instance();
+      driver->threadInit();
+      absl::Status s = Tracked(repo().InsertPersons(conn(), persons));
+      if (s.ok()) s = Tracked(repo().LoadRecipients(conn(), recipients));
+      if (s.ok()) s = Tracked(repo().LoadAccounts(conn(), accounts));
+      driver->threadEnd();
+      loaded_ = std::move(s);
+    });
+    pending_recipients_.clear();
+    pending_accounts_.clear();
+  }
+  static constexpr size_t kLoadRows = 100000;
+  std::vector<StoredRecipient> pending_recipients_;
+  std::vector<std::tuple<int64_t, absl::CivilDay, std::string>> pending_accounts_;
+  std::thread loader_;
+  absl::Status loaded_;  // of the last load, set by its thread
   std::vector<Item> queue_;
   bool table_was_empty_ = false;
   // Fast path only: the persons (first 8 bytes of the hash) and households (64-bit hash) whose
   // rows this ingest wrote. A collision only makes a lookup that finds nothing.
   absl::flat_hash_set<uint64_t> written_people_, written_households_;
+
+ public:
+  ~RecipientsIngest() override { WaitIdle(); }
 };
 
 // ---- payments.csv

@@ -685,6 +685,85 @@ TEST_F(DisbursementLogicTest, ConcurrentIngestsNumberTheirPersonsApartAndReinges
   EXPECT_EQ(page->recipients(0).account_no().substr(page->recipients(0).account_no().size() - 2), "22");
 }
 
+// A valid ID number for any k below 10,000,000: birth date 1950-01-01 plus k / 1000 days.
+std::string ManyId(int k) {
+  const absl::CivilDay born = absl::CivilDay(1950, 1, 1) + k / 1000;
+  std::string s = absl::StrFormat("320723%04d%02d%02d%03d", born.year(), born.month(), born.day(), k % 1000);
+  static const int kWeights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+  int sum = 0;
+  for (int i = 0; i < 17; ++i) sum += (s[i] - '0') * kWeights[i];
+  s += "10X98765432"[sum % 11];
+  return s;
+}
+
+// Recipients into an empty table take the bulk path (lookups only for a batch that names a
+// person or household written earlier in the file, loads in the background). Over a file of
+// several batches it must decide every row as the row-by-row path does: a later account of a
+// person of an earlier batch, a second head of an earlier batch's household, a head change.
+TEST_F(DisbursementLogicTest, RecipientsBulkPathDecidesAsTheRowByRowPath) {
+  constexpr int kPeople = 4100;  // three batches of 2000 rows
+  std::string csv = "id_number,name,org_code,household_id,is_household_head,account_no,account_since,is_cadre\n";
+  for (int k = 0; k < kPeople; ++k) {
+    absl::StrAppend(&csv, ManyId(k), ",村民", k, ",V", k / 1000, ",H", k / 2, ",", k % 2 == 0 ? 1 : 0, ",6222",
+                    absl::StrFormat("%014d", k), ",2020-01-01,", k == 10 ? 1 : 0, "\n");
+  }
+  // Batch 3 (from line 4002 on) names people and households of batch 1.
+  absl::StrAppend(&csv, ManyId(1), ",村民1,V0,H0,0,622299999999999991,2026-01-01,0\n");  // a new account
+  absl::StrAppend(&csv, ManyId(3), ",村民3,V0,H1,1,622200000000000003,2021-01-01,0\n");  // a second head
+  absl::StrAppend(&csv, ManyId(4), ",村民4,V0,H2,0,622200000000000004,2021-01-01,0\n");  // no longer head
+  absl::StrAppend(&csv, ManyId(5), ",村民5,V0,H2,1,622200000000000005,2021-01-01,0\n");  // so this one may be
+  absl::StrAppend(&csv, ManyId(6), ",村民6,V1,H3,1,622200000000000006,2021-01-01,1\n");  // moved, now a cadre
+  auto dump = [&](const std::string& skip_hash) {
+    std::vector<std::string> rows;
+    auto conn = pool_->Acquire(absl::Now() + absl::Seconds(5));
+    EXPECT_TRUE(conn.ok());
+    std::unique_ptr<sql::ResultSet> rs(
+        std::unique_ptr<sql::Statement>((*conn)->createStatement())
+            ->executeQuery("SELECT HEX(pe.id_hash), r.name, r.org_code, r.household_id, r.is_household_head, "
+                           "r.is_cadre, r.latest_since, a.account_since, a.account_no FROM persons pe "
+                           "JOIN recipients r ON r.person_no = pe.person_no "
+                           "JOIN recipient_accounts a ON a.person_no = pe.person_no ORDER BY 1, 8"));
+    while (rs->next()) {
+      if (rs->getString(1).asStdString() == skip_hash) continue;
+      std::string row;
+      for (int c = 1; c <= 9; ++c) absl::StrAppend(&row, rs->getString(c).asStdString(), "|");
+      rows.push_back(row);
+    }
+    return rows;
+  };
+  auto bulk = Ingest(FileKind::kRecipients, csv, 1 << 12);
+  const auto bulk_rows = dump("");
+  EXPECT_EQ(bulk.inserted(), kPeople + 4);
+  EXPECT_EQ(Errors(bulk), std::vector<std::string>{absl::StrCat(kPeople + 3, " is_household_head SECOND_HEAD")});
+  ASSERT_EQ(bulk_rows.size(), static_cast<size_t>(kPeople + 4));
+  // The same file into a table holding one other person: the row-by-row path.
+  {
+    auto conn = pool_->Acquire(absl::Now() + absl::Seconds(5));
+    ASSERT_TRUE(conn.ok());
+    std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+    st->execute("DELETE FROM recipient_accounts");
+    st->execute("DELETE FROM recipients");
+    st->execute("DELETE FROM persons");
+  }
+  const std::string other = ManyId(999999);
+  ASSERT_EQ(Ingest(FileKind::kRecipients,
+                   absl::StrCat("id_number,name,org_code,household_id,is_household_head,account_no,account_since,"
+                                "is_cadre\n",
+                                other, ",别人,V9,H999999,1,622200000000009999,2020-01-01,0\n"))
+                .inserted(),
+            1);
+  auto row_by_row = Ingest(FileKind::kRecipients, csv, 1 << 12);
+  EXPECT_EQ(row_by_row.inserted(), bulk.inserted());
+  EXPECT_EQ(row_by_row.updated(), bulk.updated());
+  EXPECT_EQ(row_by_row.unchanged(), bulk.unchanged());
+  EXPECT_EQ(Errors(row_by_row), Errors(bulk));
+  for (int k = 0; k < row_by_row.errors_size(); ++k) EXPECT_EQ(row_by_row.errors(k).message(), bulk.errors(k).message());
+  EXPECT_EQ(dump(absl::AsciiStrToUpper(absl::BytesToHexString(pii_.Hash(other)))), bulk_rows);
+  // And sent again, nothing changes.
+  auto again = Ingest(FileKind::kRecipients, csv, 1 << 12);
+  EXPECT_EQ(again.inserted() + again.updated(), 0);
+}
+
 // The same person in two ingests at once: the one committing second fails whole (ABORTED), and
 // the person keeps one number.
 TEST_F(DisbursementLogicTest, ThePersonOfTwoConcurrentIngestsGetsOneNumber) {
