@@ -10,10 +10,12 @@
 #include <array>
 #include <cctype>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -277,8 +279,37 @@ class IngestBase : public DisbursementLogic::Ingest {
   virtual absl::Status Prepare() { return absl::OkStatus(); }
   // Once, after the last Flush and before the commit.
   virtual absl::Status Complete() { return absl::OkStatus(); }
-  // Waits for any write still running on the connection in the background.
-  virtual void WaitIdle() {}
+  // Bulk loads run on a thread of their own, on this ingest's connection (inside its
+  // transaction), while the next rows are parsed and their persons looked up on the side
+  // connection. The ingest's connection is touched by one thread at a time: every other use of
+  // it waits for the load first (WaitLoad).
+  // Waits for the load running, then starts `load` unless that one failed (its status).
+  absl::Status LoadInBackground(std::function<absl::Status()> load) {
+    if (auto s = WaitLoad(); !s.ok()) return s;
+    loader_ = std::thread([this, load = std::move(load)] {
+      sql::Driver* driver = sql::mysql::get_mysql_driver_instance();
+      driver->threadInit();
+      absl::Status s = load();
+      driver->threadEnd();
+      loaded_ = std::move(s);
+    });
+    return absl::OkStatus();
+  }
+  // Waits for the load running, if any: its status.
+  absl::Status WaitLoad() {
+    WaitIdle();
+    absl::Status s = std::move(loaded_);
+    loaded_ = absl::OkStatus();
+    return s;
+  }
+  void WaitIdle() {
+    if (loader_.joinable()) loader_.join();
+  }
+
+ public:
+  ~IngestBase() override { WaitIdle(); }
+
+ protected:
 
   void Error(int64_t line, std::string column, std::string code, std::string message) {
     auto* e = report_.add_errors();
@@ -457,6 +488,8 @@ class IngestBase : public DisbursementLogic::Ingest {
     return k;
   }
   common::PooledConnection side_;
+  std::thread loader_;
+  absl::Status loaded_;  // of the last load, set by its thread
   bool persons_were_empty_ = false;
   absl::flat_hash_map<Hash16, int64_t> numbers_;
   std::vector<PersonRecord> new_persons_;
@@ -582,48 +615,22 @@ class EnrolmentsIngest final : public IngestBase {
       if (auto s = WritePersons(); !s.ok()) return s;
       return Tracked(repo().UpsertEnrolments(conn(), write));
     }
-    if (load_.size() >= kLoadRows) {
-      if (auto s = WaitLoad(); !s.ok()) return s;
-      StartLoad();
-    }
+    if (load_.size() >= kLoadRows) return StartLoad();
     return absl::OkStatus();
   }
-  // As for payments: each load runs on a thread of its own, on this ingest's connection (inside
-  // its transaction), while the next rows are parsed and their persons looked up on the side
-  // connection; the ingest's connection is touched by one thread at a time.
   absl::Status Complete() override {
-    if (auto s = WaitLoad(); !s.ok()) return s;
-    StartLoad();
+    if (auto s = StartLoad(); !s.ok()) return s;
     return WaitLoad();
   }
-  void WaitIdle() override {
-    if (loader_.joinable()) loader_.join();
-  }
-  absl::Status WaitLoad() {
-    WaitIdle();
-    absl::Status s = std::move(loaded_);
-    loaded_ = absl::OkStatus();
-    return s;
-  }
-  void StartLoad() {
-    loader_ = std::thread([this, persons = TakeNewPersons(), rows = std::move(load_)] {
-      sql::Driver* driver = sql::mysql::get_mysql_driver_instance();
-      driver->threadInit();
+  absl::Status StartLoad() {
+    return LoadInBackground([this, persons = TakeNewPersons(), rows = std::exchange(load_, {})] {
       absl::Status s = Tracked(repo().InsertPersons(conn(), persons));
-      if (s.ok()) s = Tracked(repo().LoadEnrolments(conn(), rows));
-      driver->threadEnd();
-      loaded_ = std::move(s);
+      return s.ok() ? Tracked(repo().LoadEnrolments(conn(), rows)) : s;
     });
-    load_.clear();
   }
   std::vector<Item> queue_;
   bool table_was_empty_ = false;
   std::vector<StoredEnrolment> load_;
-  std::thread loader_;
-  absl::Status loaded_;  // of the last load, set by its thread
-
- public:
-  ~EnrolmentsIngest() override { WaitIdle(); }
 };
 
 // ---- recipients.csv
@@ -688,8 +695,7 @@ class RecipientsIngest final : public IngestBase {
     absl::StatusOr<std::vector<std::pair<std::string, std::string>>> heads = no_heads;
     if (people_written || households_written) {
       // A lookup must see every row written so far: the pending load first, and nothing beside it.
-      if (auto s = WaitLoad(); !s.ok()) return s;
-      StartLoad();
+      if (auto s = StartLoad(); !s.ok()) return s;
       if (auto s = WaitLoad(); !s.ok()) return s;
     }
     if (people_written) {
@@ -814,53 +820,29 @@ class RecipientsIngest final : public IngestBase {
     }
     for (auto& r : load) pending_recipients_.push_back(std::move(r));
     for (auto& a : accounts_out) pending_accounts_.push_back(std::move(a));
-    if (pending_recipients_.size() + pending_accounts_.size() >= kLoadRows) {
-      if (auto s = WaitLoad(); !s.ok()) return s;
-      StartLoad();
-    }
+    if (pending_recipients_.size() + pending_accounts_.size() >= kLoadRows) return StartLoad();
     return absl::OkStatus();
   }
   absl::Status Complete() override {
-    if (auto s = WaitLoad(); !s.ok()) return s;
-    StartLoad();
+    if (auto s = StartLoad(); !s.ok()) return s;
     return WaitLoad();
   }
-  void WaitIdle() override {
-    if (loader_.joinable()) loader_.join();
-  }
-  absl::Status WaitLoad() {
-    WaitIdle();
-    absl::Status s = std::move(loaded_);
-    loaded_ = absl::OkStatus();
-    return s;
-  }
-  void StartLoad() {
-    loader_ = std::thread([this, persons = TakeNewPersons(), recipients = std::move(pending_recipients_),
-                           accounts = std::move(pending_accounts_)] {
-      sql::Driver* driver = sql::mysql::get_mysql_driver_instance();
-      driver->threadInit();
+  absl::Status StartLoad() {
+    return LoadInBackground([this, persons = TakeNewPersons(), recipients = std::exchange(pending_recipients_, {}),
+                             accounts = std::exchange(pending_accounts_, {})] {
       absl::Status s = Tracked(repo().InsertPersons(conn(), persons));
       if (s.ok()) s = Tracked(repo().LoadRecipients(conn(), recipients));
-      if (s.ok()) s = Tracked(repo().LoadAccounts(conn(), accounts));
-      driver->threadEnd();
-      loaded_ = std::move(s);
+      return s.ok() ? Tracked(repo().LoadAccounts(conn(), accounts)) : s;
     });
-    pending_recipients_.clear();
-    pending_accounts_.clear();
   }
   static constexpr size_t kLoadRows = 100000;
   std::vector<StoredRecipient> pending_recipients_;
   std::vector<std::tuple<int64_t, absl::CivilDay, std::string>> pending_accounts_;
-  std::thread loader_;
-  absl::Status loaded_;  // of the last load, set by its thread
   std::vector<Item> queue_;
   bool table_was_empty_ = false;
   // Fast path only: the persons (first 8 bytes of the hash) and households (64-bit hash) whose
   // rows this ingest wrote. A collision only makes a lookup that finds nothing.
   absl::flat_hash_set<uint64_t> written_people_, written_households_;
-
- public:
-  ~RecipientsIngest() override { WaitIdle(); }
 };
 
 // ---- payments.csv
@@ -966,48 +948,22 @@ class PaymentsIngest final : public IngestBase {
       write_.push_back(std::move(i->p));
     }
     queue_.clear();
-    if (write_.size() >= kLoadRows) {
-      if (auto s = WaitLoad(); !s.ok()) return s;
-      StartLoad();
-    }
+    if (write_.size() >= kLoadRows) return StartLoad();
     return absl::OkStatus();
   }
-  // Loads run on a thread of their own, on this ingest's connection (inside its transaction),
-  // while the next rows are parsed; the connection is touched by one thread at a time: every
-  // other use of it waits for the load first.
   absl::Status Complete() override {
-    if (auto s = WaitLoad(); !s.ok()) return s;
-    StartLoad();
+    if (auto s = StartLoad(); !s.ok()) return s;
     return WaitLoad();
   }
-  void WaitIdle() override {
-    if (loader_.joinable()) loader_.join();
-  }
-  absl::Status WaitLoad() {
-    WaitIdle();
-    absl::Status s = std::move(loaded_);
-    loaded_ = absl::OkStatus();
-    return s;
-  }
-  void StartLoad() {
-    loader_ = std::thread([this, persons = TakeNewPersons(), rows = std::move(write_)] {
-      sql::Driver* driver = sql::mysql::get_mysql_driver_instance();
-      driver->threadInit();
+  absl::Status StartLoad() {
+    return LoadInBackground([this, persons = TakeNewPersons(), rows = std::exchange(write_, {})] {
       absl::Status s = Tracked(repo().InsertPersons(conn(), persons));
-      if (s.ok()) s = Tracked(repo().InsertPayments(conn(), rows));
-      driver->threadEnd();
-      loaded_ = std::move(s);
+      return s.ok() ? Tracked(repo().InsertPayments(conn(), rows)) : s;
     });
-    write_.clear();
   }
   std::vector<Item> queue_;
   bool table_was_empty_ = false;
   std::vector<StoredPayment> write_;
-  std::thread loader_;
-  absl::Status loaded_;  // of the last load, set by its thread
-
- public:
-  ~PaymentsIngest() override { WaitIdle(); }
 };
 
 // ---- batches.csv
@@ -1362,7 +1318,8 @@ class RepeatCache final {
 };
 
 // Rows gathered in blocks of a fixed size, then moved into one vector of exactly their number,
-// each block freed as it is moved: the peak is the rows plus one block.
+// each block freed as it is moved: the peak is the rows plus one block (a block is above the
+// service's mmap threshold, main.cc, so a freed block leaves the process at once).
 template <typename T>
 class BlockRows final {
  public:

@@ -351,6 +351,32 @@ void LoadHexField(std::string& out, std::string_view bytes) {
   }
 }
 
+// One row for LoadText: its fields tab-separated, NULL as \N.
+struct Hex {
+  std::string_view bytes;  // loaded into @var, UNHEX()ed by the statement's SET
+};
+void LoadField(std::string& out, int64_t v) { LoadIntField(out, v); }
+void LoadField(std::string& out, std::string_view v) { LoadTextField(out, v); }
+void LoadField(std::string& out, Hex v) { LoadHexField(out, v.bytes); }
+template <typename T>
+void LoadField(std::string& out, const std::optional<T>& v) {
+  if (v) LoadField(out, *v); else out += "\\N";
+}
+std::optional<std::string_view> OrNull(const std::string& v) {
+  return v.empty() ? std::nullopt : std::optional<std::string_view>(v);
+}
+template <typename... Fields>
+void LoadRow(std::string& out, const Fields&... fields) {
+  bool first = true;
+  auto one = [&](const auto& f) {
+    if (!first) out += '\t';
+    first = false;
+    LoadField(out, f);
+  };
+  (one(fields), ...);
+  out += '\n';
+}
+
 }  // namespace
 
 absl::StatusOr<int64_t> DisbursementRepository::LoadRows(sql::Connection& conn, const std::string& table,
@@ -435,14 +461,7 @@ absl::Status DisbursementRepository::InsertPersons(sql::Connection& conn,
                          "id_hash = UNHEX(@id_hash), id_sealed = UNHEX(@id_sealed)", persons.size(),
                          [&](size_t k, std::string& out) {
                            const PersonRecord& p = persons[k];
-                           LoadIntField(out, p.person_no);
-                           out += '\t';
-                           LoadHexField(out, p.id_hash);
-                           out += '\t';
-                           LoadHexField(out, p.id_sealed);
-                           out += '\t';
-                           LoadTextField(out, p.id_masked);
-                           out += '\n';
+                           LoadRow(out, p.person_no, Hex{p.id_hash}, Hex{p.id_sealed}, std::string_view(p.id_masked));
                          });
   return CheckLoaded(loaded, persons.size(), "persons");
 }
@@ -589,16 +608,8 @@ absl::Status DisbursementRepository::LoadEnrolments(sql::Connection& conn,
                                                     const std::vector<StoredEnrolment>& rows) const {
   auto loaded = LoadText(conn, "enrolments", kEnrolmentColumns, "", rows.size(), [&](size_t k, std::string& out) {
     const StoredEnrolment& e = rows[k];
-    LoadTextField(out, e.program_code);
-    out += '\t';
-    LoadIntField(out, e.person_no);
-    out += '\t';
-    LoadTextField(out, e.from_period);
-    out += '\t';
-    if (e.to_period.empty()) out += "\\N"; else LoadTextField(out, e.to_period);
-    out += '\t';
-    if (e.amount_fen) LoadIntField(out, *e.amount_fen); else out += "\\N";
-    out += '\n';
+    LoadRow(out, std::string_view(e.program_code), e.person_no, std::string_view(e.from_period), OrNull(e.to_period),
+            e.amount_fen);
   });
   if (!loaded.ok()) return loaded.status();
   if (*loaded != static_cast<int64_t>(rows.size())) {
@@ -733,17 +744,9 @@ absl::Status DisbursementRepository::LoadRecipients(sql::Connection& conn,
                               rows.size(),
                               [&](size_t k, std::string& out) {
                                 const StoredRecipient& r = rows[k];
-                                LoadIntField(out, r.person_no);
-                                out += '\t';
-                                LoadTextField(out, r.name);
-                                out += '\t';
-                                LoadTextField(out, r.org_code);
-                                out += '\t';
-                                LoadTextField(out, r.household_id);
-                                out += r.is_household_head ? "\t1\t" : "\t0\t";
-                                out += r.is_cadre ? "1\t" : "0\t";
-                                out += DayText(r.latest_since);
-                                out += '\n';
+                                LoadRow(out, r.person_no, std::string_view(r.name), std::string_view(r.org_code),
+                                        std::string_view(r.household_id), int64_t{r.is_household_head ? 1 : 0},
+                                        int64_t{r.is_cadre ? 1 : 0}, std::string_view(DayText(r.latest_since)));
                               }),
                      rows.size(), "recipients");
 }
@@ -753,12 +756,7 @@ absl::Status DisbursementRepository::LoadAccounts(
   return CheckLoaded(LoadText(conn, "recipient_accounts", "person_no, account_since, account_no", "", rows.size(),
                               [&](size_t k, std::string& out) {
                                 const auto& [person_no, since, account] = rows[k];
-                                LoadIntField(out, person_no);
-                                out += '\t';
-                                out += DayText(since);
-                                out += '\t';
-                                LoadTextField(out, account);
-                                out += '\n';
+                                LoadRow(out, person_no, std::string_view(DayText(since)), std::string_view(account));
                               }),
                      rows.size(), "accounts");
 }
@@ -1042,28 +1040,10 @@ absl::Status DisbursementRepository::InsertPayments(sql::Connection& conn,
                          "paid_at = TIMESTAMPADD(MICROSECOND, @paid_us, '1970-01-01 08:00:00')", rows.size(),
                          [&](size_t k, std::string& out) {
                            const StoredPayment& p = rows[k];
-                           LoadTextField(out, p.payment_id);
-                           out += '\t';
-                           LoadTextField(out, p.batch_id);
-                           out += '\t';
-                           LoadTextField(out, p.program_code);
-                           out += '\t';
-                           LoadTextField(out, p.period);
-                           out += '\t';
-                           LoadIntField(out, p.person_no);
-                           out += '\t';
-                           LoadTextField(out, p.account_no);
-                           out += '\t';
-                           LoadIntField(out, p.amount_fen);
-                           out += '\t';
-                           LoadIntField(out, absl::ToUnixMicros(p.paid_at));
-                           out += '\t';
-                           if (p.reverses.empty()) out += "\\N"; else LoadTextField(out, p.reverses);
-                           out += '\t';
-                           LoadTextField(out, p.ingest_id);
-                           out += '\t';
-                           LoadIntField(out, p.source_line);
-                           out += '\n';
+                           LoadRow(out, std::string_view(p.payment_id), std::string_view(p.batch_id),
+                                   std::string_view(p.program_code), std::string_view(p.period), p.person_no,
+                                   std::string_view(p.account_no), p.amount_fen, absl::ToUnixMicros(p.paid_at),
+                                   OrNull(p.reverses), std::string_view(p.ingest_id), p.source_line);
                          });
   if (!loaded.ok()) return loaded.status();
   if (*loaded != static_cast<int64_t>(rows.size())) {
