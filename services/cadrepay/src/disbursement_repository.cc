@@ -85,23 +85,26 @@ absl::Status ForEachInGroup(sql::Connection& conn, const std::string& prefix, co
   }
 }
 
-// One field in LOAD DATA's default escaping (FIELDS TERMINATED BY '\t' ESCAPED BY '\\').
+// Text in LOAD DATA's default escaping (FIELDS TERMINATED BY '\t' ESCAPED BY '\\').
+void LoadTextField(std::string& out, std::string_view v) {
+  for (char c : v) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\0': out += "\\0"; break;
+      default: out += c;
+    }
+  }
+}
+
+// One field in that escaping.
 void AppendLoadField(std::string& out, const SqlValue& v) {
   switch (v.kind) {
     case SqlValue::Kind::kNull: out += "\\N"; return;
     case SqlValue::Kind::kInt: absl::StrAppend(&out, v.i); return;
-    case SqlValue::Kind::kText:
-      for (char c : v.s) {
-        switch (c) {
-          case '\\': out += "\\\\"; break;
-          case '\t': out += "\\t"; break;
-          case '\n': out += "\\n"; break;
-          case '\r': out += "\\r"; break;
-          case '\0': out += "\\0"; break;
-          default: out += c;
-        }
-      }
-      return;
+    case SqlValue::Kind::kText: LoadTextField(out, v.s); return;
   }
 }
 
@@ -325,19 +328,7 @@ absl::StatusOr<int64_t> LoadText(sql::Connection& conn, const std::string& table
   }
 }
 
-// Text fields for LoadText, without a temporary string per value.
-void LoadTextField(std::string& out, std::string_view v) {
-  for (char c : v) {
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\t': out += "\\t"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\0': out += "\\0"; break;
-      default: out += c;
-    }
-  }
-}
+// Fields for LoadText, without a temporary string per value.
 void LoadIntField(std::string& out, int64_t v) {
   char buf[absl::numbers_internal::kFastToBufferSize];
   out.append(buf, absl::numbers_internal::FastIntToBuffer(v, buf));
