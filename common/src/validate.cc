@@ -116,8 +116,26 @@ absl::StatusOr<absl::CivilDay> ParseDate(std::string_view s) {
   return ParseDatePrefix(s, "date");
 }
 
+namespace {
+// "%04d" of a year in 0..9999 and "%02d" of a month or day, without a format call (ingests and
+// checks format one per row).
+void AppendDigits(std::string& out, int64_t v, int width) {
+  char buf[4];
+  for (int i = width - 1; i >= 0; --i, v /= 10) buf[i] = static_cast<char>('0' + v % 10);
+  out.append(buf, static_cast<size_t>(width));
+}
+}  // namespace
+
 std::string FormatDate(absl::CivilDay d) {
-  return absl::StrFormat("%04d-%02d-%02d", d.year(), d.month(), d.day());
+  if (d.year() < 0 || d.year() > 9999) return absl::StrFormat("%04d-%02d-%02d", d.year(), d.month(), d.day());
+  std::string out;
+  out.reserve(10);
+  AppendDigits(out, d.year(), 4);
+  out += '-';
+  AppendDigits(out, d.month(), 2);
+  out += '-';
+  AppendDigits(out, d.day(), 2);
+  return out;
 }
 
 absl::TimeZone ChinaTimeZone() { return absl::FixedTimeZone(kChinaOffsetSeconds); }
@@ -252,8 +270,18 @@ absl::CivilDay Period::last_day() const {
 }
 
 std::string Period::ToString() const {
-  if (monthly()) return absl::StrFormat("%04d-%02d", year, month);
-  return absl::StrFormat("%04d", year);
+  if (year < 0 || year > 9999 || month < 0 || month > 99) {
+    if (monthly()) return absl::StrFormat("%04d-%02d", year, month);
+    return absl::StrFormat("%04d", year);
+  }
+  std::string out;
+  out.reserve(7);
+  AppendDigits(out, year, 4);
+  if (monthly()) {
+    out += '-';
+    AppendDigits(out, month, 2);
+  }
+  return out;
 }
 
 absl::StatusOr<Period> ParsePeriod(std::string_view s) {

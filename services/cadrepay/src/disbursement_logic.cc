@@ -10,10 +10,12 @@
 #include <array>
 #include <cctype>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -214,6 +216,17 @@ class IngestBase : public DisbursementLogic::Ingest {
   }
 
   absl::StatusOr<exchange::v1::ImportReport> Finish() override {
+    auto report = FinishWriting();
+    // Both connections go back to the pool now, not when the caller lets go of this.
+    WaitIdle();
+    tx_.reset();
+    side_ = common::PooledConnection();
+    conn_ = common::PooledConnection();
+    return report;
+  }
+
+ private:
+  absl::StatusOr<exchange::v1::ImportReport> FinishWriting() {
     WaitIdle();
     if (failed_.ok() && !file_refused_) reader_->Finish();
     if (!failed_.ok()) {
@@ -257,8 +270,37 @@ class IngestBase : public DisbursementLogic::Ingest {
   virtual absl::Status Prepare() { return absl::OkStatus(); }
   // Once, after the last Flush and before the commit.
   virtual absl::Status Complete() { return absl::OkStatus(); }
-  // Waits for any write still running on the connection in the background.
-  virtual void WaitIdle() {}
+  // Bulk loads run on a thread of their own, on this ingest's connection (inside its
+  // transaction), while the next rows are parsed and their persons looked up on the side
+  // connection. The ingest's connection is touched by one thread at a time: every other use of
+  // it waits for the load first (WaitLoad).
+  // Waits for the load running, then starts `load` unless that one failed (its status).
+  absl::Status LoadInBackground(std::function<absl::Status()> load) {
+    if (auto s = WaitLoad(); !s.ok()) return s;
+    loader_ = std::thread([this, load = std::move(load)] {
+      sql::Driver* driver = sql::mysql::get_mysql_driver_instance();
+      driver->threadInit();
+      absl::Status s = load();
+      driver->threadEnd();
+      loaded_ = std::move(s);
+    });
+    return absl::OkStatus();
+  }
+  // Waits for the load running, if any: its status.
+  absl::Status WaitLoad() {
+    WaitIdle();
+    absl::Status s = std::move(loaded_);
+    loaded_ = absl::OkStatus();
+    return s;
+  }
+  void WaitIdle() {
+    if (loader_.joinable()) loader_.join();
+  }
+
+ public:
+  ~IngestBase() override { WaitIdle(); }
+
+ protected:
 
   void Error(int64_t line, std::string column, std::string code, std::string message) {
     auto* e = report_.add_errors();
@@ -286,17 +328,57 @@ class IngestBase : public DisbursementLogic::Ingest {
     return inserted ? 0 : it->second;
   }
 
-  // Whether this person (by stored hash) is met for the first time in this file: a person is
-  // sealed and written once per file (sealing is the costly part).
-  bool FirstSight(const std::string& id_hash) {
-    std::array<char, 16> key{};
-    std::memcpy(key.data(), id_hash.data(), std::min<size_t>(16, id_hash.size()));
-    return persons_seen_.insert(key).second;
+  // ---- Person numbers (the tables refer to a person by number; see V003__person_numbers.sql).
+  // Looks up the stored numbers of those of these persons not met yet in this file. On the side
+  // connection (autocommit), beside a load that may be running on the ingest's: a person once
+  // committed is never renumbered or removed, so what it reads stays true. A person that another
+  // ingest is writing and has not committed is not seen; NumberFor numbers them here as well,
+  // and writing them then fails the ingest (ABORTED: send the file again).
+  absl::Status LookUpPersons(const std::vector<std::string>& hashes) {
+    if (persons_were_empty_) return absl::OkStatus();  // every person met is new or numbered here
+    std::vector<std::string> unknown;
+    for (const auto& h : hashes) {
+      if (!numbers_.contains(Key16(h))) unknown.push_back(h);
+    }
+    if (unknown.empty()) return absl::OkStatus();
+    if (auto s = AcquireSide(); !s.ok()) return s;
+    auto found = Track(side_, logic_.repo_.LookupPersonNumbers(*side_, unknown));
+    if (!found.ok()) return found.status();
+    for (const auto& [h, no] : *found) numbers_.emplace(Key16(h), no);
+    return absl::OkStatus();
   }
-  absl::flat_hash_set<std::array<char, 16>> persons_seen_;
-
-  PersonRecord Person(const std::string& id_number) {
-    return {logic_.pii().Hash(id_number), logic_.pii().Seal(id_number), common::MaskIdNumber(id_number)};
+  // The number of a person met already (LookUpPersons first): stored, or new in this ingest.
+  // A person not stored gets the next number of this ingest's block and is queued, sealed, for
+  // WritePersons (sealing is the costly part: once per new person).
+  absl::StatusOr<int64_t> NumberFor(const std::string& id_hash, const std::string& id_number) {
+    const auto key = Key16(id_hash);
+    if (auto it = numbers_.find(key); it != numbers_.end()) return it->second;
+    if (next_no_ == end_no_) {
+      if (auto s = AcquireSide(); !s.ok()) return s;
+      auto first = Track(side_, logic_.repo_.AllocatePersonNumbers(*side_, kNumberBlock));
+      if (!first.ok()) return first.status();
+      next_no_ = *first;
+      end_no_ = *first + kNumberBlock;
+    }
+    const int64_t no = next_no_++;
+    numbers_.emplace(key, no);
+    new_persons_.push_back({no, id_hash, logic_.pii().Seal(id_number), common::MaskIdNumber(id_number)});
+    return no;
+  }
+  // Writes the persons NumberFor numbered since the last call, on the ingest's connection.
+  absl::Status WritePersons() {
+    auto s = Tracked(logic_.repo_.InsertPersons(*conn_, new_persons_));
+    new_persons_.clear();
+    return s;
+  }
+  std::vector<PersonRecord> TakeNewPersons() { return std::exchange(new_persons_, {}); }
+  // The side connection, borrowed when first needed (files of programmes or batches never do).
+  absl::Status AcquireSide() {
+    if (side_.get() != nullptr) return absl::OkStatus();
+    auto side = logic_.pool_.Acquire(absl::Now() + absl::Seconds(10));
+    if (!side.ok()) return side.status();
+    side_ = std::move(*side);
+    return absl::OkStatus();
   }
 
   absl::Status LoadProgrammes() {
@@ -365,6 +447,11 @@ class IngestBase : public DisbursementLogic::Ingest {
     conn_ = std::move(*conn);
     tx_ = std::make_unique<common::Transaction>(*conn_);
     if (auto s = Track(conn_, tx_->Begin()); !s.ok()) return s;
+    // No person stored (as this transaction sees it): every person met is new, and no lookup is
+    // needed. Another ingest writing persons meanwhile makes writing ours fail (ABORTED).
+    auto none = Track(conn_, logic_.repo_.TableIsEmpty(*conn_, "persons"));
+    if (!none.ok()) return none.status();
+    persons_were_empty_ = *none;
     return Prepare();
   }
 
@@ -383,6 +470,21 @@ class IngestBase : public DisbursementLogic::Ingest {
   absl::flat_hash_map<uint64_t, int64_t> seen_;
   common::PooledConnection conn_;
   std::unique_ptr<common::Transaction> tx_;
+  // Person numbers: the side connection, this file's persons by hash, the block being handed out.
+  static constexpr int64_t kNumberBlock = 65536;
+  using Hash16 = std::array<char, 16>;
+  static Hash16 Key16(const std::string& h) {
+    Hash16 k{};
+    std::memcpy(k.data(), h.data(), std::min<size_t>(16, h.size()));
+    return k;
+  }
+  common::PooledConnection side_;
+  std::thread loader_;
+  absl::Status loaded_;  // of the last load, set by its thread
+  bool persons_were_empty_ = false;
+  absl::flat_hash_map<Hash16, int64_t> numbers_;
+  std::vector<PersonRecord> new_persons_;
+  int64_t next_no_ = 0, end_no_ = 0;
 };
 
 namespace {
@@ -480,6 +582,8 @@ class EnrolmentsIngest final : public IngestBase {
       for (auto& e : *existing) stored.emplace(std::make_tuple(e.program_code, e.id_hash, e.from_period), std::move(e));
     }
     std::vector<StoredEnrolment> write;
+    std::vector<Item*> changed;
+    std::vector<std::string> hashes;
     for (auto& i : queue_) {
       auto it = stored.find(std::make_tuple(i.e.program_code, i.e.id_hash, i.e.from_period));
       if (it != stored.end() && it->second.to_period == i.e.to_period && it->second.amount_fen == i.e.amount_fen) {
@@ -487,32 +591,37 @@ class EnrolmentsIngest final : public IngestBase {
         continue;
       }
       if (it == stored.end()) Inserted(); else Updated();
-      if (FirstSight(i.e.id_hash)) {
-        persons_.push_back({i.e.id_hash, logic_.pii().Seal(i.id_number), common::MaskIdNumber(i.id_number)});
-      }
-      (table_was_empty_ ? load_ : write).push_back(std::move(i.e));
+      changed.push_back(&i);
+      hashes.push_back(i.e.id_hash);
+    }
+    if (auto s = LookUpPersons(hashes); !s.ok()) return s;
+    for (Item* i : changed) {
+      auto no = NumberFor(i->e.id_hash, i->id_number);
+      if (!no.ok()) return no.status();
+      i->e.person_no = *no;
+      (table_was_empty_ ? load_ : write).push_back(std::move(i->e));
     }
     queue_.clear();
     if (!table_was_empty_) {
-      if (auto s = Tracked(repo().UpsertPersons(conn(), persons_)); !s.ok()) return s;
-      persons_.clear();
+      if (auto s = WritePersons(); !s.ok()) return s;
       return Tracked(repo().UpsertEnrolments(conn(), write));
     }
-    if (load_.size() >= kLoadRows) return Load();
+    if (load_.size() >= kLoadRows) return StartLoad();
     return absl::OkStatus();
   }
-  absl::Status Complete() override { return Load(); }
-  absl::Status Load() {
-    if (auto s = Tracked(repo().UpsertPersons(conn(), persons_)); !s.ok()) return s;
-    persons_.clear();
-    auto s = Tracked(repo().LoadEnrolments(conn(), load_));
-    load_.clear();
-    return s;
+  absl::Status Complete() override {
+    if (auto s = StartLoad(); !s.ok()) return s;
+    return WaitLoad();
+  }
+  absl::Status StartLoad() {
+    return LoadInBackground([this, persons = TakeNewPersons(), rows = std::exchange(load_, {})] {
+      absl::Status s = Tracked(repo().InsertPersons(conn(), persons));
+      return s.ok() ? Tracked(repo().LoadEnrolments(conn(), rows)) : s;
+    });
   }
   std::vector<Item> queue_;
   bool table_was_empty_ = false;
   std::vector<StoredEnrolment> load_;
-  std::vector<PersonRecord> persons_;
 };
 
 // ---- recipients.csv
@@ -525,7 +634,7 @@ class RecipientsIngest final : public IngestBase {
   struct Item {
     int64_t line;
     RecipientCsvRow row;
-    PersonRecord person;
+    std::string id_hash;
   };
   size_t Queued() const override { return queue_.size(); }
   void OnRow(const common::CsvRecord& record) override {
@@ -534,27 +643,62 @@ class RecipientsIngest final : public IngestBase {
     if (auto problems = ParseRecipient(header(), record, item.row); !problems.empty()) {
       return Refuse(record.line, problems);
     }
-    item.person = Person(item.row.id_number);
-    if (int64_t earlier = SeenOnLine(absl::StrCat(item.person.id_hash, common::FormatDate(item.row.account_since)),
+    item.id_hash = logic_.pii().Hash(item.row.id_number);
+    if (int64_t earlier = SeenOnLine(absl::StrCat(item.id_hash, common::FormatDate(item.row.account_since)),
                                      record.line)) {
       return Refuse(record.line, "account_since", "DUPLICATE_IN_FILE",
                     absl::StrCat("this person's account from this date already appears on line ", earlier));
     }
     queue_.push_back(std::move(item));
   }
+  // Into an empty table (as this transaction sees it: its snapshot is taken when it begins),
+  // the only rows a lookup could find are the ones this ingest wrote: the lookups are made only
+  // for a batch that names a person or household written earlier in this file, and new rows are
+  // written with LOAD DATA (another ingest writing meanwhile makes the load fail: ABORTED).
+  absl::Status Prepare() override {
+    auto none = Tracked(repo().TableIsEmpty(conn(), "recipients"));
+    if (!none.ok()) return none.status();
+    table_was_empty_ = *none;
+    return absl::OkStatus();
+  }
+  static uint64_t Prefix(const std::string& id_hash) {
+    uint64_t v = 0;
+    std::memcpy(&v, id_hash.data(), std::min<size_t>(8, id_hash.size()));
+    return v;
+  }
   absl::Status Flush() override {
     if (queue_.empty()) return absl::OkStatus();
     std::vector<std::string> hashes, households;
+    bool people_written = !table_was_empty_, households_written = !table_was_empty_;
     for (const auto& i : queue_) {
-      hashes.push_back(i.person.id_hash);
+      hashes.push_back(i.id_hash);
       households.push_back(i.row.household_id);
+      if (!people_written && written_people_.contains(Prefix(i.id_hash))) people_written = true;
+      if (!households_written && written_households_.contains(absl::HashOf(i.row.household_id))) {
+        households_written = true;
+      }
     }
-    auto people = Tracked(repo().FindRecipients(conn(), hashes));
-    if (!people.ok()) return people.status();
-    auto accounts = Tracked(repo().FindAccounts(conn(), hashes));
-    if (!accounts.ok()) return accounts.status();
-    auto heads = Tracked(repo().FindHeads(conn(), households));
-    if (!heads.ok()) return heads.status();
+    std::vector<StoredRecipient> no_people;
+    std::vector<std::tuple<std::string, absl::CivilDay, std::string>> no_accounts;
+    std::vector<std::pair<std::string, std::string>> no_heads;
+    absl::StatusOr<std::vector<StoredRecipient>> people = no_people;
+    absl::StatusOr<std::vector<std::tuple<std::string, absl::CivilDay, std::string>>> accounts = no_accounts;
+    absl::StatusOr<std::vector<std::pair<std::string, std::string>>> heads = no_heads;
+    if (people_written || households_written) {
+      // A lookup must see every row written so far: the pending load first, and nothing beside it.
+      if (auto s = StartLoad(); !s.ok()) return s;
+      if (auto s = WaitLoad(); !s.ok()) return s;
+    }
+    if (people_written) {
+      people = Tracked(repo().FindRecipients(conn(), hashes));
+      if (!people.ok()) return people.status();
+      accounts = Tracked(repo().FindAccounts(conn(), hashes));
+      if (!accounts.ok()) return accounts.status();
+    }
+    if (households_written) {
+      heads = Tracked(repo().FindHeads(conn(), households));
+      if (!heads.ok()) return heads.status();
+    }
     std::unordered_map<std::string, StoredRecipient> person;  // by hash: current state
     for (auto& p : *people) person.emplace(p.id_hash, std::move(p));
     std::map<std::pair<std::string, absl::CivilDay>, std::string> account;
@@ -569,13 +713,16 @@ class RecipientsIngest final : public IngestBase {
     for (const auto& i : queue_) {
       if (i.row.is_household_head) continue;
       auto it = head.find(i.row.household_id);
-      if (it != head.end() && it->second.hash == i.person.id_hash) head.erase(it);
+      if (it != head.end() && it->second.hash == i.id_hash) head.erase(it);
     }
-    std::unordered_set<std::string> changed_people;
+    std::unordered_set<std::string> changed_people, stored_people;
+    for (const auto& [h, r] : person) stored_people.insert(h);
     std::vector<std::tuple<std::string, absl::CivilDay, std::string>> new_accounts;
-    std::vector<PersonRecord> persons;
+    // The persons written, in the order of the file (numbered in that order), with their ID number.
+    std::vector<std::pair<const std::string*, const std::string*>> written_persons;
+    std::unordered_set<std::string> written_set;
     for (auto& i : queue_) {
-      const std::string& h = i.person.id_hash;
+      const std::string& h = i.id_hash;
       if (i.row.is_household_head) {
         auto it = head.find(i.row.household_id);
         if (it != head.end() && it->second.hash != h) {
@@ -621,16 +768,72 @@ class RecipientsIngest final : public IngestBase {
       }
       if (i.row.is_household_head) head[i.row.household_id] = Head{h, i.line};
       if (inserted) Inserted(); else if (updated) Updated(); else Unchanged();
-      if (inserted || updated) persons.push_back(std::move(i.person));
+      if ((inserted || updated) && written_set.insert(h).second) written_persons.emplace_back(&h, &i.row.id_number);
+    }
+    std::vector<std::string> written;
+    for (const auto& [h, id] : written_persons) written.push_back(*h);
+    if (auto s = LookUpPersons(written); !s.ok()) return s;
+    std::unordered_map<std::string, int64_t> number;
+    for (const auto& [h, id] : written_persons) {
+      auto no = NumberFor(*h, *id);
+      if (!no.ok()) return no.status();
+      number.emplace(*h, *no);
     }
     queue_.clear();
-    std::vector<StoredRecipient> write;
-    for (const auto& h : changed_people) write.push_back(person.at(h));
-    if (auto s = Tracked(repo().UpsertPersons(conn(), persons)); !s.ok()) return s;
-    if (auto s = Tracked(repo().UpsertRecipients(conn(), write)); !s.ok()) return s;
-    return Tracked(repo().InsertAccounts(conn(), new_accounts));
+    std::vector<StoredRecipient> write, load;
+    for (const auto& h : changed_people) {
+      const bool fresh = table_was_empty_ && !stored_people.contains(h);
+      (fresh ? load : write).push_back(person.at(h));
+      (fresh ? load : write).back().person_no = number.at(h);
+      if (table_was_empty_) {
+        written_people_.insert(Prefix(h));
+        written_households_.insert(absl::HashOf(person.at(h).household_id));
+      }
+    }
+    // In number order: the tables are clustered by it.
+    auto by_number = [](const StoredRecipient& x, const StoredRecipient& y) { return x.person_no < y.person_no; };
+    std::sort(write.begin(), write.end(), by_number);
+    std::sort(load.begin(), load.end(), by_number);
+    std::vector<std::tuple<int64_t, absl::CivilDay, std::string>> accounts_out;
+    accounts_out.reserve(new_accounts.size());
+    for (auto& [h, since, account] : new_accounts) accounts_out.emplace_back(number.at(h), since, std::move(account));
+    if (!table_was_empty_) {
+      if (auto s = WritePersons(); !s.ok()) return s;
+      if (auto s = Tracked(repo().UpsertRecipients(conn(), write)); !s.ok()) return s;
+      return Tracked(repo().InsertAccounts(conn(), accounts_out));
+    }
+    // Bulk path: updates (of persons written earlier in this file, found above after the pending
+    // load) at once; new rows join the pending load, written on a thread of its own while the
+    // next rows are parsed.
+    if (!write.empty()) {
+      if (auto s = WaitLoad(); !s.ok()) return s;
+      if (auto s = Tracked(repo().UpsertRecipients(conn(), write)); !s.ok()) return s;
+    }
+    for (auto& r : load) pending_recipients_.push_back(std::move(r));
+    for (auto& a : accounts_out) pending_accounts_.push_back(std::move(a));
+    if (pending_recipients_.size() + pending_accounts_.size() >= kLoadRows) return StartLoad();
+    return absl::OkStatus();
   }
+  absl::Status Complete() override {
+    if (auto s = StartLoad(); !s.ok()) return s;
+    return WaitLoad();
+  }
+  absl::Status StartLoad() {
+    return LoadInBackground([this, persons = TakeNewPersons(), recipients = std::exchange(pending_recipients_, {}),
+                             accounts = std::exchange(pending_accounts_, {})] {
+      absl::Status s = Tracked(repo().InsertPersons(conn(), persons));
+      if (s.ok()) s = Tracked(repo().LoadRecipients(conn(), recipients));
+      return s.ok() ? Tracked(repo().LoadAccounts(conn(), accounts)) : s;
+    });
+  }
+  static constexpr size_t kLoadRows = 100000;
+  std::vector<StoredRecipient> pending_recipients_;
+  std::vector<std::tuple<int64_t, absl::CivilDay, std::string>> pending_accounts_;
   std::vector<Item> queue_;
+  bool table_was_empty_ = false;
+  // Fast path only: the persons (first 8 bytes of the hash) and households (64-bit hash) whose
+  // rows this ingest wrote. A collision only makes a lookup that finds nothing.
+  absl::flat_hash_set<uint64_t> written_people_, written_households_;
 };
 
 // ---- payments.csv
@@ -708,6 +911,8 @@ class PaymentsIngest final : public IngestBase {
       if (!existing.ok()) return existing.status();
       for (auto& p : *existing) stored.emplace(p.payment_id, std::move(p));
     }
+    std::vector<Item*> fresh;
+    std::vector<std::string> hashes;
     for (auto& i : queue_) {
       auto it = stored.find(i.p.payment_id);
       if (it != stored.end()) {
@@ -722,56 +927,34 @@ class PaymentsIngest final : public IngestBase {
         continue;
       }
       Inserted();
-      if (FirstSight(i.p.id_hash)) {
-        persons_.push_back({i.p.id_hash, logic_.pii().Seal(i.id_number), common::MaskIdNumber(i.id_number)});
-      }
-      write_.push_back(std::move(i.p));
+      fresh.push_back(&i);
+      hashes.push_back(i.p.id_hash);
+    }
+    // On the side connection, beside the load running on the ingest's.
+    if (auto s = LookUpPersons(hashes); !s.ok()) return s;
+    for (Item* i : fresh) {
+      auto no = NumberFor(i->p.id_hash, i->id_number);
+      if (!no.ok()) return no.status();
+      i->p.person_no = *no;
+      write_.push_back(std::move(i->p));
     }
     queue_.clear();
-    if (write_.size() >= kLoadRows) {
-      if (auto s = WaitLoad(); !s.ok()) return s;
-      StartLoad();
-    }
+    if (write_.size() >= kLoadRows) return StartLoad();
     return absl::OkStatus();
   }
-  // Loads run on a thread of their own, on this ingest's connection (inside its transaction),
-  // while the next rows are parsed; the connection is touched by one thread at a time: every
-  // other use of it waits for the load first.
   absl::Status Complete() override {
-    if (auto s = WaitLoad(); !s.ok()) return s;
-    StartLoad();
+    if (auto s = StartLoad(); !s.ok()) return s;
     return WaitLoad();
   }
-  void WaitIdle() override {
-    if (loader_.joinable()) loader_.join();
-  }
-  absl::Status WaitLoad() {
-    WaitIdle();
-    absl::Status s = std::move(loaded_);
-    loaded_ = absl::OkStatus();
-    return s;
-  }
-  void StartLoad() {
-    loader_ = std::thread([this, persons = std::move(persons_), rows = std::move(write_)] {
-      sql::Driver* driver = sql::mysql::get_mysql_driver_instance();
-      driver->threadInit();
-      absl::Status s = Tracked(repo().UpsertPersons(conn(), persons));
-      if (s.ok()) s = Tracked(repo().InsertPayments(conn(), rows));
-      driver->threadEnd();
-      loaded_ = std::move(s);
+  absl::Status StartLoad() {
+    return LoadInBackground([this, persons = TakeNewPersons(), rows = std::exchange(write_, {})] {
+      absl::Status s = Tracked(repo().InsertPersons(conn(), persons));
+      return s.ok() ? Tracked(repo().InsertPayments(conn(), rows)) : s;
     });
-    persons_.clear();
-    write_.clear();
   }
   std::vector<Item> queue_;
   bool table_was_empty_ = false;
   std::vector<StoredPayment> write_;
-  std::vector<PersonRecord> persons_;
-  std::thread loader_;
-  absl::Status loaded_;  // of the last load, set by its thread
-
- public:
-  ~PaymentsIngest() override { WaitIdle(); }
 };
 
 // ---- batches.csv
@@ -832,7 +1015,7 @@ class CivilEventsIngest final : public IngestBase {
   struct Item {
     int64_t line;
     CivilEventRow row;
-    PersonRecord person;
+    std::string id_hash;
   };
   size_t Queued() const override { return queue_.size(); }
   void OnRow(const common::CsvRecord& record) override {
@@ -844,9 +1027,9 @@ class CivilEventsIngest final : public IngestBase {
     if (item.row.event_date > common::TodayInChina(logic_.Now())) {
       return Refuse(record.line, "event_date", "FUTURE_DATE", "event_date is in the future");
     }
-    item.person = Person(item.row.id_number);
+    item.id_hash = logic_.pii().Hash(item.row.id_number);
     if (int64_t earlier = SeenOnLine(
-            absl::StrCat(item.person.id_hash, item.row.event, common::FormatDate(item.row.event_date)), record.line)) {
+            absl::StrCat(item.id_hash, item.row.event, common::FormatDate(item.row.event_date)), record.line)) {
       return Refuse(record.line, "event", "DUPLICATE_IN_FILE",
                     absl::StrCat("the same event of this person on this date already appears on line ", earlier));
     }
@@ -855,7 +1038,7 @@ class CivilEventsIngest final : public IngestBase {
   absl::Status Flush() override {
     if (queue_.empty()) return absl::OkStatus();
     std::vector<std::pair<std::string, CivilEventRow>> keys;
-    for (const auto& i : queue_) keys.emplace_back(i.person.id_hash, i.row);
+    for (const auto& i : queue_) keys.emplace_back(i.id_hash, i.row);
     std::vector<std::string> hashes;
     auto existing = Tracked(repo().FindCivilEvents(conn(), keys, &hashes));
     if (!existing.ok()) return existing.status();
@@ -864,20 +1047,27 @@ class CivilEventsIngest final : public IngestBase {
       const auto& e = (*existing)[k];
       stored.emplace(std::make_tuple(hashes[k], e.event, e.event_date), e.source_ref);
     }
-    std::vector<std::pair<std::string, CivilEventRow>> write;
-    std::vector<PersonRecord> persons;
+    std::vector<Item*> changed;
+    std::vector<std::string> changed_hashes;
     for (auto& i : queue_) {
-      auto it = stored.find(std::make_tuple(i.person.id_hash, i.row.event, i.row.event_date));
+      auto it = stored.find(std::make_tuple(i.id_hash, i.row.event, i.row.event_date));
       if (it != stored.end() && it->second == i.row.source_ref) {
         Unchanged();
         continue;
       }
       if (it == stored.end()) Inserted(); else Updated();
-      write.emplace_back(i.person.id_hash, i.row);
-      persons.push_back(std::move(i.person));
+      changed.push_back(&i);
+      changed_hashes.push_back(i.id_hash);
+    }
+    if (auto s = LookUpPersons(changed_hashes); !s.ok()) return s;
+    std::vector<std::pair<int64_t, CivilEventRow>> write;
+    for (Item* i : changed) {
+      auto no = NumberFor(i->id_hash, i->row.id_number);
+      if (!no.ok()) return no.status();
+      write.emplace_back(*no, i->row);
     }
     queue_.clear();
-    if (auto s = Tracked(repo().UpsertPersons(conn(), persons)); !s.ok()) return s;
+    if (auto s = WritePersons(); !s.ok()) return s;
     return Tracked(repo().UpsertCivilEvents(conn(), write));
   }
   std::vector<Item> queue_;
@@ -950,18 +1140,19 @@ absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(con
   if (auto s = CheckCode("org_code", request.org_code(), true); !s.ok()) return s;
   auto page_size = PageSize(request.page_size());
   if (!page_size.ok()) return page_size.status();
-  std::string after_household, after_hash;
+  std::string after_household;
+  int64_t after_no = 0;
   if (!request.page_token().empty()) {
     auto parts = ReadToken(request.page_token(), 2);
     if (!parts.ok()) return parts.status();
     after_household = (*parts)[0];
-    if (!HexToBytes((*parts)[1], &after_hash) || after_hash.size() != 16) {
+    if (!absl::SimpleAtoi((*parts)[1], &after_no) || after_no <= 0) {
       return common::InvalidField("page_token", "is not a token this service issued");
     }
   }
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
-  auto rows = Track(*conn, repo_.ListRecipients(**conn, request.org_code(), after_household, after_hash,
+  auto rows = Track(*conn, repo_.ListRecipients(**conn, request.org_code(), after_household, after_no,
                                                 *page_size + 1));
   if (!rows.ok()) return rows.status();
   const bool more = static_cast<int>(rows->size()) > *page_size;
@@ -1000,7 +1191,7 @@ absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(con
       out->set_account_since(common::FormatDate(it->second.first));
     }
   }
-  if (more) response.set_next_page_token(MakeToken({rows->back().household_id, absl::BytesToHexString(rows->back().id_hash)}));
+  if (more) response.set_next_page_token(MakeToken({rows->back().household_id, absl::StrCat(rows->back().person_no)}));
   return response;
 }
 
@@ -1011,11 +1202,11 @@ absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements
   if (!period.ok()) return period.status();
   auto page_size = PageSize(request.page_size());
   if (!page_size.ok()) return page_size.status();
-  std::string after_hash;
+  int64_t after_no = 0;
   if (!request.page_token().empty()) {
     auto parts = ReadToken(request.page_token(), 1);
     if (!parts.ok()) return parts.status();
-    if (!HexToBytes((*parts)[0], &after_hash) || after_hash.size() != 16) {
+    if (!absl::SimpleAtoi((*parts)[0], &after_no) || after_no <= 0) {
       return common::InvalidField("page_token", "is not a token this service issued");
     }
   }
@@ -1031,10 +1222,12 @@ absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements
   if (!PeriodFits(*period, programme->frequency)) {
     return common::InvalidField("period", PeriodFormMessage(programme->program_code, programme->frequency));
   }
-  auto hashes = Track(*conn, repo_.ListEnrolledHashes(**conn, programme->program_code, after_hash, *page_size + 1));
-  if (!hashes.ok()) return hashes.status();
-  const bool more = static_cast<int>(hashes->size()) > *page_size;
-  if (more) hashes->resize(*page_size);
+  auto enrolled = Track(*conn, repo_.ListEnrolledPersons(**conn, programme->program_code, after_no, *page_size + 1));
+  if (!enrolled.ok()) return enrolled.status();
+  const bool more = static_cast<int>(enrolled->size()) > *page_size;
+  if (more) enrolled->resize(*page_size);
+  auto hashes = std::make_optional<std::vector<std::string>>();
+  for (const auto& [no, h] : *enrolled) hashes->push_back(h);
   std::vector<StoredEnrolment> keys;
   for (const auto& h : *hashes) keys.push_back({programme->program_code, h, "", "", std::nullopt});
   auto enrolments = Track(*conn, repo_.FindEnrolments(**conn, keys));
@@ -1085,7 +1278,7 @@ absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements
     if (v.entitled) out->set_amount_fen(v.amount_fen);
     out->set_reason(v.reason);
   }
-  if (more) response.set_next_page_token(MakeToken({absl::BytesToHexString(hashes->back())}));
+  if (more) response.set_next_page_token(MakeToken({absl::StrCat(enrolled->back().first)}));
   return response;
 }
 
@@ -1094,31 +1287,76 @@ absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements
 
 namespace {
 
-using HashKey = std::array<unsigned char, 16>;
-
-HashKey ToHashKey(const std::string& h) {
-  HashKey k{};
-  std::memcpy(k.data(), h.data(), std::min<size_t>(16, h.size()));
-  return k;
-}
-
-// Sorted (hash, person) pairs: the join from stored hashes to the engine's person keys.
-class PersonIndex final {
+// SymbolTable::Intern of values that mostly repeat the previous one (a scan in clustered order
+// meets a batch's or programme's rows together).
+class RepeatCache final {
  public:
-  void Reserve(size_t n) { rows_.reserve(n); }
-  void Add(const std::string& hash, PersonKey key) { rows_.emplace_back(ToHashKey(hash), key); }
-  void Clear() { std::vector<std::pair<HashKey, PersonKey>>().swap(rows_); }
-  void Seal() { std::sort(rows_.begin(), rows_.end()); }
-  std::optional<PersonKey> Find(const std::string& hash) const {
-    const HashKey k = ToHashKey(hash);
-    auto it = std::lower_bound(rows_.begin(), rows_.end(), std::make_pair(k, PersonKey{0}));
-    if (it == rows_.end() || it->first != k) return std::nullopt;
-    return it->second;
+  explicit RepeatCache(SymbolTable& symbols) : symbols_(symbols) {}
+  Symbol operator()(const std::string& value) {
+    if (!valid_ || value != last_) {
+      last_ = value;
+      symbol_ = symbols_.Intern(value);
+      valid_ = true;
+    }
+    return symbol_;
   }
-  size_t size() const { return rows_.size(); }
 
  private:
-  std::vector<std::pair<HashKey, PersonKey>> rows_;
+  SymbolTable& symbols_;
+  std::string last_;
+  Symbol symbol_ = kNoSymbol;
+  bool valid_ = false;
+};
+
+// Rows gathered in blocks of a fixed size, then moved into one vector of exactly their number,
+// each block freed as it is moved: the peak is the rows plus one block (a block is above the
+// service's mmap threshold, main.cc, so a freed block leaves the process at once).
+template <typename T>
+class BlockRows final {
+ public:
+  void push_back(const T& row) {
+    if (blocks_.empty() || blocks_.back().size() == kBlock) {
+      blocks_.emplace_back();
+      blocks_.back().reserve(kBlock);
+    }
+    blocks_.back().push_back(row);
+    ++size_;
+  }
+  void MoveInto(std::vector<T>& out) {
+    out.clear();
+    out.shrink_to_fit();
+    out.reserve(size_);
+    for (auto& block : blocks_) {
+      out.insert(out.end(), block.begin(), block.end());
+      std::vector<T>().swap(block);
+    }
+    blocks_.clear();
+    size_ = 0;
+  }
+
+ private:
+  static constexpr size_t kBlock = size_t{1} << 18;
+  std::vector<std::vector<T>> blocks_;
+  size_t size_ = 0;
+};
+
+// The engine's person key of every stored person, indexed by person number (0: unknown or
+// unreadable). Person numbers are dense (handed out in blocks, first-seen order): a flat table
+// of 8 bytes a number, no sort and no search.
+class PersonTable final {
+ public:
+  void Resize(int64_t max_no) { keys_.assign(static_cast<size_t>(max_no) + 1, PersonKey{0}); }
+  void Set(int64_t no, PersonKey key) {
+    if (no > 0 && static_cast<size_t>(no) < keys_.size()) keys_[static_cast<size_t>(no)] = key;
+  }
+  std::optional<PersonKey> Find(int64_t no) const {
+    if (no <= 0 || static_cast<size_t>(no) >= keys_.size() || keys_[static_cast<size_t>(no)] == 0) return std::nullopt;
+    return keys_[static_cast<size_t>(no)];
+  }
+  void Clear() { std::vector<PersonKey>().swap(keys_); }
+
+ private:
+  std::vector<PersonKey> keys_;
 };
 
 v1::CheckRun ToProto(const CheckRunRecord& r) {
@@ -1219,51 +1457,56 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       e.grace_days = p.grace_days;
       in.programmes.push_back(std::move(e));
     }
-    // Persons: stored hash -> the engine's key (the ID number, decrypted here, in memory only).
-    // Every big vector is reserved to its row count first: grown by doubling, it would hold up
-    // to three times its rows while it moves (a province: hundreds of MB).
+    // Persons: stored number -> the engine's key (the ID number, decrypted here, in memory only).
+    // The big inputs are gathered in blocks and moved into vectors of their exact size (grown by
+    // doubling, a vector would hold up to three times its rows while it moves; a COUNT(*) first
+    // would read every row twice).
     const std::string period_text = period ? period->ToString() : "";
-    auto count = [&](const char* table) -> absl::StatusOr<size_t> {
-      auto n = Track(*conn, repo_.CountRows(**conn, table, request.program_code(), period_text));
-      if (!n.ok()) return n.status();
-      return static_cast<size_t>(*n);
-    };
-    PersonIndex persons;
-    if (auto n = count("persons"); n.ok()) persons.Reserve(*n); else return n.status();
+    PersonTable persons;
+    auto max_no = Track(*conn, repo_.MaxPersonNumber(**conn));
+    if (!max_no.ok()) return max_no.status();
+    persons.Resize(*max_no);
     int64_t unreadable = 0;
     auto s = Track(*conn, repo_.ScanPersons(**conn, [&](const PersonRecord& p) {
       auto id = pii_.Open(p.id_sealed);
       std::optional<PersonKey> key = id.ok() ? PersonKeyOf(*id) : std::nullopt;
-      if (!key) {
+      if (!key || *key == 0) {
         ++unreadable;
         return;
       }
-      persons.Add(p.id_hash, *key);
+      persons.Set(p.person_no, *key);
     }));
     if (!s.ok()) return s;
-    persons.Seal();
     if (unreadable > 0) {
       warnings.push_back(absl::StrCat(unreadable, " stored ID numbers could not be decrypted with this key; "
                                                   "their rows were left out of the run"));
     }
     int64_t orphans = 0;
-    if (auto n = count("enrolments"); n.ok()) in.enrolments.reserve(*n); else return n.status();
+    BlockRows<Enrolment> enrolments;
+    RepeatCache enrolment_program(in.symbols);
+    std::string last_from;
+    PeriodCode last_from_code{};
     s = Track(*conn, repo_.ScanEnrolments(**conn, request.program_code(), [&](const StoredEnrolment& e) {
-      auto person = persons.Find(e.id_hash);
+      auto person = persons.Find(e.person_no);
       if (!person) return void(++orphans);
       Enrolment out;
       out.amount_fen = e.amount_fen.value_or(kProgrammeAmount);
       out.person = *person;
-      out.program = in.symbols.Intern(e.program_code);
-      out.from_period = PeriodCodeOf(common::ParsePeriod(e.from_period).value_or(common::Period{}));
+      out.program = enrolment_program(e.program_code);
+      if (e.from_period != last_from) {
+        last_from = e.from_period;
+        last_from_code = PeriodCodeOf(common::ParsePeriod(e.from_period).value_or(common::Period{}));
+      }
+      out.from_period = last_from_code;
       if (!e.to_period.empty()) out.to_period = PeriodCodeOf(common::ParsePeriod(e.to_period).value_or(common::Period{}));
-      in.enrolments.push_back(out);
+      enrolments.push_back(out);
     }));
     if (!s.ok()) return s;
+    enrolments.MoveInto(in.enrolments);
     std::vector<PersonKey> cadres;
-    if (auto n = count("recipient_accounts"); n.ok()) in.recipients.reserve(*n); else return n.status();
+    BlockRows<RecipientRow> recipients;
     s = Track(*conn, repo_.ScanAccounts(**conn, [&](const DisbursementRepository::AccountRow& a) {
-      auto person = persons.Find(a.id_hash);
+      auto person = persons.Find(a.person_no);
       if (!person) return void(++orphans);
       RecipientRow r;
       r.person = *person;
@@ -1273,21 +1516,26 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       r.is_household_head = a.is_household_head;
       r.is_cadre = a.is_cadre;
       if (a.is_cadre && (cadres.empty() || cadres.back() != *person)) cadres.push_back(*person);
-      in.recipients.push_back(r);
+      recipients.push_back(r);
     }));
     if (!s.ok()) return s;
+    recipients.MoveInto(in.recipients);
     auto kin = kinship_.KinOfCadres(cadres, warnings);
     if (!kin.ok()) return kin.status();
     in.kin_of_cadres = std::move(*kin);
-    s = Track(*conn, repo_.ScanDeaths(**conn, [&](const std::string& hash, absl::CivilDay day) {
-      auto person = persons.Find(hash);
+    s = Track(*conn, repo_.ScanDeaths(**conn, [&](int64_t person_no, absl::CivilDay day) {
+      auto person = persons.Find(person_no);
       if (!person) return void(++orphans);
       in.civil_events.push_back({*person, CivilEventKind::kDeath, day});
     }));
     if (!s.ok()) return s;
-    if (auto n = count("payments"); n.ok()) in.payments.reserve(*n); else return n.status();
+    BlockRows<Payment> payments;
+    // Batch, programme and period repeat from row to row: interned once per run of equal values.
+    RepeatCache batch_of(in.symbols), program_of(in.symbols);
+    std::string last_period;
+    PeriodCode last_period_code{};
     s = Track(*conn, repo_.ScanPayments(**conn, request.program_code(), period_text, [&](const StoredPayment& p) {
-      auto person = persons.Find(p.id_hash);
+      auto person = persons.Find(p.person_no);
       if (!person) return void(++orphans);
       Payment out;
       out.payment_id = in.text.Add(p.payment_id);
@@ -1295,13 +1543,18 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       out.paid_at_us = PaidAtMicros(p.paid_at);
       out.person = *person;
       out.amount_fen = p.amount_fen;
-      out.batch = in.symbols.Intern(p.batch_id);
-      out.program = in.symbols.Intern(p.program_code);
+      out.batch = batch_of(p.batch_id);
+      out.program = program_of(p.program_code);
       out.account = in.symbols.Intern(p.account_no);
-      out.period = PeriodCodeOf(common::ParsePeriod(p.period).value_or(common::Period{}));
-      in.payments.push_back(out);
+      if (p.period != last_period) {
+        last_period = p.period;
+        last_period_code = PeriodCodeOf(common::ParsePeriod(p.period).value_or(common::Period{}));
+      }
+      out.period = last_period_code;
+      payments.push_back(out);
     }));
     if (!s.ok()) return s;
+    payments.MoveInto(in.payments);
     persons.Clear();  // not needed by the engine
     if (orphans > 0) {
       warnings.push_back(absl::StrCat(orphans, " stored rows name a person whose ID number could not be read; "

@@ -10,7 +10,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <map>
 #include <memory>
+#include <set>
 #include <tuple>
 
 #include "absl/strings/ascii.h"
@@ -579,7 +582,7 @@ TEST_F(DisbursementLogicTest, ALargePaymentsFileIsLoadedWholeAndReingestedAsUnch
   ASSERT_TRUE(conn.ok()) << conn.status();
   std::unique_ptr<sql::ResultSet> rs(
       std::unique_ptr<sql::Statement>((*conn)->createStatement())
-          ->executeQuery("SELECT COUNT(*), SUM(amount_fen), COUNT(DISTINCT id_hash), MAX(source_line) FROM payments"));
+          ->executeQuery("SELECT COUNT(*), SUM(amount_fen), COUNT(DISTINCT person_no), MAX(source_line) FROM payments"));
   ASSERT_TRUE(rs->next());
   EXPECT_EQ(rs->getInt64(1), kRows);
   EXPECT_EQ(rs->getInt64(2), int64_t{kRows} * 100 + int64_t{kRows} * (kRows - 1) / 2);
@@ -591,6 +594,200 @@ TEST_F(DisbursementLogicTest, ALargePaymentsFileIsLoadedWholeAndReingestedAsUnch
   auto again = Ingest(FileKind::kPayments, csv, 1 << 16);
   EXPECT_EQ(again.unchanged(), kRows);
   EXPECT_EQ(again.inserted(), 0);
+}
+
+// Person numbers come from the counter in blocks, each in a transaction of its own: two
+// connections never get overlapping numbers, and a long transaction elsewhere does not hold
+// the counter.
+TEST_F(DisbursementLogicTest, PersonNumberBlocksNeverOverlap) {
+  auto a = pool_->Acquire(absl::Now() + absl::Seconds(5));
+  auto b = pool_->Acquire(absl::Now() + absl::Seconds(5));
+  auto c = pool_->Acquire(absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  DisbursementRepository repo;
+  common::Transaction open_elsewhere(**c);  // an ingest's long transaction
+  ASSERT_TRUE(open_elsewhere.Begin().ok());
+  auto first = repo.AllocatePersonNumbers(**a, 10);
+  auto second = repo.AllocatePersonNumbers(**b, 5);
+  auto third = repo.AllocatePersonNumbers(**a, 1);
+  ASSERT_TRUE(first.ok() && second.ok() && third.ok()) << first.status() << second.status() << third.status();
+  EXPECT_EQ(*first, 1);
+  EXPECT_EQ(*second, 11);
+  EXPECT_EQ(*third, 16);
+  EXPECT_FALSE(repo.AllocatePersonNumbers(**a, 0).ok());
+}
+
+// Two ingests at once, each numbering its new persons from blocks of its own: both are kept,
+// every person has one number, and the files sent again change nothing (numbers included).
+TEST_F(DisbursementLogicTest, ConcurrentIngestsNumberTheirPersonsApartAndReingestIsANoOp) {
+  const std::string header = "id_number,name,org_code,household_id,is_household_head,account_no,account_since,is_cadre\n";
+  const std::string a = absl::StrCat(header, Id(1), ",张三,V001,H1,1,622200000000000001,2025-01-01,0\n", Id(2),
+                                     ",李四,V001,H1,0,622200000000000002,2025-01-01,0\n", Id(2),
+                                     ",李四,V001,H1,0,622200000000000022,2026-01-01,0\n");
+  const std::string b = absl::StrCat(header, Id(3), ",王五,V002,H2,1,622200000000000003,2025-01-01,1\n", Id(4),
+                                     ",赵六,V002,H2,0,622200000000000004,2025-01-01,0\n");
+  auto first = logic_->StartIngest(FileKind::kRecipients);
+  auto second = logic_->StartIngest(FileKind::kRecipients);
+  first->Feed(a);
+  second->Feed(b);
+  auto r2 = second->Finish();
+  auto r1 = first->Finish();
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  EXPECT_EQ(r1->inserted(), 3);
+  EXPECT_EQ(r2->inserted(), 2);
+  auto numbers = [&] {
+    std::map<std::string, int64_t> out;
+    auto conn = pool_->Acquire(absl::Now() + absl::Seconds(5));
+    EXPECT_TRUE(conn.ok());
+    std::unique_ptr<sql::ResultSet> rs(std::unique_ptr<sql::Statement>((*conn)->createStatement())
+                                           ->executeQuery("SELECT HEX(id_hash), person_no FROM persons"));
+    while (rs->next()) out.emplace(rs->getString(1).asStdString(), rs->getInt64(2));
+    return out;
+  };
+  const auto before = numbers();
+  ASSERT_EQ(before.size(), 4u);
+  std::set<int64_t> distinct;
+  for (const auto& [h, no] : before) distinct.insert(no);
+  EXPECT_EQ(distinct.size(), 4u);
+  EXPECT_GT(*distinct.begin(), 0);
+  // Each file's persons in its own block, in the order of the file.
+  auto no = [&](int k) { return before.at(absl::AsciiStrToUpper(absl::BytesToHexString(pii_.Hash(Id(k))))); };
+  EXPECT_EQ(no(2), no(1) + 1);
+  EXPECT_EQ(no(4), no(3) + 1);
+  EXPECT_GE(std::abs(no(1) - no(3)), 65536) << "each ingest numbers from a block of its own";
+  for (const std::string& file : {a, b}) {
+    auto again = Ingest(FileKind::kRecipients, file);
+    EXPECT_EQ(again.inserted() + again.updated(), 0);
+    EXPECT_EQ(again.unchanged(), file == a ? 3 : 2);
+  }
+  EXPECT_EQ(numbers(), before);
+  // A later file names a stored person by their number and numbers only the new one.
+  const std::string enrolments = absl::StrCat("program_code,id_number,amount_fen,from_period,to_period\n", "GDBT,",
+                                              Id(1), ",,2026-03,\n", "GDBT,", Id(9), ",,2026-03,\n");
+  ASSERT_EQ(Ingest(FileKind::kProgrammes, kProgrammes).inserted(), 2);
+  EXPECT_EQ(Ingest(FileKind::kEnrolments, enrolments).inserted(), 2);
+  const auto after = numbers();
+  EXPECT_EQ(after.size(), 5u);
+  for (const auto& [h, n] : before) EXPECT_EQ(after.at(h), n);
+  // The roll reads the persons back through their numbers.
+  v1::ListRecipientsRequest roll;
+  roll.set_org_code("V001");
+  roll.set_page_size(1);
+  auto page = logic_->ListRecipients(roll, kNoDeadline);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->recipients_size(), 1);
+  EXPECT_EQ(page->recipients(0).household_id(), "H1");
+  roll.set_page_token(page->next_page_token());
+  page = logic_->ListRecipients(roll, kNoDeadline);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->recipients_size(), 1);
+  EXPECT_EQ(page->recipients(0).account_no().substr(page->recipients(0).account_no().size() - 2), "22");
+}
+
+// A valid ID number for any k below 10,000,000: birth date 1950-01-01 plus k / 1000 days.
+std::string ManyId(int k) {
+  const absl::CivilDay born = absl::CivilDay(1950, 1, 1) + k / 1000;
+  std::string s = absl::StrFormat("320723%04d%02d%02d%03d", born.year(), born.month(), born.day(), k % 1000);
+  static const int kWeights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+  int sum = 0;
+  for (int i = 0; i < 17; ++i) sum += (s[i] - '0') * kWeights[i];
+  s += "10X98765432"[sum % 11];
+  return s;
+}
+
+// Recipients into an empty table take the bulk path (lookups only for a batch that names a
+// person or household written earlier in the file, loads in the background). Over a file of
+// several batches it must decide every row as the row-by-row path does: a later account of a
+// person of an earlier batch, a second head of an earlier batch's household, a head change.
+TEST_F(DisbursementLogicTest, RecipientsBulkPathDecidesAsTheRowByRowPath) {
+  constexpr int kPeople = 4100;  // three batches of 2000 rows
+  std::string csv = "id_number,name,org_code,household_id,is_household_head,account_no,account_since,is_cadre\n";
+  for (int k = 0; k < kPeople; ++k) {
+    absl::StrAppend(&csv, ManyId(k), ",村民", k, ",V", k / 1000, ",H", k / 2, ",", k % 2 == 0 ? 1 : 0, ",6222",
+                    absl::StrFormat("%014d", k), ",2020-01-01,", k == 10 ? 1 : 0, "\n");
+  }
+  // Batch 3 (from line 4002 on) names people and households of batch 1.
+  absl::StrAppend(&csv, ManyId(1), ",村民1,V0,H0,0,622299999999999991,2026-01-01,0\n");  // a new account
+  absl::StrAppend(&csv, ManyId(3), ",村民3,V0,H1,1,622200000000000003,2021-01-01,0\n");  // a second head
+  absl::StrAppend(&csv, ManyId(4), ",村民4,V0,H2,0,622200000000000004,2021-01-01,0\n");  // no longer head
+  absl::StrAppend(&csv, ManyId(5), ",村民5,V0,H2,1,622200000000000005,2021-01-01,0\n");  // so this one may be
+  absl::StrAppend(&csv, ManyId(6), ",村民6,V1,H3,1,622200000000000006,2021-01-01,1\n");  // moved, now a cadre
+  auto dump = [&](const std::string& skip_hash) {
+    std::vector<std::string> rows;
+    auto conn = pool_->Acquire(absl::Now() + absl::Seconds(5));
+    EXPECT_TRUE(conn.ok());
+    std::unique_ptr<sql::ResultSet> rs(
+        std::unique_ptr<sql::Statement>((*conn)->createStatement())
+            ->executeQuery("SELECT HEX(pe.id_hash), r.name, r.org_code, r.household_id, r.is_household_head, "
+                           "r.is_cadre, r.latest_since, a.account_since, a.account_no FROM persons pe "
+                           "JOIN recipients r ON r.person_no = pe.person_no "
+                           "JOIN recipient_accounts a ON a.person_no = pe.person_no ORDER BY 1, 8"));
+    while (rs->next()) {
+      if (rs->getString(1).asStdString() == skip_hash) continue;
+      std::string row;
+      for (int c = 1; c <= 9; ++c) absl::StrAppend(&row, rs->getString(c).asStdString(), "|");
+      rows.push_back(row);
+    }
+    return rows;
+  };
+  auto bulk = Ingest(FileKind::kRecipients, csv, 1 << 12);
+  const auto bulk_rows = dump("");
+  EXPECT_EQ(bulk.inserted(), kPeople + 4);
+  EXPECT_EQ(Errors(bulk), std::vector<std::string>{absl::StrCat(kPeople + 3, " is_household_head SECOND_HEAD")});
+  ASSERT_EQ(bulk_rows.size(), static_cast<size_t>(kPeople + 4));
+  // The same file into a table holding one other person: the row-by-row path.
+  {
+    auto conn = pool_->Acquire(absl::Now() + absl::Seconds(5));
+    ASSERT_TRUE(conn.ok());
+    std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+    st->execute("DELETE FROM recipient_accounts");
+    st->execute("DELETE FROM recipients");
+    st->execute("DELETE FROM persons");
+  }
+  const std::string other = ManyId(999999);
+  ASSERT_EQ(Ingest(FileKind::kRecipients,
+                   absl::StrCat("id_number,name,org_code,household_id,is_household_head,account_no,account_since,"
+                                "is_cadre\n",
+                                other, ",别人,V9,H999999,1,622200000000009999,2020-01-01,0\n"))
+                .inserted(),
+            1);
+  auto row_by_row = Ingest(FileKind::kRecipients, csv, 1 << 12);
+  EXPECT_EQ(row_by_row.inserted(), bulk.inserted());
+  EXPECT_EQ(row_by_row.updated(), bulk.updated());
+  EXPECT_EQ(row_by_row.unchanged(), bulk.unchanged());
+  EXPECT_EQ(Errors(row_by_row), Errors(bulk));
+  for (int k = 0; k < row_by_row.errors_size(); ++k) EXPECT_EQ(row_by_row.errors(k).message(), bulk.errors(k).message());
+  EXPECT_EQ(dump(absl::AsciiStrToUpper(absl::BytesToHexString(pii_.Hash(other)))), bulk_rows);
+  // And sent again, nothing changes.
+  auto again = Ingest(FileKind::kRecipients, csv, 1 << 12);
+  EXPECT_EQ(again.inserted() + again.updated(), 0);
+}
+
+// The same person in two ingests at once: the one committing second fails whole (ABORTED), and
+// the person keeps one number.
+TEST_F(DisbursementLogicTest, ThePersonOfTwoConcurrentIngestsGetsOneNumber) {
+  const std::string header = "id_number,name,org_code,household_id,is_household_head,account_no,account_since,is_cadre\n";
+  const std::string a = absl::StrCat(header, Id(1), ",张三,V001,H1,1,622200000000000001,2025-01-01,0\n");
+  const std::string b = absl::StrCat(header, Id(1), ",张三,V001,H1,1,622200000000000001,2025-01-01,0\n", Id(2),
+                                     ",李四,V001,H1,0,622200000000000002,2025-01-01,0\n");
+  auto first = logic_->StartIngest(FileKind::kRecipients);
+  auto second = logic_->StartIngest(FileKind::kRecipients);
+  first->Feed(a);
+  second->Feed(b);
+  auto r1 = first->Finish();
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  EXPECT_EQ(second->Finish().status().code(), absl::StatusCode::kAborted);
+  auto again = Ingest(FileKind::kRecipients, b);
+  EXPECT_EQ(again.inserted(), 1);
+  EXPECT_EQ(again.unchanged(), 1);
+  auto conn = pool_->Acquire(absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(conn.ok());
+  std::unique_ptr<sql::ResultSet> rs(std::unique_ptr<sql::Statement>((*conn)->createStatement())
+                                         ->executeQuery("SELECT COUNT(*), COUNT(DISTINCT person_no) FROM persons"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(rs->getInt64(1), 2);
+  EXPECT_EQ(rs->getInt64(2), 2);
 }
 
 // Keyset pages: the spelled-out condition selects exactly what the row comparison selects, and

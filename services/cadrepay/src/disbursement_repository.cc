@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <tuple>
 
@@ -15,6 +16,7 @@
 #include <cppconn/statement.h>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -83,23 +85,26 @@ absl::Status ForEachInGroup(sql::Connection& conn, const std::string& prefix, co
   }
 }
 
-// One field in LOAD DATA's default escaping (FIELDS TERMINATED BY '\t' ESCAPED BY '\\').
+// Text in LOAD DATA's default escaping (FIELDS TERMINATED BY '\t' ESCAPED BY '\\').
+void LoadTextField(std::string& out, std::string_view v) {
+  for (char c : v) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\0': out += "\\0"; break;
+      default: out += c;
+    }
+  }
+}
+
+// One field in that escaping.
 void AppendLoadField(std::string& out, const SqlValue& v) {
   switch (v.kind) {
     case SqlValue::Kind::kNull: out += "\\N"; return;
     case SqlValue::Kind::kInt: absl::StrAppend(&out, v.i); return;
-    case SqlValue::Kind::kText:
-      for (char c : v.s) {
-        switch (c) {
-          case '\\': out += "\\\\"; break;
-          case '\t': out += "\\t"; break;
-          case '\n': out += "\\n"; break;
-          case '\r': out += "\\r"; break;
-          case '\0': out += "\\0"; break;
-          default: out += c;
-        }
-      }
-      return;
+    case SqlValue::Kind::kText: LoadTextField(out, v.s); return;
   }
 }
 
@@ -194,7 +199,18 @@ class TempFile final {
   int fd_ = -1;
 };
 
-std::string HexText(const std::string& bytes) { return absl::BytesToHexString(bytes); }
+
+// A load of new rows: LOCAL skips a row whose key exists (a warning, not an error), so fewer rows
+// written than sent means another ingest wrote some of them meanwhile.
+absl::Status CheckLoaded(const absl::StatusOr<int64_t>& loaded, size_t sent, const char* what) {
+  if (!loaded.ok()) return loaded.status();
+  if (*loaded != static_cast<int64_t>(sent)) {
+    return absl::AbortedError(absl::StrCat("write ", what, ": ", static_cast<int64_t>(sent) - *loaded, " of the new ",
+                                           what, " were written by another ingest meanwhile; "
+                                           "nothing of this file was kept, send it again"));
+  }
+  return absl::OkStatus();
+}
 
 std::vector<std::string> Unique(std::vector<std::string> v) {
   std::sort(v.begin(), v.end());
@@ -275,10 +291,15 @@ absl::Status DisbursementRepository::Execute(sql::Connection& conn, const std::s
   }
 }
 
-absl::StatusOr<int64_t> DisbursementRepository::LoadRows(sql::Connection& conn, const std::string& table,
-                                                         const std::string& fields, const std::string& set,
-                                                         const std::vector<SqlRow>& rows) const {
-  if (rows.empty()) return 0;
+namespace {
+
+// LOAD DATA LOCAL INFILE of `n` rows into `table`, each appended to the text by `row(i, text)`
+// as tab-separated fields (AppendLoadField's escaping) ending in '\n': written to a private
+// temporary file (in $TMPDIR, else /tmp), loaded on `conn` and removed. No row is held twice.
+absl::StatusOr<int64_t> LoadText(sql::Connection& conn, const std::string& table, const std::string& fields,
+                                 const std::string& set, size_t n,
+                                 const std::function<void(size_t, std::string&)>& row) {
+  if (n == 0) return 0;
   TempFile file;
   if (!file.ok() || file.path().find_first_of("'\\") != std::string::npos) {
     return absl::InternalError(absl::StrCat("write ", table, ": cannot create a temporary file in $TMPDIR or /tmp"));
@@ -286,12 +307,8 @@ absl::StatusOr<int64_t> DisbursementRepository::LoadRows(sql::Connection& conn, 
   std::string text;
   constexpr size_t kWriteAt = 4 << 20;
   text.reserve(kWriteAt + 4096);
-  for (const SqlRow& row : rows) {
-    for (size_t i = 0; i < row.size(); ++i) {
-      if (i > 0) text += '\t';
-      AppendLoadField(text, row[i]);
-    }
-    text += '\n';
+  for (size_t k = 0; k < n; ++k) {
+    row(k, text);
     if (text.size() >= kWriteAt) {
       if (!file.Write(text)) return absl::InternalError(absl::StrCat("write ", table, ": temporary file: disk full?"));
       text.clear();
@@ -311,6 +328,61 @@ absl::StatusOr<int64_t> DisbursementRepository::LoadRows(sql::Connection& conn, 
   }
 }
 
+// Fields for LoadText, without a temporary string per value.
+void LoadIntField(std::string& out, int64_t v) {
+  char buf[absl::numbers_internal::kFastToBufferSize];
+  out.append(buf, absl::numbers_internal::FastIntToBuffer(v, buf));
+}
+void LoadHexField(std::string& out, std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (char c : bytes) {
+    const auto u = static_cast<unsigned char>(c);
+    out += kHex[u >> 4];
+    out += kHex[u & 15];
+  }
+}
+
+// One row for LoadText: its fields tab-separated, NULL as \N.
+struct Hex {
+  std::string_view bytes;  // loaded into @var, UNHEX()ed by the statement's SET
+};
+void LoadField(std::string& out, int64_t v) { LoadIntField(out, v); }
+void LoadField(std::string& out, std::string_view v) { LoadTextField(out, v); }
+void LoadField(std::string& out, Hex v) { LoadHexField(out, v.bytes); }
+template <typename T>
+void LoadField(std::string& out, const std::optional<T>& v) {
+  if (v) LoadField(out, *v); else out += "\\N";
+}
+std::optional<std::string_view> OrNull(const std::string& v) {
+  return v.empty() ? std::nullopt : std::optional<std::string_view>(v);
+}
+template <typename... Fields>
+void LoadRow(std::string& out, const Fields&... fields) {
+  bool first = true;
+  auto one = [&](const auto& f) {
+    if (!first) out += '\t';
+    first = false;
+    LoadField(out, f);
+  };
+  (one(fields), ...);
+  out += '\n';
+}
+
+}  // namespace
+
+absl::StatusOr<int64_t> DisbursementRepository::LoadRows(sql::Connection& conn, const std::string& table,
+                                                         const std::string& fields, const std::string& set,
+                                                         const std::vector<SqlRow>& rows) const {
+  return LoadText(conn, table, fields, set, rows.size(), [&](size_t k, std::string& text) {
+    const SqlRow& row = rows[k];
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i > 0) text += '\t';
+      AppendLoadField(text, row[i]);
+    }
+    text += '\n';
+  });
+}
+
 absl::StatusOr<bool> DisbursementRepository::TableIsEmpty(sql::Connection& conn, const std::string& table) const {
   try {
     std::unique_ptr<sql::Statement> st(conn.createStatement());
@@ -323,26 +395,74 @@ absl::StatusOr<bool> DisbursementRepository::TableIsEmpty(sql::Connection& conn,
 
 // ---- persons
 
-absl::Status DisbursementRepository::UpsertPersons(sql::Connection& conn,
-                                                   const std::vector<PersonRecord>& persons) const {
-  std::vector<SqlRow> rows;
-  rows.reserve(persons.size());
-  for (const auto& p : persons) {
-    rows.push_back({SqlValue::Text(HexText(p.id_hash)), SqlValue::Text(HexText(p.id_sealed)),
-                    SqlValue::Text(p.id_masked)});
+absl::StatusOr<int64_t> DisbursementRepository::AllocatePersonNumbers(sql::Connection& conn, int64_t count) const {
+  if (count <= 0) return absl::InvalidArgumentError("allocate person numbers: count must be positive");
+  common::Transaction tx(conn);
+  if (auto s = tx.Begin(); !s.ok()) return s;
+  try {
+    int64_t first = 0;
+    {
+      auto st = Prepare(conn, "SELECT next_value FROM counters WHERE name = 'person_no' FOR UPDATE", {});
+      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+      if (!rs->next()) return absl::FailedPreconditionError("allocate person numbers: the counter row is missing");
+      first = rs->getInt64(1);
+    }
+    Prepare(conn, "UPDATE counters SET next_value = ? WHERE name = 'person_no'", {SqlValue::Int(first + count)})
+        ->executeUpdate();
+    if (auto s = tx.Commit(); !s.ok()) return s;
+    return first;
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "allocate person numbers");
   }
-  // LOCAL: a person already stored is skipped, keeping the first sealed copy.
-  return LoadRows(conn, "persons", "@id_hash, @id_sealed, id_masked",
-                  "id_hash = UNHEX(@id_hash), id_sealed = UNHEX(@id_sealed)", rows)
-      .status();
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> DisbursementRepository::LookupPersonNumbers(
+    sql::Connection& conn, const std::vector<std::string>& hashes) const {
+  // Literal X'..' keys, thousands a statement: one round trip and one parse, where a prepared
+  // statement of as many placeholders costs a prepare, a bind of every key and a close (an
+  // ingest of a province looks up millions of persons).
+  constexpr size_t kKeys = 5000;
+  std::vector<std::pair<std::string, int64_t>> out;
+  const std::vector<std::string> keys = Unique(hashes);
+  try {
+    std::unique_ptr<sql::Statement> st(conn.createStatement());
+    std::string text;
+    for (size_t start = 0; start < keys.size(); start += kKeys) {
+      text = "SELECT id_hash, person_no FROM persons WHERE id_hash IN (";
+      for (size_t i = start; i < std::min(keys.size(), start + kKeys); ++i) {
+        if (i > start) text += ',';
+        text += "X'";
+        LoadHexField(text, keys[i]);
+        text += '\'';
+      }
+      text += ')';
+      std::unique_ptr<sql::ResultSet> rs(st->executeQuery(text));
+      while (rs->next()) out.emplace_back(Str(*rs, 1), rs->getInt64(2));
+    }
+    return out;
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "read persons");
+  }
+}
+
+absl::Status DisbursementRepository::InsertPersons(sql::Connection& conn,
+                                                   const std::vector<PersonRecord>& persons) const {
+  // LOCAL: a person already stored (by number or hash) is skipped, and counted here.
+  auto loaded = LoadText(conn, "persons", "person_no, @id_hash, @id_sealed, id_masked",
+                         "id_hash = UNHEX(@id_hash), id_sealed = UNHEX(@id_sealed)", persons.size(),
+                         [&](size_t k, std::string& out) {
+                           const PersonRecord& p = persons[k];
+                           LoadRow(out, p.person_no, Hex{p.id_hash}, Hex{p.id_sealed}, std::string_view(p.id_masked));
+                         });
+  return CheckLoaded(loaded, persons.size(), "persons");
 }
 
 absl::StatusOr<std::vector<PersonRecord>> DisbursementRepository::FindPersons(
     sql::Connection& conn, const std::vector<std::string>& hashes) const {
   std::vector<PersonRecord> out;
-  auto s = ForEachInGroup(conn, "SELECT id_hash, id_sealed, id_masked FROM persons WHERE id_hash IN ", "",
+  auto s = ForEachInGroup(conn, "SELECT person_no, id_hash, id_sealed, id_masked FROM persons WHERE id_hash IN ", "",
                           Unique(hashes), "read persons", [&](sql::ResultSet& rs) {
-                            out.push_back({Str(rs, 1), Str(rs, 2), Str(rs, 3)});
+                            out.push_back({rs.getInt64(1), Str(rs, 2), Str(rs, 3), Str(rs, 4)});
                           });
   if (!s.ok()) return s;
   return out;
@@ -351,27 +471,32 @@ absl::StatusOr<std::vector<PersonRecord>> DisbursementRepository::FindPersons(
 absl::Status DisbursementRepository::ScanPersons(sql::Connection& conn,
                                                  const std::function<void(const PersonRecord&)>& fn) const {
   try {
-    std::string after;
-    bool first = true;
+    int64_t after = 0;
     while (true) {
-      std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
-          first ? "SELECT id_hash, id_sealed, id_masked FROM persons ORDER BY id_hash LIMIT ?"
-                : "SELECT id_hash, id_sealed, id_masked FROM persons WHERE id_hash > ? ORDER BY id_hash LIMIT ?"));
-      int i = 1;
-      if (!first) st->setString(i++, sql::SQLString(after));
-      st->setInt(i, kScanPage);
+      auto st = Prepare(conn, "SELECT person_no, id_sealed FROM persons WHERE person_no > ? ORDER BY person_no LIMIT ?",
+                        {SqlValue::Int(after), SqlValue::Int(kScanPage)});
       std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
       int n = 0;
       PersonRecord p;
       while (rs->next()) {
-        p = {Str(*rs, 1), Str(*rs, 2), Str(*rs, 3)};
+        p.person_no = rs->getInt64(1);
+        p.id_sealed = Str(*rs, 2);
         fn(p);
-        after = p.id_hash;
+        after = p.person_no;
         ++n;
       }
       if (n < kScanPage) return absl::OkStatus();
-      first = false;
     }
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "read persons");
+  }
+}
+
+absl::StatusOr<int64_t> DisbursementRepository::MaxPersonNumber(sql::Connection& conn) const {
+  try {
+    auto st = Prepare(conn, "SELECT COALESCE(MAX(person_no), 0) FROM persons", {});
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    return rs->next() ? rs->getInt64(1) : 0;
   } catch (const sql::SQLException& e) {
     return common::SqlError(e, "read persons");
   }
@@ -428,16 +553,18 @@ absl::Status DisbursementRepository::UpsertProgrammes(sql::Connection& conn,
 // ---- enrolments
 
 namespace {
-StoredEnrolment ReadEnrolment(sql::ResultSet& rs) {
+// Columns: program_code, person_no, from_period, to_period, amount_fen[, id_hash].
+StoredEnrolment ReadEnrolment(sql::ResultSet& rs, bool with_hash) {
   StoredEnrolment e;
   e.program_code = Str(rs, 1);
-  e.id_hash = Str(rs, 2);
+  e.person_no = rs.getInt64(2);
   e.from_period = Str(rs, 3);
   if (!rs.isNull(4)) e.to_period = Str(rs, 4);
   e.amount_fen = OptInt(rs, 5);
+  if (with_hash) e.id_hash = Str(rs, 6);
   return e;
 }
-constexpr char kEnrolmentColumns[] = "program_code, id_hash, from_period, to_period, amount_fen";
+constexpr char kEnrolmentColumns[] = "program_code, person_no, from_period, to_period, amount_fen";
 }  // namespace
 
 absl::StatusOr<std::vector<StoredEnrolment>> DisbursementRepository::FindEnrolments(
@@ -445,9 +572,11 @@ absl::StatusOr<std::vector<StoredEnrolment>> DisbursementRepository::FindEnrolme
   std::vector<std::string> hashes;
   for (const auto& k : keys) hashes.push_back(k.id_hash);
   std::vector<StoredEnrolment> out;
-  auto s = ForEachInGroup(conn, absl::StrCat("SELECT ", kEnrolmentColumns, " FROM enrolments WHERE id_hash IN "), "",
-                          Unique(hashes), "read enrolments",
-                          [&](sql::ResultSet& rs) { out.push_back(ReadEnrolment(rs)); });
+  auto s = ForEachInGroup(conn,
+                          "SELECT e.program_code, e.person_no, e.from_period, e.to_period, e.amount_fen, pe.id_hash "
+                          "FROM persons pe JOIN enrolments e ON e.person_no = pe.person_no WHERE pe.id_hash IN ",
+                          "", Unique(hashes), "read enrolments",
+                          [&](sql::ResultSet& rs) { out.push_back(ReadEnrolment(rs, true)); });
   if (!s.ok()) return s;
   return out;
 }
@@ -456,11 +585,11 @@ absl::Status DisbursementRepository::UpsertEnrolments(sql::Connection& conn,
                                                       const std::vector<StoredEnrolment>& rows) const {
   std::vector<SqlRow> values;
   for (const auto& e : rows) {
-    values.push_back({SqlValue::Text(e.program_code), SqlValue::Text(e.id_hash), SqlValue::Text(e.from_period),
+    values.push_back({SqlValue::Text(e.program_code), SqlValue::Int(e.person_no), SqlValue::Text(e.from_period),
                       e.to_period.empty() ? SqlValue::Null() : SqlValue::Text(e.to_period),
                       e.amount_fen ? SqlValue::Int(*e.amount_fen) : SqlValue::Null()});
   }
-  return InsertRows(conn, "enrolments", {"program_code", "id_hash", "from_period", "to_period", "amount_fen"}, values,
+  return InsertRows(conn, "enrolments", {"program_code", "person_no", "from_period", "to_period", "amount_fen"}, values,
                     " ON DUPLICATE KEY UPDATE to_period = VALUES(to_period), amount_fen = VALUES(amount_fen), "
                     "updated_at = CURRENT_TIMESTAMP(6)")
       .status();
@@ -468,15 +597,11 @@ absl::Status DisbursementRepository::UpsertEnrolments(sql::Connection& conn,
 
 absl::Status DisbursementRepository::LoadEnrolments(sql::Connection& conn,
                                                     const std::vector<StoredEnrolment>& rows) const {
-  std::vector<SqlRow> values;
-  values.reserve(rows.size());
-  for (const auto& e : rows) {
-    values.push_back({SqlValue::Text(e.program_code), SqlValue::Text(HexText(e.id_hash)), SqlValue::Text(e.from_period),
-                      e.to_period.empty() ? SqlValue::Null() : SqlValue::Text(e.to_period),
-                      e.amount_fen ? SqlValue::Int(*e.amount_fen) : SqlValue::Null()});
-  }
-  auto loaded = LoadRows(conn, "enrolments", "program_code, @id_hash, from_period, to_period, amount_fen",
-                         "id_hash = UNHEX(@id_hash)", values);
+  auto loaded = LoadText(conn, "enrolments", kEnrolmentColumns, "", rows.size(), [&](size_t k, std::string& out) {
+    const StoredEnrolment& e = rows[k];
+    LoadRow(out, std::string_view(e.program_code), e.person_no, std::string_view(e.from_period), OrNull(e.to_period),
+            e.amount_fen);
+  });
   if (!loaded.ok()) return loaded.status();
   if (*loaded != static_cast<int64_t>(rows.size())) {
     return absl::AbortedError(absl::StrCat("write enrolments: ", rows.size() - *loaded,
@@ -500,20 +625,20 @@ absl::Status DisbursementRepository::ScanEnrolments(sql::Connection& conn, const
       }
       if (!first) {
         absl::StrAppend(&where, where.empty() ? "WHERE " : " AND ",
-                        KeysetAfter({"program_code", "id_hash", "from_period"},
-                                    {SqlValue::Text(last.program_code), SqlValue::Text(last.id_hash),
+                        KeysetAfter({"program_code", "person_no", "from_period"},
+                                    {SqlValue::Text(last.program_code), SqlValue::Int(last.person_no),
                                      SqlValue::Text(last.from_period)},
                                     params));
       }
       params.push_back(SqlValue::Int(kScanPage));
       auto st = Prepare(conn,
                         absl::StrCat("SELECT ", kEnrolmentColumns, " FROM enrolments ", where,
-                                     " ORDER BY program_code, id_hash, from_period LIMIT ?"),
+                                     " ORDER BY program_code, person_no, from_period LIMIT ?"),
                         params);
       std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
       int n = 0;
       while (rs->next()) {
-        last = ReadEnrolment(*rs);
+        last = ReadEnrolment(*rs, false);
         fn(last);
         ++n;
       }
@@ -528,11 +653,14 @@ absl::Status DisbursementRepository::ScanEnrolments(sql::Connection& conn, const
 // ---- recipients
 
 namespace {
+// From recipients r joined with persons pe.
 constexpr char kRecipientColumns[] =
-    "id_hash, name, org_code, household_id, is_household_head, is_cadre, DATE_FORMAT(latest_since, '%Y-%m-%d')";
+    "pe.id_hash, r.name, r.org_code, r.household_id, r.is_household_head, r.is_cadre, "
+    "DATE_FORMAT(r.latest_since, '%Y-%m-%d'), r.person_no";
 StoredRecipient ReadRecipient(sql::ResultSet& rs) {
   StoredRecipient r;
   r.id_hash = Str(rs, 1);
+  r.person_no = rs.getInt64(8);
   r.name = Str(rs, 2);
   r.org_code = Str(rs, 3);
   r.household_id = Str(rs, 4);
@@ -546,7 +674,11 @@ StoredRecipient ReadRecipient(sql::ResultSet& rs) {
 absl::StatusOr<std::vector<StoredRecipient>> DisbursementRepository::FindRecipients(
     sql::Connection& conn, const std::vector<std::string>& hashes) const {
   std::vector<StoredRecipient> out;
-  auto s = ForEachInGroup(conn, absl::StrCat("SELECT ", kRecipientColumns, " FROM recipients WHERE id_hash IN "), "",
+  auto s = ForEachInGroup(conn,
+                          absl::StrCat("SELECT ", kRecipientColumns,
+                                       " FROM persons pe JOIN recipients r ON r.person_no = pe.person_no "
+                                       "WHERE pe.id_hash IN "),
+                          "",
                           Unique(hashes), "read recipients",
                           [&](sql::ResultSet& rs) { out.push_back(ReadRecipient(rs)); });
   if (!s.ok()) return s;
@@ -558,7 +690,8 @@ absl::StatusOr<std::vector<std::tuple<std::string, absl::CivilDay, std::string>>
   std::vector<std::tuple<std::string, absl::CivilDay, std::string>> out;
   auto s = ForEachInGroup(
       conn,
-      "SELECT id_hash, DATE_FORMAT(account_since, '%Y-%m-%d'), account_no FROM recipient_accounts WHERE id_hash IN ",
+      "SELECT pe.id_hash, DATE_FORMAT(a.account_since, '%Y-%m-%d'), a.account_no FROM persons pe "
+      "JOIN recipient_accounts a ON a.person_no = pe.person_no WHERE pe.id_hash IN ",
       "", Unique(hashes), "read accounts",
       [&](sql::ResultSet& rs) { out.emplace_back(Str(rs, 1), Day(rs, 2), Str(rs, 3)); });
   if (!s.ok()) return s;
@@ -568,8 +701,10 @@ absl::StatusOr<std::vector<std::tuple<std::string, absl::CivilDay, std::string>>
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> DisbursementRepository::FindHeads(
     sql::Connection& conn, const std::vector<std::string>& households) const {
   std::vector<std::pair<std::string, std::string>> out;
-  auto s = ForEachInGroup(conn, "SELECT household_id, id_hash FROM recipients WHERE household_id IN ",
-                          " AND is_household_head = 1", Unique(households), "read households",
+  auto s = ForEachInGroup(conn,
+                          "SELECT r.household_id, pe.id_hash FROM recipients r "
+                          "JOIN persons pe ON pe.person_no = r.person_no WHERE r.household_id IN ",
+                          " AND r.is_household_head = 1", Unique(households), "read households",
                           [&](sql::ResultSet& rs) { out.emplace_back(Str(rs, 1), Str(rs, 2)); });
   if (!s.ok()) return s;
   return out;
@@ -579,12 +714,12 @@ absl::Status DisbursementRepository::UpsertRecipients(sql::Connection& conn,
                                                       const std::vector<StoredRecipient>& rows) const {
   std::vector<SqlRow> values;
   for (const auto& r : rows) {
-    values.push_back({SqlValue::Text(r.id_hash), SqlValue::Text(r.name), SqlValue::Text(r.org_code),
+    values.push_back({SqlValue::Int(r.person_no), SqlValue::Text(r.name), SqlValue::Text(r.org_code),
                       SqlValue::Text(r.household_id), SqlValue::Int(r.is_household_head ? 1 : 0),
                       SqlValue::Int(r.is_cadre ? 1 : 0), SqlValue::Text(DayText(r.latest_since))});
   }
   return InsertRows(conn, "recipients",
-                    {"id_hash", "name", "org_code", "household_id", "is_household_head", "is_cadre", "latest_since"},
+                    {"person_no", "name", "org_code", "household_id", "is_household_head", "is_cadre", "latest_since"},
                     values,
                     " ON DUPLICATE KEY UPDATE name = VALUES(name), org_code = VALUES(org_code), "
                     "household_id = VALUES(household_id), is_household_head = VALUES(is_household_head), "
@@ -593,13 +728,37 @@ absl::Status DisbursementRepository::UpsertRecipients(sql::Connection& conn,
       .status();
 }
 
+absl::Status DisbursementRepository::LoadRecipients(sql::Connection& conn,
+                                                    const std::vector<StoredRecipient>& rows) const {
+  return CheckLoaded(LoadText(conn, "recipients",
+                              "person_no, name, org_code, household_id, is_household_head, is_cadre, latest_since", "",
+                              rows.size(),
+                              [&](size_t k, std::string& out) {
+                                const StoredRecipient& r = rows[k];
+                                LoadRow(out, r.person_no, std::string_view(r.name), std::string_view(r.org_code),
+                                        std::string_view(r.household_id), int64_t{r.is_household_head ? 1 : 0},
+                                        int64_t{r.is_cadre ? 1 : 0}, std::string_view(DayText(r.latest_since)));
+                              }),
+                     rows.size(), "recipients");
+}
+
+absl::Status DisbursementRepository::LoadAccounts(
+    sql::Connection& conn, const std::vector<std::tuple<int64_t, absl::CivilDay, std::string>>& rows) const {
+  return CheckLoaded(LoadText(conn, "recipient_accounts", "person_no, account_since, account_no", "", rows.size(),
+                              [&](size_t k, std::string& out) {
+                                const auto& [person_no, since, account] = rows[k];
+                                LoadRow(out, person_no, std::string_view(DayText(since)), std::string_view(account));
+                              }),
+                     rows.size(), "accounts");
+}
+
 absl::Status DisbursementRepository::InsertAccounts(
-    sql::Connection& conn, const std::vector<std::tuple<std::string, absl::CivilDay, std::string>>& rows) const {
+    sql::Connection& conn, const std::vector<std::tuple<int64_t, absl::CivilDay, std::string>>& rows) const {
   std::vector<SqlRow> values;
-  for (const auto& [hash, since, account] : rows) {
-    values.push_back({SqlValue::Text(hash), SqlValue::Text(DayText(since)), SqlValue::Text(account)});
+  for (const auto& [person_no, since, account] : rows) {
+    values.push_back({SqlValue::Int(person_no), SqlValue::Text(DayText(since)), SqlValue::Text(account)});
   }
-  return InsertRows(conn, "recipient_accounts", {"id_hash", "account_since", "account_no"}, values, "").status();
+  return InsertRows(conn, "recipient_accounts", {"person_no", "account_since", "account_no"}, values, "").status();
 }
 
 absl::Status DisbursementRepository::ScanAccounts(sql::Connection& conn,
@@ -611,21 +770,21 @@ absl::Status DisbursementRepository::ScanAccounts(sql::Connection& conn,
       SqlRow params;
       std::string where;
       if (!first) {
-        where = absl::StrCat("WHERE ", KeysetAfter({"a.id_hash", "a.account_since"},
-                                                    {SqlValue::Text(last.id_hash), SqlValue::Text(DayText(last.since))},
+        where = absl::StrCat("WHERE ", KeysetAfter({"a.person_no", "a.account_since"},
+                                                    {SqlValue::Int(last.person_no), SqlValue::Text(DayText(last.since))},
                                                     params));
       }
       params.push_back(SqlValue::Int(kScanPage));
       auto st = Prepare(conn,
-                        absl::StrCat("SELECT a.id_hash, DATE_FORMAT(a.account_since, '%Y-%m-%d'), a.account_no, "
+                        absl::StrCat("SELECT a.person_no, DATE_FORMAT(a.account_since, '%Y-%m-%d'), a.account_no, "
                                      "r.household_id, r.is_household_head, r.is_cadre FROM recipient_accounts a "
-                                     "JOIN recipients r ON r.id_hash = a.id_hash ",
-                                     where, " ORDER BY a.id_hash, a.account_since LIMIT ?"),
+                                     "JOIN recipients r ON r.person_no = a.person_no ",
+                                     where, " ORDER BY a.person_no, a.account_since LIMIT ?"),
                         params);
       std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
       int n = 0;
       while (rs->next()) {
-        last.id_hash = Str(*rs, 1);
+        last.person_no = rs->getInt64(1);
         last.since = Day(*rs, 2);
         last.account_no = Str(*rs, 3);
         last.household_id = Str(*rs, 4);
@@ -642,16 +801,17 @@ absl::Status DisbursementRepository::ScanAccounts(sql::Connection& conn,
   }
 }
 
-absl::StatusOr<std::vector<std::string>> DisbursementRepository::ListEnrolledHashes(
-    sql::Connection& conn, const std::string& program_code, const std::string& after_hash, int limit) const {
+absl::StatusOr<std::vector<std::pair<int64_t, std::string>>> DisbursementRepository::ListEnrolledPersons(
+    sql::Connection& conn, const std::string& program_code, int64_t after_no, int limit) const {
   try {
     auto st = Prepare(conn,
-                      "SELECT DISTINCT id_hash FROM enrolments WHERE program_code = ? AND id_hash > ? "
-                      "ORDER BY id_hash LIMIT ?",
-                      {SqlValue::Text(program_code), SqlValue::Text(after_hash), SqlValue::Int(limit)});
+                      "SELECT e.person_no, pe.id_hash FROM (SELECT DISTINCT person_no FROM enrolments "
+                      "WHERE program_code = ? AND person_no > ? ORDER BY person_no LIMIT ?) e "
+                      "JOIN persons pe ON pe.person_no = e.person_no ORDER BY e.person_no",
+                      {SqlValue::Text(program_code), SqlValue::Int(after_no), SqlValue::Int(limit)});
     std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
-    std::vector<std::string> out;
-    while (rs->next()) out.push_back(Str(*rs, 1));
+    std::vector<std::pair<int64_t, std::string>> out;
+    while (rs->next()) out.emplace_back(rs->getInt64(1), Str(*rs, 2));
     return out;
   } catch (const sql::SQLException& e) {
     return common::SqlError(e, "list enrolments");
@@ -669,20 +829,21 @@ absl::StatusOr<std::vector<std::string>> DisbursementRepository::CadreHouseholds
 }
 
 absl::StatusOr<std::vector<StoredRecipient>> DisbursementRepository::ListRecipients(
-    sql::Connection& conn, const std::string& org_code, const std::string& after_household,
-    const std::string& after_hash, int limit) const {
+    sql::Connection& conn, const std::string& org_code, const std::string& after_household, int64_t after_no,
+    int limit) const {
   try {
     SqlRow params = {SqlValue::Text(org_code)};
-    std::string where = "WHERE org_code = ?";
-    if (!after_hash.empty()) {
+    std::string where = "WHERE r.org_code = ?";
+    if (after_no > 0) {
       absl::StrAppend(&where, " AND ",
-                      KeysetAfter({"household_id", "id_hash"},
-                                  {SqlValue::Text(after_household), SqlValue::Text(after_hash)}, params));
+                      KeysetAfter({"r.household_id", "r.person_no"},
+                                  {SqlValue::Text(after_household), SqlValue::Int(after_no)}, params));
     }
     params.push_back(SqlValue::Int(limit));
     auto st = Prepare(conn,
-                      absl::StrCat("SELECT ", kRecipientColumns, " FROM recipients ", where,
-                                   " ORDER BY household_id, id_hash LIMIT ?"),
+                      absl::StrCat("SELECT ", kRecipientColumns,
+                                   " FROM recipients r JOIN persons pe ON pe.person_no = r.person_no ", where,
+                                   " ORDER BY r.household_id, r.person_no LIMIT ?"),
                       params);
     std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
     std::vector<StoredRecipient> out;
@@ -703,7 +864,9 @@ absl::StatusOr<std::vector<CivilEventRow>> DisbursementRepository::FindCivilEven
   std::vector<CivilEventRow> out;
   auto s = ForEachInGroup(
       conn,
-      "SELECT id_hash, event, DATE_FORMAT(event_date, '%Y-%m-%d'), source_ref FROM civil_events WHERE id_hash IN ", "",
+      "SELECT pe.id_hash, c.event, DATE_FORMAT(c.event_date, '%Y-%m-%d'), c.source_ref FROM persons pe "
+      "JOIN civil_events c ON c.person_no = pe.person_no WHERE pe.id_hash IN ",
+      "",
       Unique(hashes), "read civil events", [&](sql::ResultSet& rs) {
         CivilEventRow e;
         hashes_out->push_back(Str(rs, 1));
@@ -717,40 +880,34 @@ absl::StatusOr<std::vector<CivilEventRow>> DisbursementRepository::FindCivilEven
 }
 
 absl::Status DisbursementRepository::UpsertCivilEvents(
-    sql::Connection& conn, const std::vector<std::pair<std::string, CivilEventRow>>& rows) const {
+    sql::Connection& conn, const std::vector<std::pair<int64_t, CivilEventRow>>& rows) const {
   std::vector<SqlRow> values;
-  for (const auto& [hash, e] : rows) {
-    values.push_back({SqlValue::Text(hash), SqlValue::Text(e.event), SqlValue::Text(DayText(e.event_date)),
+  for (const auto& [person_no, e] : rows) {
+    values.push_back({SqlValue::Int(person_no), SqlValue::Text(e.event), SqlValue::Text(DayText(e.event_date)),
                       e.source_ref.empty() ? SqlValue::Null() : SqlValue::Text(e.source_ref)});
   }
-  return InsertRows(conn, "civil_events", {"id_hash", "event", "event_date", "source_ref"}, values,
+  return InsertRows(conn, "civil_events", {"person_no", "event", "event_date", "source_ref"}, values,
                     " ON DUPLICATE KEY UPDATE source_ref = VALUES(source_ref)")
       .status();
 }
 
-absl::Status DisbursementRepository::ScanDeaths(
-    sql::Connection& conn, const std::function<void(const std::string&, absl::CivilDay)>& fn) const {
+absl::Status DisbursementRepository::ScanDeaths(sql::Connection& conn,
+                                                const std::function<void(int64_t, absl::CivilDay)>& fn) const {
   try {
-    std::string after;
-    bool first = true;
+    int64_t after = 0;
     while (true) {
-      SqlRow params;
-      if (!first) params.push_back(SqlValue::Text(after));
-      params.push_back(SqlValue::Int(kScanPage));
       auto st = Prepare(conn,
-                        absl::StrCat("SELECT id_hash, DATE_FORMAT(MIN(event_date), '%Y-%m-%d') FROM civil_events "
-                                     "WHERE event = 'death'",
-                                     first ? "" : " AND id_hash > ?", " GROUP BY id_hash ORDER BY id_hash LIMIT ?"),
-                        params);
+                        "SELECT person_no, DATE_FORMAT(MIN(event_date), '%Y-%m-%d') FROM civil_events "
+                        "WHERE event = 'death' AND person_no > ? GROUP BY person_no ORDER BY person_no LIMIT ?",
+                        {SqlValue::Int(after), SqlValue::Int(kScanPage)});
       std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
       int n = 0;
       while (rs->next()) {
-        after = Str(*rs, 1);
+        after = rs->getInt64(1);
         fn(after, Day(*rs, 2));
         ++n;
       }
       if (n < kScanPage) return absl::OkStatus();
-      first = false;
     }
   } catch (const sql::SQLException& e) {
     return common::SqlError(e, "read civil events");
@@ -827,16 +984,18 @@ absl::StatusOr<std::vector<BatchRow>> DisbursementRepository::LoadBatches(sql::C
 // ---- payments
 
 namespace {
+// Columns of payments p[, then persons pe's id_hash].
 constexpr char kPaymentColumns[] =
-    "payment_id, batch_id, program_code, period, id_hash, account_no, amount_fen, "
-    "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 08:00:00', paid_at), reverses, ingest_id, source_line";
-StoredPayment ReadPayment(sql::ResultSet& rs) {
+    "p.payment_id, p.batch_id, p.program_code, p.period, p.person_no, p.account_no, p.amount_fen, "
+    "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 08:00:00', p.paid_at), p.reverses, p.ingest_id, p.source_line";
+StoredPayment ReadPayment(sql::ResultSet& rs, bool with_hash) {
   StoredPayment p;
   p.payment_id = Str(rs, 1);
   p.batch_id = Str(rs, 2);
   p.program_code = Str(rs, 3);
   p.period = Str(rs, 4);
-  p.id_hash = Str(rs, 5);
+  p.person_no = rs.getInt64(5);
+  if (with_hash) p.id_hash = Str(rs, 12);
   p.account_no = Str(rs, 6);
   p.amount_fen = rs.getInt64(7);
   // paid_at is China Standard Time (UTC+8, fixed): its distance from 1970-01-01 08:00 is the
@@ -852,27 +1011,31 @@ StoredPayment ReadPayment(sql::ResultSet& rs) {
 absl::StatusOr<std::vector<StoredPayment>> DisbursementRepository::FindPayments(
     sql::Connection& conn, const std::vector<std::string>& ids) const {
   std::vector<StoredPayment> out;
-  auto s = ForEachInGroup(conn, absl::StrCat("SELECT ", kPaymentColumns, " FROM payments WHERE payment_id IN "), "",
-                          Unique(ids), "read payments", [&](sql::ResultSet& rs) { out.push_back(ReadPayment(rs)); });
+  auto s = ForEachInGroup(conn,
+                          absl::StrCat("SELECT ", kPaymentColumns,
+                                       ", pe.id_hash FROM payments p JOIN persons pe ON pe.person_no = p.person_no "
+                                       "WHERE p.payment_id IN "),
+                          "", Unique(ids), "read payments",
+                          [&](sql::ResultSet& rs) { out.push_back(ReadPayment(rs, true)); });
   if (!s.ok()) return s;
   return out;
 }
 
 absl::Status DisbursementRepository::InsertPayments(sql::Connection& conn,
                                                     const std::vector<StoredPayment>& rows) const {
-  std::vector<SqlRow> values;
-  values.reserve(rows.size());
-  for (const auto& p : rows) {
-    values.push_back({SqlValue::Text(p.payment_id), SqlValue::Text(p.batch_id), SqlValue::Text(p.program_code),
-                      SqlValue::Text(p.period), SqlValue::Text(HexText(p.id_hash)), SqlValue::Text(p.account_no),
-                      SqlValue::Int(p.amount_fen), SqlValue::Text(ToSqlDateTime(p.paid_at)),
-                      p.reverses.empty() ? SqlValue::Null() : SqlValue::Text(p.reverses),
-                      SqlValue::Text(p.ingest_id), SqlValue::Int(p.source_line)});
-  }
-  auto loaded = LoadRows(conn, "payments",
-                         "payment_id, batch_id, program_code, period, @id_hash, account_no, amount_fen, paid_at, "
+  // paid_at as Unix microseconds, made China Standard Time (UTC+8, fixed) by the server: the
+  // inverse of ReadPayment's TIMESTAMPDIFF, no date text formatted per row.
+  auto loaded = LoadText(conn, "payments",
+                         "payment_id, batch_id, program_code, period, person_no, account_no, amount_fen, @paid_us, "
                          "reverses, ingest_id, source_line",
-                         "id_hash = UNHEX(@id_hash)", values);
+                         "paid_at = TIMESTAMPADD(MICROSECOND, @paid_us, '1970-01-01 08:00:00')", rows.size(),
+                         [&](size_t k, std::string& out) {
+                           const StoredPayment& p = rows[k];
+                           LoadRow(out, std::string_view(p.payment_id), std::string_view(p.batch_id),
+                                   std::string_view(p.program_code), std::string_view(p.period), p.person_no,
+                                   std::string_view(p.account_no), p.amount_fen, absl::ToUnixMicros(p.paid_at),
+                                   OrNull(p.reverses), std::string_view(p.ingest_id), p.source_line);
+                         });
   if (!loaded.ok()) return loaded.status();
   if (*loaded != static_cast<int64_t>(rows.size())) {
     return absl::AbortedError(absl::StrCat("write payments: ", rows.size() - *loaded,
@@ -880,33 +1043,6 @@ absl::Status DisbursementRepository::InsertPayments(sql::Connection& conn,
                                            "nothing of this file was kept, send it again"));
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<int64_t> DisbursementRepository::CountRows(sql::Connection& conn, const std::string& table,
-                                                         const std::string& program_code,
-                                                         const std::string& period) const {
-  const bool scoped_by_programme = table == "enrolments" || table == "payments";
-  const bool scoped_by_period = table == "payments";
-  if (!scoped_by_programme && table != "persons" && table != "recipient_accounts") {
-    return absl::InvalidArgumentError(absl::StrCat("no row count for table ", table));
-  }
-  try {
-    SqlRow params;
-    std::string where = "WHERE 1 = 1";
-    if (scoped_by_programme && !program_code.empty()) {
-      where += " AND program_code = ?";
-      params.push_back(SqlValue::Text(program_code));
-    }
-    if (scoped_by_period && !period.empty()) {
-      where += " AND period = ?";
-      params.push_back(SqlValue::Text(period));
-    }
-    auto st = Prepare(conn, absl::StrCat("SELECT COUNT(*) FROM ", table, " ", where), params);
-    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
-    return rs->next() ? rs->getInt64(1) : 0;
-  } catch (const sql::SQLException& e) {
-    return common::SqlError(e, "count rows");
-  }
 }
 
 absl::Status DisbursementRepository::ScanPayments(sql::Connection& conn, const std::string& program_code,
@@ -932,12 +1068,13 @@ absl::Status DisbursementRepository::ScanPayments(sql::Connection& conn, const s
       }
       params.push_back(SqlValue::Int(kScanPage));
       auto st = Prepare(conn,
-                        absl::StrCat("SELECT ", kPaymentColumns, " FROM payments ", where, " ORDER BY payment_id LIMIT ?"),
+                        absl::StrCat("SELECT ", kPaymentColumns, " FROM payments p ", where,
+                                     " ORDER BY payment_id LIMIT ?"),
                         params);
       std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
       int n = 0;
       while (rs->next()) {
-        StoredPayment p = ReadPayment(*rs);
+        StoredPayment p = ReadPayment(*rs, false);
         after = p.payment_id;
         fn(p);
         ++n;
@@ -1174,12 +1311,12 @@ absl::StatusOr<std::vector<DisclosureRow>> DisbursementRepository::ListDisclosur
     // Net of reversals that name the payment and do not bring it below zero.
     auto st = Prepare(
         conn,
-        absl::StrCat("SELECT p.program_code, p.period, r.name, pe.id_masked, p.id_hash, "
+        absl::StrCat("SELECT p.program_code, p.period, r.name, pe.id_masked, pe.id_hash, "
                      "p.amount_fen + COALESCE((SELECT CASE WHEN SUM(x.amount_fen) + p.amount_fen >= 0 "
                      "THEN SUM(x.amount_fen) ELSE 0 END FROM payments x WHERE x.reverses = p.payment_id), 0), "
                      "DATE_FORMAT(p.paid_at, '%Y-%m-%d %H:%i:%s.%f'), p.payment_id "
-                     "FROM payments p JOIN recipients r ON r.id_hash = p.id_hash "
-                     "JOIN persons pe ON pe.id_hash = p.id_hash ",
+                     "FROM payments p JOIN recipients r ON r.person_no = p.person_no "
+                     "JOIN persons pe ON pe.person_no = p.person_no ",
                      where, " ORDER BY p.program_code, pe.id_masked, p.payment_id LIMIT ?"),
         params);
     std::unique_ptr<sql::ResultSet> rs(st->executeQuery());

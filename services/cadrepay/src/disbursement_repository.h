@@ -1,7 +1,10 @@
 #pragma once
-// SQL of the disbursement tables (migrations/V002__disbursement.sql). Every method works on a
-// connection the caller borrowed, so the caller decides the transaction; Connector/C++
-// exceptions become statuses. Persons are referred to by their 16-byte keyed hash only.
+// SQL of the disbursement tables (migrations/V002__disbursement.sql, V003__person_numbers.sql).
+// Every method works on a connection the caller borrowed, so the caller decides the transaction;
+// Connector/C++ exceptions become statuses. A person is identified by the 16-byte keyed hash of
+// their ID number; the tables store the person's compact number (`persons.person_no`, handed
+// out in first-seen order), so bulk loads append. Lookups by hash join `persons`; writes take
+// the number, which the caller resolved first (LookupPersonNumbers, AllocatePersonNumbers).
 
 #include <cstdint>
 #include <functional>
@@ -41,19 +44,21 @@ using SqlRow = std::vector<SqlValue>;
 std::string KeysetAfter(const std::vector<std::string>& columns, const SqlRow& values, SqlRow& params);
 
 struct PersonRecord {
+  int64_t person_no = 0;
   std::string id_hash;    // 16 bytes
   std::string id_sealed;  // PiiProtector::Seal
   std::string id_masked;
 };
 
 struct StoredRecipient {
-  std::string id_hash;
+  std::string id_hash;  // read: joined from persons
   std::string name;
   std::string org_code;
   std::string household_id;
   bool is_household_head = false;
   bool is_cadre = false;
   absl::CivilDay latest_since;
+  int64_t person_no = 0;
 };
 
 struct StoredPayment {
@@ -61,7 +66,8 @@ struct StoredPayment {
   std::string batch_id;
   std::string program_code;
   std::string period;
-  std::string id_hash;
+  std::string id_hash;  // FindPayments: joined from persons; ScanPayments: empty
+  int64_t person_no = 0;
   std::string account_no;
   int64_t amount_fen = 0;
   absl::Time paid_at;
@@ -72,10 +78,11 @@ struct StoredPayment {
 
 struct StoredEnrolment {
   std::string program_code;
-  std::string id_hash;
+  std::string id_hash;  // FindEnrolments: joined from persons; ScanEnrolments: empty
   std::string from_period;
   std::string to_period;  // "" open
   std::optional<int64_t> amount_fen;
+  int64_t person_no = 0;
 };
 
 struct StoredBatch {
@@ -159,18 +166,22 @@ class DisbursementRepository final {
   absl::StatusOr<int64_t> LoadRows(sql::Connection& conn, const std::string& table, const std::string& fields,
                                    const std::string& set, const std::vector<SqlRow>& rows) const;
 
-  // Persons (idempotent: the first sealed copy is kept). Written with LOAD DATA LOCAL INFILE.
-  absl::Status UpsertPersons(sql::Connection& conn, const std::vector<PersonRecord>& persons) const;
+  // Person numbers. `count` numbers in a block of their own: [first, first + count), from the
+  // counter row in a short transaction on `conn`, which must be a connection of its own in
+  // autocommit (not the ingest's transaction, which would hold the counter until it commits).
+  absl::StatusOr<int64_t> AllocatePersonNumbers(sql::Connection& conn, int64_t count) const;
+  // (id_hash, person_no) of those of these persons that are stored.
+  absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> LookupPersonNumbers(
+      sql::Connection& conn, const std::vector<std::string>& hashes) const;
+  // New persons (numbered by the caller), with LOAD DATA LOCAL INFILE; ABORTED when any of them
+  // is stored already (another ingest wrote the same person meanwhile).
+  absl::Status InsertPersons(sql::Connection& conn, const std::vector<PersonRecord>& persons) const;
   absl::StatusOr<std::vector<PersonRecord>> FindPersons(sql::Connection& conn,
                                                         const std::vector<std::string>& hashes) const;
-  // Every person, in id_hash order, in pages.
+  // Every person (person_no, id_sealed; no hash), in person_no order, in pages.
   absl::Status ScanPersons(sql::Connection& conn, const std::function<void(const PersonRecord&)>& fn) const;
-  // How many rows of `table` a scan will read, for reserving memory before it (a province's
-  // check holds tens of millions of rows: a vector that grows by doubling would hold up to
-  // three times their size while it moves). `table` is one of persons, enrolments,
-  // recipient_accounts, payments; empty program_code / period: every one.
-  absl::StatusOr<int64_t> CountRows(sql::Connection& conn, const std::string& table, const std::string& program_code,
-                                    const std::string& period) const;
+  // The greatest person number stored (0: none), for sizing a table indexed by number.
+  absl::StatusOr<int64_t> MaxPersonNumber(sql::Connection& conn) const;
 
   absl::StatusOr<std::vector<ProgrammeRow>> LoadProgrammes(sql::Connection& conn) const;
   absl::Status UpsertProgrammes(sql::Connection& conn, const std::vector<ProgrammeRow>& rows) const;
@@ -180,24 +191,31 @@ class DisbursementRepository final {
   absl::Status UpsertEnrolments(sql::Connection& conn, const std::vector<StoredEnrolment>& rows) const;
   // New enrolments only, with LOAD DATA LOCAL INFILE; ABORTED when any of them exists already.
   absl::Status LoadEnrolments(sql::Connection& conn, const std::vector<StoredEnrolment>& rows) const;
-  // Enrolments of one programme (all when empty), in pages.
+  // Enrolments of one programme (all when empty), in (program_code, person_no) order, in pages;
+  // person_no set, id_hash empty.
   absl::Status ScanEnrolments(sql::Connection& conn, const std::string& program_code,
                               const std::function<void(const StoredEnrolment&)>& fn) const;
 
   absl::StatusOr<std::vector<StoredRecipient>> FindRecipients(sql::Connection& conn,
                                                               const std::vector<std::string>& hashes) const;
-  // id_hash -> [(account_since, account_no)] for these persons.
+  // (id_hash, account_since, account_no) of these persons.
   absl::StatusOr<std::vector<std::tuple<std::string, absl::CivilDay, std::string>>> FindAccounts(
       sql::Connection& conn, const std::vector<std::string>& hashes) const;
   // (household_id, id_hash) of the heads of these households.
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> FindHeads(
       sql::Connection& conn, const std::vector<std::string>& households) const;
   absl::Status UpsertRecipients(sql::Connection& conn, const std::vector<StoredRecipient>& rows) const;
+  // New recipients only, with LOAD DATA LOCAL INFILE; ABORTED when any of them exists already.
+  absl::Status LoadRecipients(sql::Connection& conn, const std::vector<StoredRecipient>& rows) const;
+  // (person_no, account_since, account_no).
   absl::Status InsertAccounts(sql::Connection& conn,
-                              const std::vector<std::tuple<std::string, absl::CivilDay, std::string>>& rows) const;
-  // Account history joined with the person's attributes, in (id_hash, account_since) order.
+                              const std::vector<std::tuple<int64_t, absl::CivilDay, std::string>>& rows) const;
+  // The same with LOAD DATA LOCAL INFILE; ABORTED when any of them exists already.
+  absl::Status LoadAccounts(sql::Connection& conn,
+                            const std::vector<std::tuple<int64_t, absl::CivilDay, std::string>>& rows) const;
+  // Account history joined with the person's attributes, in (person_no, account_since) order.
   struct AccountRow {
-    std::string id_hash;
+    int64_t person_no = 0;
     absl::CivilDay since;
     std::string account_no;
     std::string household_id;
@@ -205,25 +223,27 @@ class DisbursementRepository final {
     bool is_cadre = false;
   };
   absl::Status ScanAccounts(sql::Connection& conn, const std::function<void(const AccountRow&)>& fn) const;
-  // Distinct persons enrolled in a programme, in id_hash order after `after_hash`.
-  absl::StatusOr<std::vector<std::string>> ListEnrolledHashes(sql::Connection& conn, const std::string& program_code,
-                                                              const std::string& after_hash, int limit) const;
+  // Distinct persons enrolled in a programme, as (person_no, id_hash) in person_no order after
+  // `after_no`.
+  absl::StatusOr<std::vector<std::pair<int64_t, std::string>>> ListEnrolledPersons(sql::Connection& conn,
+                                                                                   const std::string& program_code,
+                                                                                   int64_t after_no, int limit) const;
   // Those of these households with a cadre among their members.
   absl::StatusOr<std::vector<std::string>> CadreHouseholds(sql::Connection& conn,
                                                            const std::vector<std::string>& households) const;
-  // One page of a village roll after (household_id, id_hash).
+  // One page of a village roll after (household_id, person_no); after_no 0: the first page.
   absl::StatusOr<std::vector<StoredRecipient>> ListRecipients(sql::Connection& conn, const std::string& org_code,
-                                                              const std::string& after_household,
-                                                              const std::string& after_hash, int limit) const;
+                                                              const std::string& after_household, int64_t after_no,
+                                                              int limit) const;
 
   // Civil events: existing source_ref by key, upsert, and all deaths.
   absl::StatusOr<std::vector<CivilEventRow>> FindCivilEvents(
       sql::Connection& conn, const std::vector<std::pair<std::string, CivilEventRow>>& keys,
       std::vector<std::string>* hashes_out) const;
-  absl::Status UpsertCivilEvents(sql::Connection& conn,
-                                 const std::vector<std::pair<std::string, CivilEventRow>>& rows) const;
-  absl::Status ScanDeaths(sql::Connection& conn,
-                          const std::function<void(const std::string& hash, absl::CivilDay)>& fn) const;
+  // Keyed by person_no.
+  absl::Status UpsertCivilEvents(sql::Connection& conn, const std::vector<std::pair<int64_t, CivilEventRow>>& rows) const;
+  // Each person's earliest death, in person_no order.
+  absl::Status ScanDeaths(sql::Connection& conn, const std::function<void(int64_t person_no, absl::CivilDay)>& fn) const;
 
   absl::StatusOr<std::vector<BatchRow>> FindBatches(sql::Connection& conn, const std::vector<std::string>& ids) const;
   absl::Status UpsertBatches(sql::Connection& conn, const std::vector<BatchRow>& rows) const;
@@ -239,7 +259,7 @@ class DisbursementRepository final {
   // Whether one of the tables above ("payments", "enrolments", ...) holds no row, as this
   // transaction sees it.
   absl::StatusOr<bool> TableIsEmpty(sql::Connection& conn, const std::string& table) const;
-  // Payments of a scope (empty = any), in payment_id order, in pages.
+  // Payments of a scope (empty = any), in payment_id order, in pages; person_no set, id_hash empty.
   absl::Status ScanPayments(sql::Connection& conn, const std::string& program_code, const std::string& period,
                             const std::function<void(const StoredPayment&)>& fn) const;
 
