@@ -10,9 +10,12 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <sys/stat.h>
+
 #include <thread>
 
 #include "absl/time/clock.h"
+#include "grassroots/common/load_pipe.h"
 #include "grassroots/common/migrations.h"
 #include "test_env.h"
 
@@ -129,6 +132,44 @@ TEST_F(DbTest, PreparedStatementsArePreparedOncePerConnectionAndGoWithIt) {
     EXPECT_EQ(read(*conn, 1), "one");
     EXPECT_EQ(prepares(*conn), 1);
   }
+}
+
+// Rows produced in several chunks on the pipe's writer thread all arrive; the private directory
+// and its pipe are gone afterwards; a refused statement neither hangs nor leaves a writer behind.
+TEST_F(DbTest, LoadThroughPipeStreamsEveryChunkAndLeavesNothing) {
+  auto conn = OpenConnection(options_);
+  ASSERT_TRUE(conn.ok());
+  std::string dir;
+  {
+    auto pipe = LoadPipe::Create();
+    ASSERT_TRUE(pipe.ok()) << pipe.status();
+    dir = (*pipe)->path().substr(0, (*pipe)->path().rfind('/'));
+    struct stat st {};
+    ASSERT_EQ(stat(dir.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    ASSERT_EQ(stat((*pipe)->path().c_str(), &st), 0);
+    EXPECT_TRUE(S_ISFIFO(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    int next = 0, chunks = 0;
+    const LoadResult r = LoadThroughPipe(
+        **conn, **pipe, "LOAD DATA LOCAL INFILE " + (*pipe)->SqlPath() + " INTO TABLE t (id, s)",
+        [&](std::string& chunk) {
+          ++chunks;
+          for (int i = 0; i < 1000; ++i, ++next) chunk += std::to_string(next) + "\tv" + std::to_string(next) + "\n";
+          return next < 5000;
+        });
+    EXPECT_EQ(r.stored, 5000);
+    EXPECT_EQ(r.warnings, 0);
+    EXPECT_EQ(chunks, 5);
+    EXPECT_EQ(ScalarInt(**conn, "SELECT COUNT(*) FROM t"), 5000);
+    EXPECT_EQ(ScalarInt(**conn, "SELECT COUNT(*) FROM t WHERE s = CONCAT('v', id)"), 5000);
+    // Refused before the file is read: the writer waiting for a reader is released.
+    EXPECT_THROW(LoadThroughPipe(**conn, **pipe, "LOAD DATA LOCAL INFILE " + (*pipe)->SqlPath() + " INTO TABLE nope",
+                                 std::string("1\tx\n")),
+                 sql::SQLException);
+  }
+  struct stat st {};
+  EXPECT_NE(stat(dir.c_str(), &st), 0) << dir << " left behind";
 }
 
 TEST_F(DbTest, UnreachableDatabaseIsUnavailableNotACrash) {

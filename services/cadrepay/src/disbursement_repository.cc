@@ -21,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "grassroots/common/db.h"
+#include "grassroots/common/load_pipe.h"
 #include "grassroots/common/validate.h"
 
 namespace grassroots::cadrepay {
@@ -169,37 +170,6 @@ void AppendSqlTuple(std::string& out, const SqlRow& row) {
   out += ')';
 }
 
-// A private temporary file, removed when this goes out of scope.
-class TempFile final {
- public:
-  TempFile() {
-    const char* dir = std::getenv("TMPDIR");
-    path_ = absl::StrCat(dir != nullptr && dir[0] != '\0' ? dir : "/tmp", "/cadrepay-load-XXXXXX");
-    fd_ = mkstemp(path_.data());
-  }
-  ~TempFile() {
-    if (fd_ >= 0) {
-      close(fd_);
-      unlink(path_.c_str());
-    }
-  }
-  bool ok() const { return fd_ >= 0; }
-  const std::string& path() const { return path_; }
-  bool Write(std::string_view text) {
-    while (!text.empty()) {
-      const ssize_t n = write(fd_, text.data(), text.size());
-      if (n <= 0) return false;
-      text.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-};
-
-
 // A load of new rows: LOCAL skips a row whose key exists (a warning, not an error), so fewer rows
 // written than sent means another ingest wrote some of them meanwhile.
 absl::Status CheckLoaded(const absl::StatusOr<int64_t>& loaded, size_t sent, const char* what) {
@@ -294,35 +264,26 @@ absl::Status DisbursementRepository::Execute(sql::Connection& conn, const std::s
 namespace {
 
 // LOAD DATA LOCAL INFILE of `n` rows into `table`, each appended to the text by `row(i, text)`
-// as tab-separated fields (AppendLoadField's escaping) ending in '\n': written to a private
-// temporary file (in $TMPDIR, else /tmp), loaded on `conn` and removed. No row is held twice.
+// as tab-separated fields (AppendLoadField's escaping) ending in '\n', through a private named
+// pipe (common::LoadPipe: no file holds the rows) a megabyte at a time: `row` runs on the pipe's
+// writer thread while this one waits for the statement. No row is held twice.
 absl::StatusOr<int64_t> LoadText(sql::Connection& conn, const std::string& table, const std::string& fields,
                                  const std::string& set, size_t n,
                                  const std::function<void(size_t, std::string&)>& row) {
   if (n == 0) return 0;
-  TempFile file;
-  if (!file.ok() || file.path().find_first_of("'\\") != std::string::npos) {
-    return absl::InternalError(absl::StrCat("write ", table, ": cannot create a temporary file in $TMPDIR or /tmp"));
-  }
-  std::string text;
-  constexpr size_t kWriteAt = 4 << 20;
-  text.reserve(kWriteAt + 4096);
-  for (size_t k = 0; k < n; ++k) {
-    row(k, text);
-    if (text.size() >= kWriteAt) {
-      if (!file.Write(text)) return absl::InternalError(absl::StrCat("write ", table, ": temporary file: disk full?"));
-      text.clear();
-    }
-  }
-  if (!file.Write(text)) return absl::InternalError(absl::StrCat("write ", table, ": temporary file: disk full?"));
-  // The path is ours (mkstemp): letters, digits, '/', '-', '_' and '.' only, safe to quote.
+  auto pipe = common::LoadPipe::Create();
+  if (!pipe.ok()) return absl::InternalError(absl::StrCat("write ", table, ": ", pipe.status().message()));
   const std::string statement =
-      absl::StrCat("LOAD DATA LOCAL INFILE '", file.path(), "' INTO TABLE ", table,
+      absl::StrCat("LOAD DATA LOCAL INFILE ", (*pipe)->SqlPath(), " INTO TABLE ", table,
                    " CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (",
                    fields, ")", set.empty() ? "" : " SET ", set);
+  size_t k = 0;
   try {
-    std::unique_ptr<sql::Statement> st(conn.createStatement());
-    return static_cast<int64_t>(st->executeUpdate(statement));
+    return common::LoadThroughPipe(conn, **pipe, statement, [&](std::string& chunk) {
+             constexpr size_t kChunk = 1 << 20;
+             while (k < n && chunk.size() < kChunk) row(k++, chunk);
+             return k < n;
+           }).stored;
   } catch (const sql::SQLException& e) {
     return common::SqlError(e, absl::StrCat("write ", table));
   }

@@ -433,83 +433,7 @@ void OptRaw(std::string& out, std::string_view v) {
   if (v.empty()) out += "\\N"; else out += v;
 }
 
-std::string SqlPath(const std::string& path) {
-  std::string out = "'";
-  for (const char c : path) {
-    if (c == '\'' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "'";
-}
-
-// Writes `data` into the pipe on a thread of its own while `statement` (a LOAD DATA LOCAL
-// INFILE of the pipe) runs here. When the statement ends without reading the pipe (refused
-// before the file was asked for), the writer, blocked in open(), is released by opening the
-// read end; when the reader stops early, its writes fail with EPIPE (SIGPIPE is blocked on the
-// writer's thread). Returns what the statement stored; SQL errors are thrown as usual.
-LoadResult LoadThroughPipe(sql::Connection& conn, const LoadPipe& pipe, const std::string& statement,
-                           const std::string& data) {
-  std::atomic<bool> finished{false};
-  std::thread writer([&] {
-    sigset_t pipe_signal;
-    sigemptyset(&pipe_signal);
-    sigaddset(&pipe_signal, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
-    const int fd = open(pipe.path().c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      size_t done = 0;
-      while (done < data.size()) {
-        const ssize_t n = write(fd, data.data() + done, data.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;  // the reader went away: the statement reports the error
-        done += static_cast<size_t>(n);
-      }
-      close(fd);
-    }
-    finished.store(true);
-  });
-  struct Join {
-    std::thread& t;
-    const LoadPipe& pipe;
-    std::atomic<bool>& finished;
-    ~Join() {
-      // Release a writer that is still waiting for a reader (or about to wait for one).
-      while (!finished.load()) {
-        const int fd = open(pipe.path().c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        if (fd >= 0) close(fd);
-        if (!finished.load()) std::this_thread::sleep_for(std::chrono::microseconds(200));
-      }
-      t.join();
-    }
-  } join{writer, pipe, finished};
-  std::unique_ptr<sql::Statement> st(conn.createStatement());
-  LoadResult r;
-  r.stored = st->executeUpdate(statement);
-  std::unique_ptr<sql::ResultSet> rs(st->executeQuery("SELECT @@warning_count"));
-  r.warnings = rs->next() ? rs->getInt64(1) : -1;
-  return r;
-}
-
 }  // namespace
-
-absl::StatusOr<std::unique_ptr<LoadPipe>> LoadPipe::Create() {
-  const char* base = std::getenv("TMPDIR");
-  std::string dir = absl::StrCat(base != nullptr && *base != '\0' ? base : "/tmp", "/grassroots-import-XXXXXX");
-  if (mkdtemp(dir.data()) == nullptr) {  // mode 0700
-    return absl::InternalError("cannot make the import's private directory");
-  }
-  std::string path = dir + "/rows";
-  if (mkfifo(path.c_str(), 0600) != 0) {
-    rmdir(dir.c_str());
-    return absl::InternalError("cannot make the import's pipe");
-  }
-  return std::unique_ptr<LoadPipe>(new LoadPipe(std::move(dir), std::move(path)));
-}
-
-LoadPipe::~LoadPipe() {
-  unlink(path_.c_str());
-  rmdir(dir_.c_str());
-}
 
 absl::StatusOr<LoadResult> MemberRepository::LoadNewMembers(sql::Connection& conn,
                                                             const std::vector<NewMemberRow>& rows,
@@ -561,9 +485,9 @@ absl::StatusOr<LoadResult> MemberRepository::LoadNewMembers(sql::Connection& con
   // activist_on, target_on, extension_months and version take their defaults (NULL, NULL, 0, 1):
   // fewer fields for the server to parse.
   return Guard("write members", [&]() -> absl::StatusOr<LoadResult> {
-    return LoadThroughPipe(
+    return common::LoadThroughPipe(
         conn, pipe,
-        absl::StrCat("LOAD DATA LOCAL INFILE ", SqlPath(pipe.path()),
+        absl::StrCat("LOAD DATA LOCAL INFILE ", pipe.SqlPath(),
                      " INTO TABLE members CHARACTER SET binary FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
                      "LINES TERMINATED BY '\\n' (member_id, id_hash, id_sealed, id_masked, name, gender, "
                      "ethnicity, birth_date, education, occupation, phone, org_code, status, applied_on, joined_on, "
@@ -601,9 +525,9 @@ absl::Status MemberRepository::LoadEvents(sql::Connection& conn, const std::vect
     data += '\n';
   }
   return Guard("write member events", [&]() -> absl::Status {
-    const LoadResult r = LoadThroughPipe(
+    const LoadResult r = common::LoadThroughPipe(
         conn, pipe,
-        absl::StrCat("LOAD DATA LOCAL INFILE ", SqlPath(pipe.path()),
+        absl::StrCat("LOAD DATA LOCAL INFILE ", pipe.SqlPath(),
                      " INTO TABLE member_events CHARACTER SET binary FIELDS TERMINATED BY '\\t' "
                      "ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (change_seq, member_id, version, kind, "
                      "status_after, org_code, effective_on, deciding_org, recorded_by, details)"),

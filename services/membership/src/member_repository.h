@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "grassroots/common/load_pipe.h"
 #include "grassroots/membership/v1/members.pb.h"
 
 namespace sql {
@@ -95,22 +96,9 @@ absl::Status DecodeCreatedEvents(std::string_view blob, int64_t first_seq, int64
                                  const std::string& recorded_by, std::vector<EventRow>& out,
                                  int64_t only_member_id = 0);
 
-// The pipe through which LOAD DATA LOCAL INFILE reads what the import writes: a named pipe
-// (mode 0600) in a private directory (mode 0700) made under $TMPDIR (default /tmp), both removed
-// by the destructor. A thread writes the rows while the client library reads them, so personal
-// data never rests in a file, and nothing of it stays behind on any path.
-class LoadPipe final {
- public:
-  static absl::StatusOr<std::unique_ptr<LoadPipe>> Create();
-  ~LoadPipe();
-  LoadPipe(const LoadPipe&) = delete;
-  LoadPipe& operator=(const LoadPipe&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  LoadPipe(std::string dir, std::string path) : dir_(std::move(dir)), path_(std::move(path)) {}
-  std::string dir_, path_;
-};
+// The import's bulk loads go through common::LoadPipe (no file holds the rows).
+using common::LoadPipe;
+using common::LoadResult;
 
 // A new member as the import loads it: member_id set, version 1, no activist_on, target_on or
 // extension (a new record has none); id_number is not read.
@@ -120,11 +108,6 @@ struct NewMemberRow {
 };
 
 // What one LOAD DATA stored: rows inserted and warnings raised (a skipped duplicate is one).
-struct LoadResult {
-  int64_t stored = 0;
-  int64_t warnings = 0;
-};
-
 class MemberRepository final {
  public:
   absl::StatusOr<std::optional<StoredMember>> Find(sql::Connection& conn, int64_t member_id,
