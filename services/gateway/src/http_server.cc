@@ -109,7 +109,7 @@ class HttpServerImpl final : public std::enable_shared_from_this<HttpServerImpl>
 class Connection final : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket&& socket, std::shared_ptr<HttpServerImpl> server, bool counted)
-      : stream_(std::move(socket)), server_(std::move(server)), counted_(counted) {}
+      : server_(std::move(server)), stream_(std::move(socket)), counted_(counted) {}
 
   ~Connection() {
     if (counted_) server_->Unregister(this);
@@ -318,10 +318,13 @@ class Connection final : public std::enable_shared_from_this<Connection> {
 
   std::shared_ptr<HttpExchange> MakeExchange(HttpRequest req);
 
+  // Declared first, destroyed last: the stream's executor belongs to the server's io_context,
+  // which this reference may be the last to keep alive (a late exchange released on a gRPC
+  // thread after the server was shut down: the stream must go before the io_context does).
+  std::shared_ptr<HttpServerImpl> server_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::shared_ptr<HttpServerImpl> server_;
   const bool counted_;
   bool idle_ = false;
   bool closed_ = false;
