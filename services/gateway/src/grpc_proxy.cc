@@ -3,7 +3,6 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 
 #include <google/protobuf/descriptor.h>
@@ -43,14 +42,15 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
     const Backends::Backend* backend = backends->ForMethod(method);
     if (backend == nullptr) {
       backend_name_ = "unknown";
-      Refuse(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, absl::StrCat("unknown service for method ", method)));
+      FinishServer(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                                absl::StrCat("unknown service for method ", method)));
       return;
     }
     backend_name_ = backend->config.name;
     if (backend->stub == nullptr) {
-      Refuse(grpc::Status(grpc::StatusCode::UNAVAILABLE, absl::StrCat("backend ", backend->config.name,
-                                                                       " is not configured (", backend->config.flag,
-                                                                       ")")));
+      FinishServer(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                absl::StrCat("backend ", backend->config.name,
+                                             " is not configured (", backend->config.flag, ")")));
       return;
     }
     // Propagates the caller's deadline and cancellation.
@@ -77,10 +77,6 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
 
   // --- Server side (caller). ---
   void OnReadDone(bool ok) override {
-    if (refusal_.has_value()) {  // the caller's first message (or half-close) is in: refuse now
-      FinishServer(*refusal_);
-      return;
-    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (w_released_) return;  // the backend closed first: nothing more to relay
@@ -184,15 +180,6 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
     ProxyCall* call_;
   };
 
-  // A call that is not proxied is answered once gRPC has bound this reactor and the caller's
-  // first message (or half-close, or cancellation) is in, not from the constructor: finishing a
-  // generic bidi reactor before it was bound aborted now and then in gRPC 1.51 (ref_counted.h:
-  // "assertion failed: prior > 0", about once in ten runs of the unknown-service test).
-  void Refuse(grpc::Status status) {
-    refusal_ = std::move(status);
-    StartRead(&from_caller_);
-  }
-
   void ReleaseW() {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -232,7 +219,6 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
   grpc::ByteBuffer from_caller_;
   grpc::ByteBuffer from_backend_;
   std::atomic<int> pending_sides_{1};
-  std::optional<grpc::Status> refusal_;  // set before the reactor is bound, read only after
 
   std::mutex mu_;
   WState w_state_ = WState::kServerRead;
