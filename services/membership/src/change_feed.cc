@@ -178,7 +178,7 @@ absl::StatusOr<std::vector<v1::Change>> ChangeFeedRepository::Read(sql::Connecti
     std::vector<v1::Change> orgs, members;
     {
       std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
-          "SELECT change_seq, org_code, kind, payload, DATE_FORMAT(recorded_at, '%Y-%m-%dT%H:%i:%s.%fZ') "
+          "SELECT change_seq, org_code, kind, payload, " GR_SQL_RFC3339("recorded_at") " "
           "FROM organisation_changes WHERE change_seq > ? ORDER BY change_seq LIMIT ?"));
       st->setInt64(1, after);
       st->setInt(2, limit);
@@ -198,7 +198,7 @@ absl::StatusOr<std::vector<v1::Change>> ChangeFeedRepository::Read(sql::Connecti
       std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
           "SELECT e.change_seq, e.member_id, e.version, e.kind, e.status_after, e.org_code, "
           "DATE_FORMAT(e.effective_on, '%Y-%m-%d'), e.deciding_org, e.recorded_by, "
-          "DATE_FORMAT(e.recorded_at, '%Y-%m-%dT%H:%i:%s.%fZ'), e.details, LOWER(HEX(m.id_hash)) "
+          GR_SQL_RFC3339("e.recorded_at") ", e.details, LOWER(HEX(m.id_hash)) "
           "FROM member_events e JOIN members m ON m.member_id = e.member_id "
           "WHERE e.change_seq > ? ORDER BY e.change_seq LIMIT ?"));
       st->setInt64(1, after);
@@ -226,7 +226,7 @@ absl::StatusOr<std::vector<v1::Change>> ChangeFeedRepository::Read(sql::Connecti
     {
       std::unique_ptr<sql::PreparedStatement> rows_st(conn.prepareStatement(
           "SELECT first_seq, last_seq, first_member_id, last_member_id, recorded_by, "
-          "DATE_FORMAT(recorded_at, '%Y-%m-%dT%H:%i:%s.%fZ'), events FROM member_created_events "
+          GR_SQL_RFC3339("recorded_at") ", events FROM member_created_events "
           "WHERE last_seq > ? ORDER BY last_seq LIMIT ?"));
       std::unique_ptr<sql::PreparedStatement> hash_st(conn.prepareStatement(
           "SELECT member_id, LOWER(HEX(id_hash)) FROM members WHERE member_id BETWEEN ? AND ?"));
@@ -267,7 +267,7 @@ absl::StatusOr<std::vector<v1::Change>> ChangeFeedRepository::Read(sql::Connecti
     {
       std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
           "SELECT c.change_seq, c.kind, c.member_id, c.kin_member_id, c.relation, c.source, c.recorded_by, "
-          "DATE_FORMAT(c.recorded_at, '%Y-%m-%dT%H:%i:%s.%fZ'), LOWER(HEX(a.id_hash)), LOWER(HEX(b.id_hash)) "
+          GR_SQL_RFC3339("c.recorded_at") ", LOWER(HEX(a.id_hash)), LOWER(HEX(b.id_hash)) "
           "FROM kin_changes c JOIN members a ON a.member_id = c.member_id "
           "JOIN members b ON b.member_id = c.kin_member_id "
           "WHERE c.change_seq > ? ORDER BY c.change_seq LIMIT ?"));

@@ -1270,10 +1270,9 @@ struct MemberLogic::Import::State {
       if (r.m->has_monthly_income_fen()) m.set_monthly_income_fen(r.m->monthly_income_fen()); else m.clear_monthly_income_fen();
       m.set_is_mobile(r.m->is_mobile());
       if (m.status() != r.m->status()) {
-        const int to = StatusRank(r.m->status());
-        if (to >= 1 && m.activist_on().empty() && StatusRank(m.status()) < 1) m.set_activist_on(today_s);
-        if (to >= 2 && m.target_on().empty() && StatusRank(m.status()) < 2) m.set_target_on(today_s);
-        if (to == 5) m.set_exited_on(today_s);
+        // The file has no activist or development-target dates: steps it skips leave theirs
+        // unknown (never the import's day, which may fall after the file's joined_on).
+        if (StatusRank(r.m->status()) == 5) m.set_exited_on(today_s);
         m.set_status(r.m->status());
       }
       m.set_version(m.version() + 1);

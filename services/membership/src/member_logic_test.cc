@@ -15,6 +15,7 @@
 #include <cppconn/statement.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "change_feed.h"
@@ -133,6 +134,15 @@ class MemberLogicTest : public ::testing::Test {
   std::unique_ptr<MemberLogic> logic_;
   std::unique_ptr<ChangeFeed> feed_;
 };
+
+// A recorded_at is RFC 3339 with China's offset (the stored instant, not China's wall clock
+// labelled UTC) and names the moment the test wrote it.
+void ExpectRecordedNow(const std::string& recorded_at) {
+  EXPECT_TRUE(absl::EndsWith(recorded_at, "+08:00")) << recorded_at;
+  auto t = common::ParseTimestamp(recorded_at);
+  ASSERT_TRUE(t.ok()) << recorded_at;
+  EXPECT_LT(absl::AbsDuration(*t - absl::Now()), absl::Minutes(5)) << recorded_at;
+}
 
 TEST_F(MemberLogicTest, LifecycleThroughStepsWithHistory) {
   const std::string id = MakeId("320723", "19900101", "222");
@@ -593,13 +603,21 @@ TEST_F(MemberLogicTest, ImportedCreatedEventsReadAsOneEventPerMember) {
     EXPECT_NE(c.payload().find("\"version\":1"), std::string::npos) << c.payload();
     EXPECT_NE(c.payload().find("\"id_hash\":\""), std::string::npos) << c.payload();
     EXPECT_NE(c.payload().find("\"recorded_by\":\"test\""), std::string::npos) << c.payload();
-    EXPECT_FALSE(c.recorded_at().empty());
+    ExpectRecordedNow(c.recorded_at());
     seq_of[std::stoll(c.key())] = c.seq();
   }
   EXPECT_EQ(seq_of.size(), static_cast<size_t>(n));
   EXPECT_EQ(all.back().key(), std::to_string(known.member_id()));
   EXPECT_EQ(all.back().kind(), "activist");
   EXPECT_EQ(all.back().seq(), start + n + 1);
+  ExpectRecordedNow(all.back().recorded_at());
+  // The history says when each event was recorded, for a compact created event too.
+  for (const int64_t id : {int64_t{std::stoll(all[3].key())}, int64_t{known.member_id()}}) {
+    auto events = logic_->Events(id, kNoDeadline);
+    ASSERT_TRUE(events.ok()) << events.status();
+    ASSERT_FALSE(events->events().empty());
+    for (const auto& e : events->events()) ExpectRecordedNow(e.recorded_at());
+  }
   // Resumed inside a row and at a row's edge: the rest, in order, nothing twice.
   for (const int64_t after : {start + 250, start + 500, start + 501, start + n - 1}) {
     const auto rest = Changes(after);

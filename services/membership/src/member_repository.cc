@@ -610,6 +610,7 @@ void ToMemberEvent(const EventRow& row, v1::MemberEvent& out) {
   out.set_effective_on(row.effective_on);
   out.set_deciding_org_code(row.deciding_org);
   out.set_recorded_by(row.recorded_by);
+  out.set_recorded_at(row.recorded_at);
   out.set_details(row.details);
 }
 
@@ -711,8 +712,8 @@ absl::StatusOr<std::optional<EventRow>> MemberRepository::FindCreatedEvent(sql::
                                                                             int64_t member_id) const {
   return Guard("read member events", [&]() -> absl::StatusOr<std::optional<EventRow>> {
     std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
-        "SELECT first_seq, last_seq, last_member_id, recorded_by, events FROM member_created_events "
-        "WHERE first_member_id <= ? ORDER BY first_member_id DESC LIMIT 1"));
+        "SELECT first_seq, last_seq, last_member_id, recorded_by, events, " GR_SQL_RFC3339("recorded_at")
+        " FROM member_created_events WHERE first_member_id <= ? ORDER BY first_member_id DESC LIMIT 1"));
     st->setInt64(1, member_id);
     std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
     if (!rs->next() || rs->getInt64(3) < member_id) return std::optional<EventRow>();
@@ -724,6 +725,7 @@ absl::StatusOr<std::optional<EventRow>> MemberRepository::FindCreatedEvent(sql::
     for (auto& e : events) {
       if (e.member_id != member_id) continue;
       e.details = DetailsJson(e.details);
+      e.recorded_at = Str(*rs, 6);
       return std::optional<EventRow>(std::move(e));
     }
     return std::optional<EventRow>();
@@ -736,7 +738,8 @@ absl::StatusOr<std::vector<EventRow>> MemberRepository::ListEvents(sql::Connecti
   return Guard("read member events", [&]() -> absl::StatusOr<std::vector<EventRow>> {
     std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
         "SELECT change_seq, member_id, version, kind, status_after, org_code, " GR_DATE("effective_on")
-        ", deciding_org, recorded_by, details FROM member_events WHERE member_id = ? ORDER BY version"));
+        ", deciding_org, recorded_by, details, " GR_SQL_RFC3339("recorded_at")
+        " FROM member_events WHERE member_id = ? ORDER BY version"));
     st->setInt64(1, member_id);
     std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
     std::vector<EventRow> out;
@@ -753,6 +756,7 @@ absl::StatusOr<std::vector<EventRow>> MemberRepository::ListEvents(sql::Connecti
       e.deciding_org = Str(*rs, 8);
       e.recorded_by = Str(*rs, 9);
       e.details = DetailsJson(Str(*rs, 10));
+      e.recorded_at = Str(*rs, 11);
       out.push_back(std::move(e));
     }
     return out;

@@ -45,10 +45,15 @@ struct EventRow {
   std::string effective_on;
   std::string deciding_org;
   std::string recorded_by;
+  std::string recorded_at;  // RFC 3339 with the +08:00 offset (GR_SQL_RFC3339)
   std::string details;  // JSON object
 };
 
-// The event as the API shows it (recorded_at is not part of EventRow: the caller sets it).
+// SQL that renders a TIMESTAMP column as RFC 3339. Connections run with time_zone '+08:00'
+// (common/db.cc), so the offset written is that one, never "Z".
+#define GR_SQL_RFC3339(c) "DATE_FORMAT(" c ", '%Y-%m-%dT%H:%i:%s.%f+08:00')"
+
+// The event as the API shows it.
 void ToMemberEvent(const EventRow& row, v1::MemberEvent& out);
 
 struct OrgCount {

@@ -63,13 +63,20 @@ std::string InverseRelation(std::string_view r) {
   return std::string(r);
 }
 
+// A period of months ends on the same day of the month, or on the month's last day when the
+// month has no such day (2024-02-29 + 12 months = 2025-02-28; 2023-08-31 + 6 = 2024-02-29), as
+// the Civil Code counts periods and as SQL's DATE_ADD does in the date-rule run.
 absl::CivilDay AddMonths(absl::CivilDay d, int months) {
-  return absl::CivilDay(d.year(), d.month() + months, d.day());
+  const absl::CivilMonth month = absl::CivilMonth(d) + months;
+  const int last = (absl::CivilDay(month + 1) - 1).day();
+  return absl::CivilDay(month.year(), month.month(), std::min(d.day(), last));
 }
 
+// Completed years, counted as AddMonths counts them: born on 29 February, one is 18 on
+// 28 February of a common year.
 int AgeOn(absl::CivilDay birth, absl::CivilDay on) {
   int age = static_cast<int>(on.year() - birth.year());
-  if (on.month() < birth.month() || (on.month() == birth.month() && on.day() < birth.day())) --age;
+  if (AddMonths(birth, 12 * age) > on) --age;
   return age;
 }
 
@@ -150,6 +157,10 @@ std::vector<Violation> NormaliseMember(v1::Member& m, absl::CivilDay today, int 
                                                              " on applied_on; an applicant must be 18 or over")});
     } else if (!applied && joined && AgeOn(*birth, *joined) < kMinAge) {
       out.push_back({"joined_on", "UNDER_AGE", "the member was under 18 on joined_on"});
+    } else if (!applied && !joined && rank >= 0 && rank < 3 && AgeOn(*birth, today) < kMinAge) {
+      // No date of application: it was today at the latest, and the applicant is under 18 today.
+      out.push_back({"birth_date", "UNDER_AGE", absl::StrCat("the applicant is ", AgeOn(*birth, today),
+                                                             " today; an applicant must be 18 or over")});
     }
   }
   if (applied && joined && *joined < *applied) {
@@ -188,12 +199,27 @@ std::optional<Violation> CheckTransition(const v1::Member& current, const v1::Me
     return Violation{"status", "BACKWARDS_STEP",
                      absl::StrCat("would move the member back from ", current.status(), " to ", next.status())};
   }
-  if (from == 1 && to == 2 && !current.activist_on().empty()) {
-    auto since = common::ParseDate(current.activist_on());
-    if (since.ok() && today < AddMonths(*since, 12)) {
-      return Violation{"status", "TOO_EARLY_FOR_TARGET",
-                       absl::StrCat("a development target must have been an activist for a year (since ",
-                                    current.activist_on(), ")")};
+  // Dates the registry recorded through steps (activist_on, target_on) bind the file's dates as
+  // they bind a step: a year as an activist before becoming a target and before admission, and
+  // no admission before the recorded development-target date.
+  const auto activist_since = common::ParseDate(current.activist_on());
+  if (from <= 1 && to == 2 && activist_since.ok() && today < AddMonths(*activist_since, 12)) {
+    return Violation{"status", "TOO_EARLY_FOR_TARGET",
+                     absl::StrCat("a development target must have been an activist for a year (since ",
+                                  current.activist_on(), ")")};
+  }
+  if (from < 3 && to >= 3) {
+    if (const auto joined = common::ParseDate(next.joined_on()); joined.ok()) {
+      if (activist_since.ok() && *joined < AddMonths(*activist_since, 12)) {
+        return Violation{"joined_on", "TOO_EARLY_FOR_TARGET",
+                         absl::StrCat("is less than a year after the recorded activist_on ", current.activist_on(),
+                                      ": a member is admitted only after a year as an activist (earliest ",
+                                      common::FormatDate(AddMonths(*activist_since, 12)), ")")};
+      }
+      if (const auto target = common::ParseDate(current.target_on()); target.ok() && *joined < *target) {
+        return Violation{"joined_on", "BEFORE_PREVIOUS_EVENT",
+                         absl::StrCat("is before the recorded development-target date ", current.target_on())};
+      }
     }
   }
   if (to == 5 && from != 5 && next.full_on().empty() && (from == 4 || !current.full_on().empty())) {
@@ -235,6 +261,19 @@ absl::Status ApplyStep(v1::Member& m, std::string_view step, absl::CivilDay effe
     return absl::OkStatus();
   };
   auto date_of = [](const std::string& s) { return common::ParseDate(s).value_or(absl::CivilDay(1900, 1, 1)); };
+  if (step == "development_target" || step == "probationary") {
+    if (auto s = need(step == "probationary" ? "development_target" : "activist"); !s.ok()) return s;
+    // A year as an activist first. A member registered as an activist or a development target
+    // (an import) may have no activist date: the year is then counted from the application,
+    // the earliest an activist can have started.
+    const std::string& since = !m.activist_on().empty() ? m.activist_on() : m.applied_on();
+    if (!since.empty() && effective < AddMonths(date_of(since), 12)) {
+      return Rule("TOO_EARLY_FOR_TARGET",
+                  absl::StrCat("a year as an activist comes before becoming a development target and admission (since ",
+                               m.activist_on().empty() ? "applied_on " : "activist_on ", since, "; earliest ",
+                               common::FormatDate(AddMonths(date_of(since), 12)), ")"));
+    }
+  }
   if (step == "activist") {
     if (auto s = need("applicant"); !s.ok()) return s;
     if (!m.applied_on().empty() && effective < date_of(m.applied_on())) {
@@ -243,16 +282,9 @@ absl::Status ApplyStep(v1::Member& m, std::string_view step, absl::CivilDay effe
     m.set_activist_on(eff);
     m.set_status("activist");
   } else if (step == "development_target") {
-    if (auto s = need("activist"); !s.ok()) return s;
-    if (!m.activist_on().empty() && effective < AddMonths(date_of(m.activist_on()), 12)) {
-      return Rule("TOO_EARLY_FOR_TARGET",
-                  absl::StrCat("a development target must have been an activist for at least one year (earliest ",
-                               common::FormatDate(AddMonths(date_of(m.activist_on()), 12)), ")"));
-    }
     m.set_target_on(eff);
     m.set_status("development_target");
   } else if (step == "probationary") {
-    if (auto s = need("development_target"); !s.ok()) return s;
     if (AgeOn(date_of(m.birth_date()), effective) < kMinAge) {
       return Rule("UNDER_AGE", "a probationary member must be 18 or over");
     }

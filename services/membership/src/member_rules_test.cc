@@ -195,8 +195,106 @@ TEST(MemberRules, ActivistMustWaitAYear) {
 
 TEST(MemberRules, Masks) {
   EXPECT_EQ(MaskPhone("13812345678"), "138****5678");
-  EXPECT_EQ(AddMonths(absl::CivilDay(2024, 2, 29), 12), absl::CivilDay(2025, 3, 1));
   EXPECT_EQ(AgeOn(absl::CivilDay(2000, 5, 2), absl::CivilDay(2018, 5, 1)), 17);
+}
+
+// A period of months ends on the same day of the month, or on the last day of a month without
+// it (as the Civil Code counts and as the date-rule run's SQL DATE_ADD does): the step's check
+// and the overdue list must agree on a probation that began on the 29th to 31st.
+TEST(MemberRules, MonthsEndOnTheMonthsLastDayWhenItHasNoSuchDay) {
+  EXPECT_EQ(AddMonths(absl::CivilDay(2024, 2, 29), 12), absl::CivilDay(2025, 2, 28));
+  EXPECT_EQ(AddMonths(absl::CivilDay(2024, 2, 29), 48), absl::CivilDay(2028, 2, 29));
+  EXPECT_EQ(AddMonths(absl::CivilDay(2023, 8, 31), 18), absl::CivilDay(2025, 2, 28));
+  EXPECT_EQ(AddMonths(absl::CivilDay(2023, 8, 31), 6), absl::CivilDay(2024, 2, 29));
+  EXPECT_EQ(AddMonths(absl::CivilDay(2025, 1, 31), 3), absl::CivilDay(2025, 4, 30));
+  EXPECT_EQ(AddMonths(absl::CivilDay(2025, 1, 15), 12), absl::CivilDay(2026, 1, 15));
+  EXPECT_EQ(ProbationEnd(absl::CivilDay(2023, 8, 31), 6), absl::CivilDay(2025, 2, 28));
+  EXPECT_EQ(AgeOn(absl::CivilDay(2008, 2, 29), absl::CivilDay(2026, 2, 27)), 17);
+  EXPECT_EQ(AgeOn(absl::CivilDay(2008, 2, 29), absl::CivilDay(2026, 2, 28)), 18);
+  EXPECT_EQ(AgeOn(absl::CivilDay(2008, 3, 1), absl::CivilDay(2026, 2, 28)), 17);
+  v1::Member m = Valid();
+  m.set_status("probationary");
+  m.set_joined_on("2023-08-31");
+  m.clear_full_on();
+  m.set_extension_months(6);
+  const absl::CivilDay last(2023, 8, 31);
+  EXPECT_NE(ApplyStep(m, "full", absl::CivilDay(2025, 2, 27), 0, last, kToday).message().find("TOO_EARLY_FOR_FULL"),
+            std::string::npos);
+  EXPECT_TRUE(ApplyStep(m, "full", absl::CivilDay(2025, 2, 28), 0, last, kToday).ok());
+}
+
+// An applicant without a date of application applied today at the latest: under 18 today is
+// under age.
+TEST(MemberRules, ApplicantWithoutApplicationDateIsJudgedOnToday) {
+  v1::Member m;
+  m.set_id_number(MakeId("320723", "20080602", "011"));
+  m.set_name("李四");
+  m.set_gender("F");
+  m.set_birth_date("2008-06-02");  // 18 on 2026-06-02, the day after kToday
+  m.set_org_code("B1");
+  for (const char* status : {"applicant", "activist", "development_target"}) {
+    m.set_status(status);
+    auto v = NormaliseMember(m, kToday);
+    ASSERT_EQ(Codes(v), std::vector<std::string>{"UNDER_AGE"}) << status;
+    EXPECT_EQ(v[0].field, "birth_date");
+  }
+  m.set_id_number(MakeId("320723", "20080601", "011"));
+  m.set_birth_date("2008-06-01");  // 18 today
+  m.set_status("applicant");
+  EXPECT_TRUE(NormaliseMember(m, kToday).empty());
+}
+
+// A member registered as an activist or development target by an import has no activist date;
+// the year as an activist is then counted from the application.
+TEST(MemberRules, WithoutAnActivistDateTheYearCountsFromTheApplication) {
+  v1::Member m = Valid();
+  m.set_status("activist");
+  m.clear_joined_on();
+  m.clear_full_on();
+  m.set_applied_on("2026-05-01");
+  const absl::CivilDay last(2026, 5, 1);
+  auto s = ApplyStep(m, "development_target", kToday, 0, last, kToday);
+  EXPECT_NE(s.message().find("TOO_EARLY_FOR_TARGET"), std::string::npos) << s;
+  EXPECT_EQ(m.status(), "activist");
+  m.set_applied_on("2025-06-01");
+  ASSERT_TRUE(ApplyStep(m, "development_target", kToday, 0, absl::CivilDay(2025, 6, 1), kToday).ok());
+  // Registered as a development target, applied 6 months ago: not admitted yet.
+  v1::Member t = Valid();
+  t.set_status("development_target");
+  t.clear_joined_on();
+  t.clear_full_on();
+  t.set_applied_on("2025-12-01");
+  s = ApplyStep(t, "probationary", kToday, 0, absl::CivilDay(2025, 12, 1), kToday);
+  EXPECT_NE(s.message().find("TOO_EARLY_FOR_TARGET"), std::string::npos) << s;
+  EXPECT_EQ(t.status(), "development_target");
+  t.set_applied_on("2025-05-31");
+  EXPECT_TRUE(ApplyStep(t, "probationary", kToday, 0, absl::CivilDay(2025, 5, 31), kToday).ok());
+}
+
+// A file row binds to the dates the registry recorded through steps as a step would.
+TEST(MemberRules, FileRowsRespectRecordedActivistAndTargetDates) {
+  v1::Member cur = Valid();
+  cur.set_status("development_target");
+  cur.set_applied_on("2020-01-10");
+  cur.set_activist_on("2020-02-29");
+  cur.set_target_on("2021-03-01");
+  cur.clear_joined_on();
+  cur.clear_full_on();
+  v1::Member next = cur;
+  next.clear_activist_on();
+  next.clear_target_on();
+  next.set_status("probationary");
+  next.set_joined_on("2021-01-15");  // less than a year after activist_on
+  auto bad = CheckTransition(cur, next, kToday);
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->field, "joined_on");
+  EXPECT_EQ(bad->code, "TOO_EARLY_FOR_TARGET");
+  next.set_joined_on("2021-02-28");  // a year after 2020-02-29, but before the target date
+  bad = CheckTransition(cur, next, kToday);
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->code, "BEFORE_PREVIOUS_EVENT");
+  next.set_joined_on("2021-03-01");
+  EXPECT_FALSE(CheckTransition(cur, next, kToday).has_value());
 }
 
 }  // namespace
