@@ -850,7 +850,6 @@ class PaymentsIngest final : public IngestBase {
   // New payments (and their persons) are written with LOAD DATA in loads of this many.
   static constexpr size_t kLoadRows = 100000;
   absl::Status Prepare() override {
-    if (auto s = LoadProgrammes(); !s.ok()) return s;
     // Nothing stored yet (as this transaction sees it): no row can be held already, so the
     // per-row lookup is skipped. Another ingest writing meanwhile makes the load fail whole.
     auto none = Tracked(repo().TableIsEmpty(conn(), "payments"));
@@ -866,11 +865,8 @@ class PaymentsIngest final : public IngestBase {
       return Refuse(record.line, "payment_id", "DUPLICATE_IN_FILE",
                     absl::StrCat("payment ", row.payment_id, " already appears on line ", earlier));
     }
-    const ProgrammeRow* programme = KnownProgramme(record.line, row.program_code);
-    if (programme == nullptr) return;
-    if (!PeriodFits(row.period, programme->frequency)) {
-      return Refuse(record.line, "period", "PERIOD_FORM", PeriodFormMessage(row.program_code, programme->frequency));
-    }
+    // A programme that does not exist or a period of the wrong form is not refused: the bank
+    // paid that money, and the check judges it (NOT_ENTITLED, OUTSIDE_WINDOW).
     Item item;
     StoredPayment& p = item.p;
     p.payment_id = std::move(row.payment_id);
@@ -1534,7 +1530,10 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     RepeatCache batch_of(in.symbols), program_of(in.symbols);
     std::string last_period;
     PeriodCode last_period_code{};
-    s = Track(*conn, repo_.ScanPayments(**conn, request.program_code(), period_text, [&](const StoredPayment& p) {
+    // Every payment and batch is read whatever the scope: reversals net off payments of any period,
+    // a payment is due by the batch it names (of any programme), an account is shared across
+    // programmes, a batch's rows may be of any programme. The engine judges only the scope's.
+    s = Track(*conn, repo_.ScanPayments(**conn, "", "", [&](const StoredPayment& p) {
       auto person = persons.Find(p.person_no);
       if (!person) return void(++orphans);
       Payment out;
@@ -1560,7 +1559,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       warnings.push_back(absl::StrCat(orphans, " stored rows name a person whose ID number could not be read; "
                                                "they were left out of the run"));
     }
-    auto batches = Track(*conn, repo_.LoadBatches(**conn, request.program_code(), period_text));
+    auto batches = Track(*conn, repo_.LoadBatches(**conn, "", ""));
     if (!batches.ok()) return batches.status();
     for (const auto& b : *batches) {
       in.batches.push_back({in.symbols.Intern(b.batch_id), in.symbols.Intern(b.program_code), PeriodCodeOf(b.period),

@@ -18,9 +18,11 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "check_scheduler.h"
 #include "disbursement_repository.h"
 #include "grassroots/common/migrations.h"
@@ -200,14 +202,14 @@ TEST_F(DisbursementLogicTest, IngestIsIdempotent) {
   EXPECT_EQ(programmes->programmes(1).grace_days(), 3);
 }
 
-TEST_F(DisbursementLogicTest, BadPaymentsAreRefusedOnTheirRowWithTheColumn) {
+TEST_F(DisbursementLogicTest, BadPaymentsAreRefusedOnTheirRowWithTheColumnAndOddOnesJudged) {
   LoadAll();
   const std::string header = "payment_id,batch_id,program_code,period,id_number,account_no,amount_fen,paid_at,reverses\n";
   const std::string csv = absl::StrCat(
       header,
       "Q1,B9,NOPE,2026-03,", Id(1), ",622200000000000001,12000,2026-03-10T09:00:00+08:00,\n",   // line 2
       "Q2,B9,GDBT,2026-03,", Id(1), ",622200000000000001,120.00,2026-03-10T09:00:00+08:00,\n",  // line 3
-      "Q3,B9,GDBT,2026-03,", Id(1), ",622200000000000001,-500,2026-03-10T09:00:00+08:00,\n",    // line 4
+      "Q3,B9,GDBT,2026-03,", Id(1), ",622200000000000001,-500,2026-03-10T09:00:00+08:00,\n",    // line 4: good
       "Q4,B9,GDBT,2026-03,", Id(1), ",622200000000000001,500,2026-03-10T09:00:00,\n",           // line 5
       "Q5,B9,GDBT,2026-03,", Id(1), ",622200000000000001,500,2026-03-10T09:00:00Z,\n",          // line 6: good
       "Q5,B9,GDBT,2026-03,", Id(2), ",622200000000000002,500,2026-03-10T09:00:00Z,\n",          // line 7
@@ -217,21 +219,30 @@ TEST_F(DisbursementLogicTest, BadPaymentsAreRefusedOnTheirRowWithTheColumn) {
       "Q8,B9,GDBT,2026,", Id(2), ",622200000000000002,500,2026-03-10T09:00:00Z,\n");              // line 12
   auto r = Ingest(FileKind::kPayments, csv);
   EXPECT_EQ(r.rows(), 10);
-  EXPECT_EQ(r.inserted(), 1);
-  EXPECT_EQ(r.refused(), 9);
+  EXPECT_EQ(r.inserted(), 4);
+  EXPECT_EQ(r.refused(), 6);
   EXPECT_EQ(Errors(r), (std::vector<std::string>{
-                           "2 program_code UNKNOWN_PROGRAMME", "3 amount_fen INVALID_MONEY",
-                           "4 amount_fen NEGATIVE_AMOUNT", "5 paid_at INVALID_TIMESTAMP",
-                           "7 payment_id DUPLICATE_IN_FILE", "8 account_no INVALID_ACCOUNT",
-                           "9 payment_id CONFLICT", "10 amount_fen INVALID_MONEY", "12 period PERIOD_FORM"}));
+                           "3 amount_fen INVALID_MONEY",
+                           "5 paid_at INVALID_TIMESTAMP", "7 payment_id DUPLICATE_IN_FILE",
+                           "8 account_no INVALID_ACCOUNT", "9 payment_id CONFLICT", "10 amount_fen INVALID_MONEY"}));
   for (const auto& e : r.errors()) {
     EXPECT_EQ(e.message().find(Id(1)), std::string::npos);
     EXPECT_EQ(e.message().find(Id(2)), std::string::npos);
   }
   // Refused again the same way: nothing was half-written.
   auto again = Ingest(FileKind::kPayments, csv);
-  EXPECT_EQ(again.unchanged(), 1);
-  EXPECT_EQ(again.refused(), 9);
+  EXPECT_EQ(again.unchanged(), 4);
+  EXPECT_EQ(again.refused(), 6);
+  // Money the bank paid under a programme that does not exist, or for a period of the wrong
+  // form, and a negative row naming no payment are kept and judged: NOT_ENTITLED,
+  // OUTSIDE_WINDOW, BAD_REVERSAL.
+  const std::string findings = Export(Check().run_id(), true);
+  EXPECT_NE(findings.find(absl::StrCat("\nNOT_ENTITLED,NOPE,2026-03,", Id(1), ",Q1,0,12000,")), std::string::npos)
+      << findings;
+  EXPECT_NE(findings.find(absl::StrCat("\nOUTSIDE_WINDOW,GDBT,2026,", Id(2), ",Q8,0,500,")), std::string::npos)
+      << findings;
+  EXPECT_NE(findings.find(absl::StrCat("\nBAD_REVERSAL,GDBT,2026-03,", Id(1), ",Q3,,-500,")), std::string::npos)
+      << findings;
 }
 
 TEST_F(DisbursementLogicTest, BadEnrolmentsAndRecipientsAreRefused) {
@@ -301,6 +312,64 @@ TEST_F(DisbursementLogicTest, CheckFindsEveryPlantedAnomalyAndExportIsStable) {
   for (int i = 0; i < first_findings->findings_size(); ++i) {
     EXPECT_EQ(first_findings->findings(i).finding_id(), second_findings->findings(i).finding_id());
     EXPECT_EQ(first_findings->findings(i).id_number().find(Id(1)), std::string::npos);
+  }
+}
+
+// formats.md's rules read the bank's rows whole: a reversal nets off the payment it names
+// whatever period it is filed under, a payment is due by the batch it names (of any programme),
+// an account is shared across programmes. A check scoped to a programme and/or period reports
+// exactly the findings of the full check that fall in its scope.
+TEST_F(DisbursementLogicTest, AScopedCheckReportsWhatTheFullCheckReportsInItsScope) {
+  ASSERT_EQ(Ingest(FileKind::kProgrammes, kProgrammes).inserted(), 2);
+  ASSERT_EQ(Ingest(FileKind::kRecipients, Recipients()).refused(), 0);
+  ASSERT_EQ(Ingest(FileKind::kEnrolments, Enrolments()).inserted(), 7);
+  const std::string shared = "622200000000000009";
+  ASSERT_EQ(Ingest(FileKind::kPayments,
+                   absl::StrCat(
+                       "payment_id,batch_id,program_code,period,id_number,account_no,amount_fen,paid_at,reverses\n",
+                       "X1,B2603,GDBT,2026-03,", Id(1), ",622200000000000001,12000,2026-03-10T09:00:00+08:00,\n",
+                       // Filed under 2026-04, it reverses X1 (2026-03) in full: Id(1) is unpaid for 2026-03.
+                       "X1R,B2604,GDBT,2026-04,", Id(1), ",622200000000000001,-12000,2026-03-12T09:00:00+08:00,X1\n",
+                       // In WBBZ's batch, due 2026-04-20: on time (the period's end plus grace is 2026-04-05).
+                       "X2,BW03,GDBT,2026-03,", Id(2), ",622200000000000002,12000,2026-04-08T09:00:00+08:00,\n",
+                       // One account credited for four recipients in 2026-03, across both programmes.
+                       "S1,B2603,GDBT,2026-03,", Id(6), ",", shared, ",9000,2026-03-10T09:00:00+08:00,\n",
+                       "S2,BW03,WBBZ,2026-03,", Id(1), ",", shared, ",30000,2026-03-10T09:00:00+08:00,\n",
+                       "S3,BW03,WBBZ,2026-03,", Id(2), ",", shared, ",30000,2026-03-10T09:00:00+08:00,\n",
+                       "S4,BW03,WBBZ,2026-03,", Id(4), ",", shared, ",30000,2026-03-10T09:00:00+08:00,\n"))
+                .inserted(),
+            7);
+  ASSERT_EQ(Ingest(FileKind::kBatches, "batch_id,program_code,period,declared_count,declared_total_fen,scheduled_on\n"
+                                       "B2603,GDBT,2026-03,2,21000,2026-03-10\n"
+                                       "B2604,GDBT,2026-04,1,-12000,2026-04-10\n"
+                                       "BW03,WBBZ,2026-03,4,102000,2026-04-20\n")
+                .inserted(),
+            3);
+  const std::string full = Export(Check().run_id(), true);
+  auto rows_of = [](const std::string& csv, const std::string& program, const std::string& period) {
+    std::vector<std::string> out;
+    for (const auto line : absl::StrSplit(csv, '\n')) {
+      if (line.empty() || absl::StartsWith(line, "rule,")) continue;
+      const std::vector<std::string> f = absl::StrSplit(line, absl::MaxSplits(',', 3));
+      if ((program.empty() || f[1] == program) && (period.empty() || f[2] == period)) out.emplace_back(line);
+    }
+    return out;
+  };
+  const auto all = rows_of(full, "", "");
+  auto has = [&](const std::string& prefix, const std::string& payment) {
+    return std::any_of(all.begin(), all.end(), [&](const std::string& r) {
+      return absl::StartsWith(r, prefix) && (payment.empty() || absl::StrContains(r, payment));
+    });
+  };
+  EXPECT_TRUE(has(absl::StrCat("UNPAID,GDBT,2026-03,", Id(1)), "")) << full;
+  EXPECT_FALSE(has("LATE,", ",X2,")) << full;
+  EXPECT_FALSE(has("BAD_REVERSAL,", "")) << full;
+  EXPECT_TRUE(has("SHARED_ACCOUNT,GDBT,2026-03,", ",S1,")) << full;
+  EXPECT_FALSE(has("BATCH_MISMATCH,", "")) << full;
+  for (const auto& [program, period] : std::vector<std::pair<std::string, std::string>>{
+           {"GDBT", "2026-03"}, {"GDBT", "2026-04"}, {"WBBZ", "2026-03"}, {"GDBT", ""}, {"", "2026-03"}}) {
+    const auto scoped = rows_of(Export(Check(program, period).run_id(), true), "", "");
+    EXPECT_EQ(scoped, rows_of(full, program, period)) << program << " " << period;
   }
 }
 

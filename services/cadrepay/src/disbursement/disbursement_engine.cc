@@ -605,6 +605,7 @@ void Checker::CheckBatches() {
   struct Tally {
     int64_t count = 0;
     int64_t total = 0;
+    bool overflow = false;  // the rows' sum left int64: it matches no declared total
   };
   std::vector<Tally> tallies;
   for (uint32_t b = 0; b < in_.batches.size(); ++b) {
@@ -626,8 +627,12 @@ void Checker::CheckBatches() {
       last_index = it == batch_index_.end() ? kNone : it->second;
     }
     if (last_index == kNone) continue;
-    ++tallies[last_index].count;
-    tallies[last_index].total += p.amount_fen;
+    Tally& t = tallies[last_index];
+    ++t.count;
+    if (!t.overflow && __builtin_add_overflow(t.total, p.amount_fen, &t.total)) {
+      t.overflow = true;
+      t.total = p.amount_fen > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
+    }
   }
   for (const auto& [symbol, b] : batch_index_) {
     const Batch& batch = in_.batches[b];
@@ -635,7 +640,9 @@ void Checker::CheckBatches() {
     if (scope_period_.has_value() && batch.period != *scope_period_) continue;
     ++result_.batches_checked;
     const Tally& t = tallies[b];
-    if (t.count == batch.declared_count && t.total == batch.declared_total_fen) continue;
+    if (!t.overflow && t.count == batch.declared_count && t.total == batch.declared_total_fen) continue;
+    const std::string rows_total =
+        t.overflow ? absl::StrCat(t.total > 0 ? "more than " : "less than ", t.total) : absl::StrCat(t.total);
     Finding& f = result_.findings.emplace_back();
     f.rule = Rule::kBatchMismatch;
     f.program_code = std::string(Sym(batch.program));
@@ -647,10 +654,10 @@ void Checker::CheckBatches() {
                                 batch.scheduled_on)), ") declares ", batch.declared_count,
                             " payments totalling ", batch.declared_total_fen,
                             " fen; its rows, reversals included, are ", t.count,
-                            " payments totalling ", t.total, " fen");
+                            " payments totalling ", rows_total, " fen");
     f.evidence = absl::StrCat("batch=", f.batch_id, ";declared_count=", batch.declared_count,
                               ";declared_total=", batch.declared_total_fen, ";rows=", t.count,
-                              ";rows_total=", t.total);
+                              ";rows_total=", rows_total);
   }
 }
 

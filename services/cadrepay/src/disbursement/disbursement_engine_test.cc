@@ -1,6 +1,7 @@
 #include "disbursement/disbursement_engine.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -732,6 +733,24 @@ TEST_F(RulesTest, BatchMismatchByCountAndByTotal) {
   w.in.batches[0].declared_count = 1;
   w.in.batches[0].declared_total_fen = 12001;
   EXPECT_THAT(Run(), ElementsAre("BATCH_MISMATCH,SUB,2026-03,-,-,12001,12000"));
+}
+
+// A batch whose rows add up beyond int64 fen matches no declared total (its sum must not wrap
+// around to a small number that a declaration could equal).
+TEST_F(RulesTest, BatchRowsThatOverflowMatchNoDeclaredTotal) {
+  const int64_t max = std::numeric_limits<int64_t>::max();
+  w.Pay("p1", "B1", "SUB", "2026-03", "A", "6228000000000001", max);
+  w.Pay("p2", "B1", "SUB", "2026-03", "A", "6228000000000001", max);
+  w.in.batches[0].declared_count = 2;
+  w.in.batches[0].declared_total_fen = -2;  // what the sum wraps to
+  const auto rules = Run();
+  ASSERT_FALSE(rules.empty());
+  EXPECT_EQ(std::count_if(rules.begin(), rules.end(),
+                          [](const std::string& r) { return r.rfind("BATCH_MISMATCH,", 0) == 0; }),
+            1);
+  for (const auto& f : w.last().findings) {
+    if (f.rule == Rule::kBatchMismatch) EXPECT_THAT(f.detail, HasSubstr("totalling more than"));
+  }
 }
 
 TEST_F(RulesTest, BatchRowsIncludeReversalsAndRowsOutOfScope) {
