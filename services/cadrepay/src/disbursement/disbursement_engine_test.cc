@@ -523,12 +523,15 @@ TEST_F(RulesTest, BadReversals) {
         "p1");  // positive
   w.Pay("r4", "B1", "SUB", "2026-03", "A", "6228000000000001", -100,
         "2026-03-16T10:00:00+08:00");  // negative, names nothing
-  w.in.batches[0].declared_count = 5;
-  w.in.batches[0].declared_total_fen = 11800;
+  w.Pay("r5", "B1", "SUB", "2026-03", "A", "6228000000000001", -100, "2026-03-16T10:00:00+08:00",
+        "r5");  // names itself
+  w.in.batches[0].declared_count = 6;
+  w.in.batches[0].declared_total_fen = 11700;
   EXPECT_THAT(Run(), ElementsAre("BAD_REVERSAL,SUB,2026-03,A,r1,-,-100",
                                  "BAD_REVERSAL,SUB,2026-03,A,r2,-,-100",
                                  "BAD_REVERSAL,SUB,2026-03,A,r3,-,100",
-                                 "BAD_REVERSAL,SUB,2026-03,A,r4,-,-100"));
+                                 "BAD_REVERSAL,SUB,2026-03,A,r4,-,-100",
+                                 "BAD_REVERSAL,SUB,2026-03,A,r5,-,-100"));
   EXPECT_THAT(w.last().findings[0].detail, HasSubstr("not in the payments data"));
   EXPECT_THAT(w.last().findings[1].detail, HasSubstr("itself a reversal"));
   EXPECT_THAT(w.last().findings[2].detail, HasSubstr("negative amount"));
