@@ -1020,9 +1020,8 @@ class CivilEventsIngest final : public IngestBase {
     if (auto problems = ParseCivilEvent(header(), record, item.row); !problems.empty()) {
       return Refuse(record.line, problems);
     }
-    if (item.row.event_date > common::TodayInChina(logic_.Now())) {
-      return Refuse(record.line, "event_date", "FUTURE_DATE", "event_date is in the future");
-    }
+    // A date after today is kept (formats.md sets no bound for civil events; runs may be made
+    // for periods ahead of the server's clock).
     item.id_hash = logic_.pii().Hash(item.row.id_number);
     if (int64_t earlier = SeenOnLine(
             absl::StrCat(item.id_hash, item.row.event, common::FormatDate(item.row.event_date)), record.line)) {

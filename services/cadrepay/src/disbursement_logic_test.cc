@@ -373,6 +373,20 @@ TEST_F(DisbursementLogicTest, AScopedCheckReportsWhatTheFullCheckReportsInItsSco
   }
 }
 
+// A death recorded for a date after the server's today is kept and counts for the periods after
+// it (AFTER_DEATH), as any other.
+TEST_F(DisbursementLogicTest, CivilEventsAfterTodayAreKept) {
+  LoadAll();
+  now_ = absl::FromCivil(absl::CivilSecond(2026, 2, 1, 12, 0, 0), common::ChinaTimeZone());
+  auto r = Ingest(FileKind::kCivilEvents,
+                  absl::StrCat("id_number,event,event_date,source_ref\n", Id(6), ",death,2026-02-20,MZ-2026-009\n"));
+  EXPECT_EQ(r.inserted(), 1);
+  EXPECT_EQ(r.refused(), 0);
+  now_ = absl::FromCivil(absl::CivilSecond(2026, 4, 10, 12, 0, 0), common::ChinaTimeZone());
+  const std::string findings = Export(Check().run_id(), true);
+  EXPECT_NE(findings.find(absl::StrCat("\nAFTER_DEATH,GDBT,2026-03,", Id(6), ",P006,")), std::string::npos) << findings;
+}
+
 TEST_F(DisbursementLogicTest, ReviewsCarryOverToLaterRuns) {
   LoadAll();
   Check();
