@@ -850,6 +850,7 @@ class PaymentsIngest final : public IngestBase {
   // New payments (and their persons) are written with LOAD DATA in loads of this many.
   static constexpr size_t kLoadRows = 100000;
   absl::Status Prepare() override {
+    if (auto s = LoadProgrammes(); !s.ok()) return s;
     // Nothing stored yet (as this transaction sees it): no row can be held already, so the
     // per-row lookup is skipped. Another ingest writing meanwhile makes the load fail whole.
     auto none = Tracked(repo().TableIsEmpty(conn(), "payments"));
@@ -865,8 +866,11 @@ class PaymentsIngest final : public IngestBase {
       return Refuse(record.line, "payment_id", "DUPLICATE_IN_FILE",
                     absl::StrCat("payment ", row.payment_id, " already appears on line ", earlier));
     }
-    // A programme that does not exist or a period of the wrong form is not refused: the bank
-    // paid that money, and the check judges it (NOT_ENTITLED, OUTSIDE_WINDOW).
+    const ProgrammeRow* programme = KnownProgramme(record.line, row.program_code);
+    if (programme == nullptr) return;
+    if (!PeriodFits(row.period, programme->frequency)) {
+      return Refuse(record.line, "period", "PERIOD_FORM", PeriodFormMessage(row.program_code, programme->frequency));
+    }
     Item item;
     StoredPayment& p = item.p;
     p.payment_id = std::move(row.payment_id);

@@ -277,9 +277,18 @@ RowProblems ParsePayment(const common::CsvHeader& h, const common::CsvRecord& r,
   out.account_no = rr.Account("account_no");
   out.reverses.clear();
   if (!rr.Get("reverses").empty()) out.reverses = rr.Reference("reverses");
-  // A negative row without `reverses`, a reversal with an amount >= 0 and a row reversing itself
-  // are kept: the bank's rows are what was paid, and the check reports them (BAD_REVERSAL).
-  if (auto a = rr.Fen("amount_fen", true, /*allow_negative=*/true)) out.amount_fen = *a;
+  const bool reversal = !rr.Get("reverses").empty();
+  if (auto a = rr.Fen("amount_fen", true, /*allow_negative=*/true)) {
+    out.amount_fen = *a;
+    if (*a < 0 && !reversal) {
+      rr.Problem("amount_fen", "NEGATIVE_AMOUNT", "a negative amount is a reversal and must name the payment it reverses");
+    } else if (reversal && *a >= 0) {
+      rr.Problem("amount_fen", "REVERSAL_NOT_NEGATIVE", "a reversal must have a negative amount");
+    }
+  }
+  if (reversal && !out.reverses.empty() && out.reverses == out.payment_id) {
+    rr.Problem("reverses", "SELF_REVERSAL", "a payment cannot reverse itself");
+  }
   if (rr.Required("paid_at")) {
     auto t = common::ParseTimestamp(rr.Get("paid_at"));
     if (!t.ok()) {

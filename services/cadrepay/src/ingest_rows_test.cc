@@ -52,11 +52,10 @@ TEST(PaymentRows, EachBadValueNamesItsColumn) {
   const std::string base = absl::StrCat("P1,B1,GDBT,2026-03,", kId, ",622200001111222233,");
   EXPECT_EQ(Columns(Payment(base + "120.00,2026-03-14T10:05:00+08:00,")), std::vector<std::string>{"amount_fen"});
   EXPECT_EQ(Payment(base + "120.00,2026-03-14T10:05:00+08:00,")[0].code, "INVALID_MONEY");
-  // Odd reversals are the check's to judge (BAD_REVERSAL), not the ingest's to refuse.
-  EXPECT_TRUE(Payment(base + "-100,2026-03-14T10:05:00+08:00,").empty());
-  EXPECT_TRUE(Payment(base + "100,2026-03-14T10:05:00Z,P0").empty());
-  EXPECT_TRUE(Payment(base + "-100,2026-03-14T10:05:00Z,P1").empty());
+  EXPECT_EQ(Columns(Payment(base + "-100,2026-03-14T10:05:00+08:00,")), std::vector<std::string>{"amount_fen"});
+  EXPECT_EQ(Payment(base + "-100,2026-03-14T10:05:00+08:00,")[0].code, "NEGATIVE_AMOUNT");
   EXPECT_EQ(Columns(Payment(base + "100,2026-03-14T10:05:00,")), std::vector<std::string>{"paid_at"});
+  EXPECT_EQ(Columns(Payment(base + "100,2026-03-14T10:05:00Z,P0")), std::vector<std::string>{"amount_fen"});
   EXPECT_EQ(Columns(Payment(absl::StrCat("P1,B1,GDBT,2026-03,", kId, ",",
                                          "123456789012345678901234567890,100,2026-03-14T10:05:00Z,"))),
             std::vector<std::string>{"account_no"});
