@@ -3,10 +3,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <tuple>
 
 #include <cppconn/connection.h>
@@ -14,6 +18,7 @@
 #include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
 #include <cppconn/statement.h>
+#include <mysql_driver.h>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -66,6 +71,68 @@ absl::CivilDay Day(sql::ResultSet& rs, int col) {
 }
 
 std::string DayText(absl::CivilDay d) { return common::FormatDate(d); }
+
+// A scan in pages read one page ahead: `fetch` runs on a thread of its own and appends the next
+// page of rows to its argument (it returns whether another page may follow); `fn` works through
+// the pages on the calling thread meanwhile. So the server and the driver produce page k+1 while
+// the caller works on page k (a scan of pages one after the other left each side idle while the
+// other worked). At most two pages wait beside the one being worked through. `fetch` is the only
+// user of the connection until this returns.
+template <typename Row>
+absl::Status ReadAhead(const std::function<absl::StatusOr<bool>(std::vector<Row>&)>& fetch,
+                       const std::function<void(const Row&)>& fn) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::vector<Row>> ready;
+  bool done = false, stop = false;
+  absl::Status status;
+  std::thread reader([&] {
+    sql::Driver* driver = sql::mysql::get_mysql_driver_instance();
+    driver->threadInit();
+    while (true) {
+      std::vector<Row> page;
+      absl::StatusOr<bool> more = fetch(page);
+      std::unique_lock<std::mutex> lock(mu);
+      if (!more.ok()) status = more.status();
+      if (!page.empty()) ready.push_back(std::move(page));
+      if (!more.ok() || !*more) done = true;
+      cv.notify_all();
+      if (done) break;
+      cv.wait(lock, [&] { return ready.size() < 2 || stop; });
+      if (stop) break;
+    }
+    driver->threadEnd();
+  });
+  // Stops and joins the reader however the caller leaves (fn may throw).
+  struct Join {
+    std::mutex& mu;
+    std::condition_variable& cv;
+    bool& stop;
+    std::thread& reader;
+    ~Join() {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        stop = true;
+      }
+      cv.notify_all();
+      reader.join();
+    }
+  } join{mu, cv, stop, reader};
+  while (true) {
+    std::vector<Row> page;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return !ready.empty() || done; });
+      if (ready.empty()) break;
+      page = std::move(ready.front());
+      ready.pop_front();
+    }
+    cv.notify_all();
+    for (const Row& row : page) fn(row);
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  return status;
+}
 
 // Runs `query` (a SELECT ... WHERE <col> IN (%s) ...) over `keys` in groups.
 template <typename Fn>
@@ -431,26 +498,27 @@ absl::StatusOr<std::vector<PersonRecord>> DisbursementRepository::FindPersons(
 
 absl::Status DisbursementRepository::ScanPersons(sql::Connection& conn,
                                                  const std::function<void(const PersonRecord&)>& fn) const {
-  try {
-    int64_t after = 0;
-    while (true) {
-      auto st = Prepare(conn, "SELECT person_no, id_sealed FROM persons WHERE person_no > ? ORDER BY person_no LIMIT ?",
-                        {SqlValue::Int(after), SqlValue::Int(kScanPage)});
-      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
-      int n = 0;
-      PersonRecord p;
-      while (rs->next()) {
-        p.person_no = rs->getInt64(1);
-        p.id_sealed = Str(*rs, 2);
-        fn(p);
-        after = p.person_no;
-        ++n;
-      }
-      if (n < kScanPage) return absl::OkStatus();
-    }
-  } catch (const sql::SQLException& e) {
-    return common::SqlError(e, "read persons");
-  }
+  int64_t after = 0;
+  return ReadAhead<PersonRecord>(
+      [&](std::vector<PersonRecord>& page) -> absl::StatusOr<bool> {
+        try {
+          auto st = Prepare(conn, "SELECT person_no, id_sealed FROM persons WHERE person_no > ? ORDER BY person_no LIMIT ?",
+                            {SqlValue::Int(after), SqlValue::Int(kScanPage)});
+          std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+          page.reserve(kScanPage);
+          while (rs->next()) {
+            PersonRecord p;
+            p.person_no = rs->getInt64(1);
+            p.id_sealed = Str(*rs, 2);
+            after = p.person_no;
+            page.push_back(std::move(p));
+          }
+          return page.size() == static_cast<size_t>(kScanPage);
+        } catch (const sql::SQLException& e) {
+          return common::SqlError(e, "read persons");
+        }
+      },
+      fn);
 }
 
 absl::StatusOr<int64_t> DisbursementRepository::MaxPersonNumber(sql::Connection& conn) const {
@@ -574,41 +642,40 @@ absl::Status DisbursementRepository::LoadEnrolments(sql::Connection& conn,
 
 absl::Status DisbursementRepository::ScanEnrolments(sql::Connection& conn, const std::string& program_code,
                                                     const std::function<void(const StoredEnrolment&)>& fn) const {
-  try {
-    StoredEnrolment last;
-    bool first = true;
-    while (true) {
-      std::string where;
-      SqlRow params;
-      if (!program_code.empty()) {
-        where = "WHERE program_code = ?";
-        params.push_back(SqlValue::Text(program_code));
-      }
-      if (!first) {
-        absl::StrAppend(&where, where.empty() ? "WHERE " : " AND ",
-                        KeysetAfter({"program_code", "person_no", "from_period"},
-                                    {SqlValue::Text(last.program_code), SqlValue::Int(last.person_no),
-                                     SqlValue::Text(last.from_period)},
-                                    params));
-      }
-      params.push_back(SqlValue::Int(kScanPage));
-      auto st = Prepare(conn,
-                        absl::StrCat("SELECT ", kEnrolmentColumns, " FROM enrolments ", where,
-                                     " ORDER BY program_code, person_no, from_period LIMIT ?"),
-                        params);
-      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
-      int n = 0;
-      while (rs->next()) {
-        last = ReadEnrolment(*rs, false);
-        fn(last);
-        ++n;
-      }
-      if (n < kScanPage) return absl::OkStatus();
-      first = false;
-    }
-  } catch (const sql::SQLException& e) {
-    return common::SqlError(e, "read enrolments");
-  }
+  StoredEnrolment last;
+  bool first = true;
+  return ReadAhead<StoredEnrolment>(
+      [&](std::vector<StoredEnrolment>& page) -> absl::StatusOr<bool> {
+        try {
+          std::string where;
+          SqlRow params;
+          if (!program_code.empty()) {
+            where = "WHERE program_code = ?";
+            params.push_back(SqlValue::Text(program_code));
+          }
+          if (!first) {
+            absl::StrAppend(&where, where.empty() ? "WHERE " : " AND ",
+                            KeysetAfter({"program_code", "person_no", "from_period"},
+                                        {SqlValue::Text(last.program_code), SqlValue::Int(last.person_no),
+                                         SqlValue::Text(last.from_period)},
+                                        params));
+          }
+          first = false;
+          params.push_back(SqlValue::Int(kScanPage));
+          auto st = Prepare(conn,
+                            absl::StrCat("SELECT ", kEnrolmentColumns, " FROM enrolments ", where,
+                                         " ORDER BY program_code, person_no, from_period LIMIT ?"),
+                            params);
+          std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+          page.reserve(kScanPage);
+          while (rs->next()) page.push_back(ReadEnrolment(*rs, false));
+          if (!page.empty()) last = page.back();
+          return page.size() == static_cast<size_t>(kScanPage);
+        } catch (const sql::SQLException& e) {
+          return common::SqlError(e, "read enrolments");
+        }
+      },
+      fn);
 }
 
 // ---- recipients
@@ -724,42 +791,49 @@ absl::Status DisbursementRepository::InsertAccounts(
 
 absl::Status DisbursementRepository::ScanAccounts(sql::Connection& conn,
                                                   const std::function<void(const AccountRow&)>& fn) const {
-  try {
-    AccountRow last;
-    bool first = true;
-    while (true) {
-      SqlRow params;
-      std::string where;
-      if (!first) {
-        where = absl::StrCat("WHERE ", KeysetAfter({"a.person_no", "a.account_since"},
-                                                    {SqlValue::Int(last.person_no), SqlValue::Text(DayText(last.since))},
-                                                    params));
-      }
-      params.push_back(SqlValue::Int(kScanPage));
-      auto st = Prepare(conn,
-                        absl::StrCat("SELECT a.person_no, DATE_FORMAT(a.account_since, '%Y-%m-%d'), a.account_no, "
-                                     "r.household_id, r.is_household_head, r.is_cadre FROM recipient_accounts a "
-                                     "JOIN recipients r ON r.person_no = a.person_no ",
-                                     where, " ORDER BY a.person_no, a.account_since LIMIT ?"),
-                        params);
-      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
-      int n = 0;
-      while (rs->next()) {
-        last.person_no = rs->getInt64(1);
-        last.since = Day(*rs, 2);
-        last.account_no = Str(*rs, 3);
-        last.household_id = Str(*rs, 4);
-        last.is_household_head = rs->getInt(5) != 0;
-        last.is_cadre = rs->getInt(6) != 0;
-        fn(last);
-        ++n;
-      }
-      if (n < kScanPage) return absl::OkStatus();
-      first = false;
-    }
-  } catch (const sql::SQLException& e) {
-    return common::SqlError(e, "read accounts");
-  }
+  bool first = true;
+  int64_t last_no = 0;
+  absl::CivilDay last_since;
+  return ReadAhead<AccountRow>(
+      [&](std::vector<AccountRow>& page) -> absl::StatusOr<bool> {
+        try {
+          SqlRow params;
+          std::string where;
+          if (!first) {
+            where = absl::StrCat("WHERE ", KeysetAfter({"a.person_no", "a.account_since"},
+                                                        {SqlValue::Int(last_no), SqlValue::Text(DayText(last_since))},
+                                                        params));
+          }
+          first = false;
+          params.push_back(SqlValue::Int(kScanPage));
+          auto st = Prepare(conn,
+                            absl::StrCat("SELECT a.person_no, DATE_FORMAT(a.account_since, '%Y-%m-%d'), a.account_no, "
+                                         "r.household_id, r.is_household_head, r.is_cadre FROM recipient_accounts a "
+                                         "JOIN recipients r ON r.person_no = a.person_no ",
+                                         where, " ORDER BY a.person_no, a.account_since LIMIT ?"),
+                            params);
+          std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+          page.reserve(kScanPage);
+          while (rs->next()) {
+            AccountRow a;
+            a.person_no = rs->getInt64(1);
+            a.since = Day(*rs, 2);
+            a.account_no = Str(*rs, 3);
+            a.household_id = Str(*rs, 4);
+            a.is_household_head = rs->getInt(5) != 0;
+            a.is_cadre = rs->getInt(6) != 0;
+            page.push_back(std::move(a));
+          }
+          if (!page.empty()) {
+            last_no = page.back().person_no;
+            last_since = page.back().since;
+          }
+          return page.size() == static_cast<size_t>(kScanPage);
+        } catch (const sql::SQLException& e) {
+          return common::SqlError(e, "read accounts");
+        }
+      },
+      fn);
 }
 
 absl::StatusOr<std::vector<std::pair<int64_t, std::string>>> DisbursementRepository::ListEnrolledPersons(
@@ -1009,43 +1083,41 @@ absl::Status DisbursementRepository::InsertPayments(sql::Connection& conn,
 absl::Status DisbursementRepository::ScanPayments(sql::Connection& conn, const std::string& program_code,
                                                   const std::string& period,
                                                   const std::function<void(const StoredPayment&)>& fn) const {
-  try {
-    std::string after;
-    bool first = true;
-    while (true) {
-      SqlRow params;
-      std::string where = "WHERE 1 = 1";
-      if (!program_code.empty()) {
-        where += " AND program_code = ?";
-        params.push_back(SqlValue::Text(program_code));
-      }
-      if (!period.empty()) {
-        where += " AND period = ?";
-        params.push_back(SqlValue::Text(period));
-      }
-      if (!first) {
-        where += " AND payment_id > ?";
-        params.push_back(SqlValue::Text(after));
-      }
-      params.push_back(SqlValue::Int(kScanPage));
-      auto st = Prepare(conn,
-                        absl::StrCat("SELECT ", kPaymentColumns, " FROM payments p ", where,
-                                     " ORDER BY payment_id LIMIT ?"),
-                        params);
-      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
-      int n = 0;
-      while (rs->next()) {
-        StoredPayment p = ReadPayment(*rs, false);
-        after = p.payment_id;
-        fn(p);
-        ++n;
-      }
-      if (n < kScanPage) return absl::OkStatus();
-      first = false;
-    }
-  } catch (const sql::SQLException& e) {
-    return common::SqlError(e, "read payments");
-  }
+  std::string after;
+  bool first = true;
+  return ReadAhead<StoredPayment>(
+      [&](std::vector<StoredPayment>& page) -> absl::StatusOr<bool> {
+        try {
+          SqlRow params;
+          std::string where = "WHERE 1 = 1";
+          if (!program_code.empty()) {
+            where += " AND program_code = ?";
+            params.push_back(SqlValue::Text(program_code));
+          }
+          if (!period.empty()) {
+            where += " AND period = ?";
+            params.push_back(SqlValue::Text(period));
+          }
+          if (!first) {
+            where += " AND payment_id > ?";
+            params.push_back(SqlValue::Text(after));
+          }
+          first = false;
+          params.push_back(SqlValue::Int(kScanPage));
+          auto st = Prepare(conn,
+                            absl::StrCat("SELECT ", kPaymentColumns, " FROM payments p ", where,
+                                         " ORDER BY payment_id LIMIT ?"),
+                            params);
+          std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+          page.reserve(kScanPage);
+          while (rs->next()) page.push_back(ReadPayment(*rs, false));
+          if (!page.empty()) after = page.back().payment_id;
+          return page.size() == static_cast<size_t>(kScanPage);
+        } catch (const sql::SQLException& e) {
+          return common::SqlError(e, "read payments");
+        }
+      },
+      fn);
 }
 
 // ---- data generation
