@@ -480,6 +480,46 @@ TEST_F(DisbursementLogicTest, RollsEntitlementsAndDisclosure) {
             rows.end());
 }
 
+// The disclosure nets a payment of the reversals that name it (read from payment_reversals,
+// V004), written by the bulk path (into an empty table) and by a later ingest alike; a reversal
+// that would bring the payment below zero is not netted.
+TEST_F(DisbursementLogicTest, DisclosureNetsPaymentsOfTheirReversals) {
+  ASSERT_EQ(Ingest(FileKind::kProgrammes, kProgrammes).inserted(), 2);
+  ASSERT_EQ(Ingest(FileKind::kRecipients, Recipients()).refused(), 0);
+  const std::string header = "payment_id,batch_id,program_code,period,id_number,account_no,amount_fen,paid_at,reverses\n";
+  ASSERT_EQ(Ingest(FileKind::kPayments,
+                   absl::StrCat(header, "R1,B1,GDBT,2026-03,", Id(1), ",622200000000000001,12000,2026-03-10T09:00:00+08:00,\n",
+                                "R2,B1,GDBT,2026-03,", Id(2), ",622200000000000002,12000,2026-03-10T09:00:00+08:00,\n",
+                                "R3,B1,GDBT,2026-03,", Id(3), ",622200000000000003,12000,2026-03-10T09:00:00+08:00,\n",
+                                "R4,B1,GDBT,2026-03,", Id(1), ",622200000000000001,-12000,2026-03-11T09:00:00+08:00,R1\n"))
+                .inserted(),
+            4);
+  ASSERT_EQ(Ingest(FileKind::kPayments,
+                   absl::StrCat(header, "R5,B1,GDBT,2026-03,", Id(2), ",622200000000000002,-5000,2026-03-12T09:00:00+08:00,R2\n",
+                                "R6,B1,GDBT,2026-03,", Id(3), ",622200000000000003,-20000,2026-03-12T09:00:00+08:00,R3\n"))
+                .inserted(),
+            2);
+  v1::ListDisclosureRequest d;
+  d.set_org_code("V001");
+  d.set_period("2026-03");
+  auto disclosed = logic_->ListDisclosure(d, kNoDeadline);
+  ASSERT_TRUE(disclosed.ok()) << disclosed.status();
+  std::map<std::string, int64_t> amounts;
+  for (const auto& p : disclosed->payments()) amounts[p.id_number()] += p.amount_fen();
+  EXPECT_EQ(disclosed->payments_size(), 2);  // R2, R3: a reversal is not listed itself
+  EXPECT_EQ(amounts.count(common::MaskIdNumber(Id(1))), 0u);  // R1 reversed in full: nothing was paid
+  EXPECT_EQ(amounts[common::MaskIdNumber(Id(2))], 7000);   // R2 less 5000
+  EXPECT_EQ(amounts[common::MaskIdNumber(Id(3))], 12000);  // -20000 would bring R3 below zero: not netted
+  auto conn = pool_->Acquire(absl::Now() + absl::Seconds(10));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  std::unique_ptr<sql::ResultSet> rs(
+      std::unique_ptr<sql::Statement>((*conn)->createStatement())
+          ->executeQuery("SELECT GROUP_CONCAT(CONCAT(reverses, '<', payment_id, ':', amount_fen) ORDER BY payment_id) "
+                         "FROM payment_reversals"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(rs->getString(1), "R1<R4:-12000,R2<R5:-5000,R3<R6:-20000");
+}
+
 TEST_F(DisbursementLogicTest, SchedulerRunsDueScopesOnceUntilTheDataChanges) {
   LoadAll();
   CheckScheduler scheduler(*logic_, absl::Hours(1));

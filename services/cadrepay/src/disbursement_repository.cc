@@ -1077,6 +1077,22 @@ absl::Status DisbursementRepository::InsertPayments(sql::Connection& conn,
                                            " of the payments were written by another ingest meanwhile; "
                                            "nothing of this file was kept, send it again"));
   }
+  // The reversals among them, also in payment_reversals (V004: what the disclosure nets by).
+  std::vector<const StoredPayment*> reversals;
+  for (const auto& p : rows) {
+    if (!p.reverses.empty()) reversals.push_back(&p);
+  }
+  auto reversed = LoadText(conn, "payment_reversals", "reverses, payment_id, amount_fen", "", reversals.size(),
+                           [&](size_t k, std::string& out) {
+                             const StoredPayment& p = *reversals[k];
+                             LoadRow(out, std::string_view(p.reverses), std::string_view(p.payment_id), p.amount_fen);
+                           });
+  if (!reversed.ok()) return reversed.status();
+  if (*reversed != static_cast<int64_t>(reversals.size())) {
+    return absl::AbortedError(absl::StrCat("write payment reversals: ", reversals.size() - *reversed,
+                                           " of the reversals were written by another ingest meanwhile; "
+                                           "nothing of this file was kept, send it again"));
+  }
   return absl::OkStatus();
 }
 
@@ -1346,7 +1362,7 @@ absl::StatusOr<std::vector<DisclosureRow>> DisbursementRepository::ListDisclosur
         conn,
         absl::StrCat("SELECT p.program_code, p.period, r.name, pe.id_masked, pe.id_hash, "
                      "p.amount_fen + COALESCE((SELECT CASE WHEN SUM(x.amount_fen) + p.amount_fen >= 0 "
-                     "THEN SUM(x.amount_fen) ELSE 0 END FROM payments x WHERE x.reverses = p.payment_id), 0), "
+                     "THEN SUM(x.amount_fen) ELSE 0 END FROM payment_reversals x WHERE x.reverses = p.payment_id), 0), "
                      "DATE_FORMAT(p.paid_at, '%Y-%m-%d %H:%i:%s.%f'), p.payment_id "
                      "FROM payments p JOIN recipients r ON r.person_no = p.person_no "
                      "JOIN persons pe ON pe.person_no = p.person_no ",

@@ -253,8 +253,9 @@ class DisbursementRepository final {
 
   absl::StatusOr<std::vector<StoredPayment>> FindPayments(sql::Connection& conn,
                                                           const std::vector<std::string>& ids) const;
-  // Written with LOAD DATA LOCAL INFILE; ABORTED when any of them exists already (another ingest
-  // wrote it meanwhile: the caller's transaction must be rolled back).
+  // Written with LOAD DATA LOCAL INFILE, the reversals among them also into payment_reversals;
+  // ABORTED when any of them exists already (another ingest wrote it meanwhile: the caller's
+  // transaction must be rolled back).
   absl::Status InsertPayments(sql::Connection& conn, const std::vector<StoredPayment>& rows) const;
   // Whether one of the tables above ("payments", "enrolments", ...) holds no row, as this
   // transaction sees it.
