@@ -1457,6 +1457,11 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       in.programmes.push_back(std::move(e));
     }
     // Persons: stored number -> the engine's key (the ID number, decrypted here, in memory only).
+    // Decrypting every stored ID number is the costly part of reading them: it runs on a thread
+    // of its own (on a second connection) while the other tables are read, their rows naming
+    // the person by number for now; once both are done, every row's number is replaced by the
+    // key, and rows whose person cannot be read are left out (as they were when the key was
+    // looked up row by row: same rows, same order).
     // The big inputs are gathered in blocks and moved into vectors of their exact size (grown by
     // doubling, a vector would hold up to three times its rows while it moves; a COUNT(*) first
     // would read every row twice).
@@ -1466,31 +1471,41 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     if (!max_no.ok()) return max_no.status();
     persons.Resize(*max_no);
     int64_t unreadable = 0;
-    auto s = Track(*conn, repo_.ScanPersons(**conn, [&](const PersonRecord& p) {
-      auto id = pii_.Open(p.id_sealed);
-      std::optional<PersonKey> key = id.ok() ? PersonKeyOf(*id) : std::nullopt;
-      if (!key || *key == 0) {
-        ++unreadable;
-        return;
-      }
-      persons.Set(p.person_no, *key);
-    }));
-    if (!s.ok()) return s;
-    if (unreadable > 0) {
-      warnings.push_back(absl::StrCat(unreadable, " stored ID numbers could not be decrypted with this key; "
-                                                  "their rows were left out of the run"));
+    auto scan_persons = [&](common::PooledConnection& c) {
+      return Track(c, repo_.ScanPersons(*c, [&](const PersonRecord& p) {
+        auto id = pii_.Open(p.id_sealed);
+        std::optional<PersonKey> key = id.ok() ? PersonKeyOf(*id) : std::nullopt;
+        if (!key || *key == 0) {
+          ++unreadable;
+          return;
+        }
+        persons.Set(p.person_no, *key);
+      }));
+    };
+    absl::Status persons_read;
+    auto second = pool_.Acquire(absl::Now() + absl::Seconds(1));
+    std::thread persons_thread;
+    if (second.ok()) {
+      persons_thread = std::thread([&] { persons_read = scan_persons(*second); });
+    } else {
+      persons_read = scan_persons(*conn);  // no second connection to be had: one after the other
+      if (!persons_read.ok()) return persons_read;
     }
-    int64_t orphans = 0;
+    struct JoinPersons {
+      std::thread& t;
+      ~JoinPersons() {
+        if (t.joinable()) t.join();
+      }
+    } join_persons{persons_thread};
+    auto number = [](int64_t person_no) { return static_cast<PersonKey>(person_no > 0 ? person_no : 0); };
     BlockRows<Enrolment> enrolments;
     RepeatCache enrolment_program(in.symbols);
     std::string last_from;
     PeriodCode last_from_code{};
-    s = Track(*conn, repo_.ScanEnrolments(**conn, request.program_code(), [&](const StoredEnrolment& e) {
-      auto person = persons.Find(e.person_no);
-      if (!person) return void(++orphans);
+    auto s = Track(*conn, repo_.ScanEnrolments(**conn, request.program_code(), [&](const StoredEnrolment& e) {
       Enrolment out;
       out.amount_fen = e.amount_fen.value_or(kProgrammeAmount);
-      out.person = *person;
+      out.person = number(e.person_no);
       out.program = enrolment_program(e.program_code);
       if (e.from_period != last_from) {
         last_from = e.from_period;
@@ -1502,30 +1517,21 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     }));
     if (!s.ok()) return s;
     enrolments.MoveInto(in.enrolments);
-    std::vector<PersonKey> cadres;
     BlockRows<RecipientRow> recipients;
     s = Track(*conn, repo_.ScanAccounts(**conn, [&](const DisbursementRepository::AccountRow& a) {
-      auto person = persons.Find(a.person_no);
-      if (!person) return void(++orphans);
       RecipientRow r;
-      r.person = *person;
+      r.person = number(a.person_no);
       r.household = in.symbols.Intern(a.household_id);
       r.account = in.symbols.Intern(a.account_no);
       r.account_since = DayNumberOf(a.since);
       r.is_household_head = a.is_household_head;
       r.is_cadre = a.is_cadre;
-      if (a.is_cadre && (cadres.empty() || cadres.back() != *person)) cadres.push_back(*person);
       recipients.push_back(r);
     }));
     if (!s.ok()) return s;
     recipients.MoveInto(in.recipients);
-    auto kin = kinship_.KinOfCadres(cadres, warnings);
-    if (!kin.ok()) return kin.status();
-    in.kin_of_cadres = std::move(*kin);
     s = Track(*conn, repo_.ScanDeaths(**conn, [&](int64_t person_no, absl::CivilDay day) {
-      auto person = persons.Find(person_no);
-      if (!person) return void(++orphans);
-      in.civil_events.push_back({*person, CivilEventKind::kDeath, day});
+      in.civil_events.push_back({number(person_no), CivilEventKind::kDeath, day});
     }));
     if (!s.ok()) return s;
     BlockRows<Payment> payments;
@@ -1537,13 +1543,11 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     // a payment is due by the batch it names (of any programme), an account is shared across
     // programmes, a batch's rows may be of any programme. The engine judges only the scope's.
     s = Track(*conn, repo_.ScanPayments(**conn, "", "", [&](const StoredPayment& p) {
-      auto person = persons.Find(p.person_no);
-      if (!person) return void(++orphans);
       Payment out;
       out.payment_id = in.text.Add(p.payment_id);
       if (!p.reverses.empty()) out.reverses = in.text.Add(p.reverses);
       out.paid_at_us = PaidAtMicros(p.paid_at);
-      out.person = *person;
+      out.person = number(p.person_no);
       out.amount_fen = p.amount_fen;
       out.batch = batch_of(p.batch_id);
       out.program = program_of(p.program_code);
@@ -1557,7 +1561,41 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     }));
     if (!s.ok()) return s;
     payments.MoveInto(in.payments);
+    if (persons_thread.joinable()) persons_thread.join();
+    if (!persons_read.ok()) return persons_read;
+    second = absl::UnavailableError("released");  // the second connection goes back to the pool
+    if (unreadable > 0) {
+      warnings.push_back(absl::StrCat(unreadable, " stored ID numbers could not be decrypted with this key; "
+                                                  "their rows were left out of the run"));
+    }
+    // Numbers -> keys, in place; a row whose person cannot be read is left out.
+    int64_t orphans = 0;
+    auto to_keys = [&](auto& rows) {
+      size_t kept = 0;
+      for (size_t k = 0; k < rows.size(); ++k) {
+        auto key = persons.Find(static_cast<int64_t>(rows[k].person));
+        if (!key) {
+          ++orphans;
+          continue;
+        }
+        rows[kept] = rows[k];
+        rows[kept].person = *key;
+        ++kept;
+      }
+      rows.resize(kept);
+    };
+    to_keys(in.enrolments);
+    to_keys(in.recipients);
+    to_keys(in.civil_events);
+    to_keys(in.payments);
     persons.Clear();  // not needed by the engine
+    std::vector<PersonKey> cadres;
+    for (const RecipientRow& r : in.recipients) {
+      if (r.is_cadre && (cadres.empty() || cadres.back() != r.person)) cadres.push_back(r.person);
+    }
+    auto kin = kinship_.KinOfCadres(cadres, warnings);
+    if (!kin.ok()) return kin.status();
+    in.kin_of_cadres = std::move(*kin);
     if (orphans > 0) {
       warnings.push_back(absl::StrCat(orphans, " stored rows name a person whose ID number could not be read; "
                                                "they were left out of the run"));

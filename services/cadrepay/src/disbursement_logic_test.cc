@@ -21,6 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "check_scheduler.h"
@@ -518,6 +519,50 @@ TEST_F(DisbursementLogicTest, DisclosureNetsPaymentsOfTheirReversals) {
                          "FROM payment_reversals"));
   ASSERT_TRUE(rs->next());
   EXPECT_EQ(rs->getString(1), "R1<R4:-12000,R2<R5:-5000,R3<R6:-20000");
+}
+
+// The check decrypts ID numbers on a second connection beside the other reads, then turns person
+// numbers into keys: a person whose stored ID number cannot be read is left out with their rows,
+// and said so, exactly as when the key was looked up row by row.
+TEST_F(DisbursementLogicTest, CheckLeavesOutThePersonWhoseIdNumberCannotBeRead) {
+  LoadAll();
+  {
+    auto conn = pool_->Acquire(absl::Now() + absl::Seconds(10));
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    std::unique_ptr<sql::PreparedStatement> st(
+        (*conn)->prepareStatement("UPDATE persons SET id_sealed = UNHEX('00') WHERE id_hash = ?"));
+    st->setString(1, pii_.Hash(Id(7)));  // only in P009 (NOT_ENTITLED)
+    ASSERT_EQ(st->executeUpdate(), 1);
+  }
+  v1::CheckRun run = Check();
+  ASSERT_EQ(run.warnings_size(), 3);
+  EXPECT_EQ(run.warnings(0), "1 stored ID numbers could not be decrypted with this key; their rows were left out of the run");
+  EXPECT_NE(run.warnings(1).find("CADRE_KIN"), std::string::npos);
+  EXPECT_EQ(run.warnings(2), "1 stored rows name a person whose ID number could not be read; they were left out of the run");
+  const std::string masked = Export(run.run_id(), false);
+  EXPECT_EQ(masked.find("P009"), std::string::npos);
+  // Every other finding as before (the batch's own sums leave P009 out too).
+  const std::vector<std::string> expected = absl::StrSplit(kExpectedFindingsCsv, '\n');
+  for (const std::string& line : expected) {
+    if (line.empty() || absl::StartsWith(line, "NOT_ENTITLED,") || absl::StartsWith(line, "BATCH_MISMATCH,")) continue;
+    EXPECT_NE(masked.find(line), std::string::npos) << line;
+  }
+  EXPECT_NE(masked.find("are 8 payments totalling 72000 fen"), std::string::npos) << masked;
+}
+
+// With no second connection to be had, the check reads the persons first on its own connection:
+// the same findings, byte for byte.
+TEST_F(DisbursementLogicTest, CheckWithOneConnectionFindsTheSame) {
+  LoadAll();
+  common::DbOptions one = options_;
+  one.pool_size = 1;
+  common::ConnectionPool pool(one, nullptr);
+  DisbursementLogic logic(pool, pii_, kinship_, nullptr, [this] { return now_; });
+  v1::RunCheckRequest request;
+  request.set_as_of("2026-04-10");
+  auto run = logic.RunCheck(request);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(Export(run->run_id(), false), kExpectedFindingsCsv);
 }
 
 TEST_F(DisbursementLogicTest, SchedulerRunsDueScopesOnceUntilTheDataChanges) {
