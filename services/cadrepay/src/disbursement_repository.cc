@@ -1048,6 +1048,23 @@ StoredPayment ReadPayment(sql::ResultSet& rs, bool with_hash) {
   p.source_line = rs.getInt64(11);
   return p;
 }
+// What the check reads of a payment: kPaymentColumns but the file row that brought it.
+constexpr char kScannedPaymentColumns[] =
+    "p.payment_id, p.batch_id, p.program_code, p.period, p.person_no, p.account_no, p.amount_fen, "
+    "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 08:00:00', p.paid_at), p.reverses";
+StoredPayment ReadScannedPayment(sql::ResultSet& rs) {
+  StoredPayment p;
+  p.payment_id = Str(rs, 1);
+  p.batch_id = Str(rs, 2);
+  p.program_code = Str(rs, 3);
+  p.period = Str(rs, 4);
+  p.person_no = rs.getInt64(5);
+  p.account_no = Str(rs, 6);
+  p.amount_fen = rs.getInt64(7);
+  p.paid_at = absl::FromUnixMicros(rs.getInt64(8));
+  if (!rs.isNull(9)) p.reverses = Str(rs, 9);
+  return p;
+}
 }  // namespace
 
 absl::StatusOr<std::vector<StoredPayment>> DisbursementRepository::FindPayments(
@@ -1130,12 +1147,12 @@ absl::Status DisbursementRepository::ScanPayments(sql::Connection& conn, const s
           first = false;
           params.push_back(SqlValue::Int(kScanPage));
           auto st = Prepare(conn,
-                            absl::StrCat("SELECT ", kPaymentColumns, " FROM payments p ", where,
+                            absl::StrCat("SELECT ", kScannedPaymentColumns, " FROM payments p ", where,
                                          " ORDER BY payment_id LIMIT ?"),
                             params);
           std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
           page.reserve(kScanPage);
-          while (rs->next()) page.push_back(ReadPayment(*rs, false));
+          while (rs->next()) page.push_back(ReadScannedPayment(*rs));
           if (!page.empty()) after = page.back().payment_id;
           return page.size() == static_cast<size_t>(kScanPage);
         } catch (const sql::SQLException& e) {

@@ -260,7 +260,8 @@ class DisbursementRepository final {
   // Whether one of the tables above ("payments", "enrolments", ...) holds no row, as this
   // transaction sees it.
   absl::StatusOr<bool> TableIsEmpty(sql::Connection& conn, const std::string& table) const;
-  // Payments of a scope (empty = any), in payment_id order, in pages; person_no set, id_hash empty.
+  // Payments of a scope (empty = any), in payment_id order, in pages; person_no set; id_hash,
+  // ingest_id and source_line empty (the check does not read them).
   absl::Status ScanPayments(sql::Connection& conn, const std::string& program_code, const std::string& period,
                             const std::function<void(const StoredPayment&)>& fn) const;
 
