@@ -134,6 +134,21 @@ absl::Status ReadAhead(const std::function<absl::StatusOr<bool>(std::vector<Row>
   return status;
 }
 
+// "WHERE 1 = 1" and a condition for each part of a scope (programme, period) that is not empty,
+// its value appended to `params`.
+std::string ScopeWhere(const std::string& program_code, const std::string& period, SqlRow& params) {
+  std::string where = "WHERE 1 = 1";
+  if (!program_code.empty()) {
+    where += " AND program_code = ?";
+    params.push_back(SqlValue::Text(program_code));
+  }
+  if (!period.empty()) {
+    where += " AND period = ?";
+    params.push_back(SqlValue::Text(period));
+  }
+  return where;
+}
+
 // Runs `query` (a SELECT ... WHERE <col> IN (%s) ...) over `keys` in groups.
 template <typename Fn>
 absl::Status ForEachInGroup(sql::Connection& conn, const std::string& prefix, const std::string& suffix,
@@ -1003,15 +1018,7 @@ absl::StatusOr<std::vector<BatchRow>> DisbursementRepository::LoadBatches(sql::C
                                                                           const std::string& period) const {
   try {
     SqlRow params;
-    std::string where = "WHERE 1 = 1";
-    if (!program_code.empty()) {
-      where += " AND program_code = ?";
-      params.push_back(SqlValue::Text(program_code));
-    }
-    if (!period.empty()) {
-      where += " AND period = ?";
-      params.push_back(SqlValue::Text(period));
-    }
+    const std::string where = ScopeWhere(program_code, period, params);
     auto st = Prepare(conn, absl::StrCat("SELECT ", kBatchColumns, " FROM batches ", where, " ORDER BY batch_id"),
                       params);
     std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
@@ -1027,42 +1034,32 @@ absl::StatusOr<std::vector<BatchRow>> DisbursementRepository::LoadBatches(sql::C
 
 namespace {
 // Columns of payments p[, then persons pe's id_hash].
+// What the check reads of a payment; kPaymentColumns adds the file row that brought it.
+constexpr char kScannedPaymentColumns[] =
+    "p.payment_id, p.batch_id, p.program_code, p.period, p.person_no, p.account_no, p.amount_fen, "
+    "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 08:00:00', p.paid_at), p.reverses";
 constexpr char kPaymentColumns[] =
     "p.payment_id, p.batch_id, p.program_code, p.period, p.person_no, p.account_no, p.amount_fen, "
     "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 08:00:00', p.paid_at), p.reverses, p.ingest_id, p.source_line";
-StoredPayment ReadPayment(sql::ResultSet& rs, bool with_hash) {
+// A row of kScannedPaymentColumns, or (with_source) of kPaymentColumns, then (with_hash) id_hash.
+StoredPayment ReadPayment(sql::ResultSet& rs, bool with_source, bool with_hash) {
   StoredPayment p;
   p.payment_id = Str(rs, 1);
   p.batch_id = Str(rs, 2);
   p.program_code = Str(rs, 3);
   p.period = Str(rs, 4);
   p.person_no = rs.getInt64(5);
-  if (with_hash) p.id_hash = Str(rs, 12);
   p.account_no = Str(rs, 6);
   p.amount_fen = rs.getInt64(7);
   // paid_at is China Standard Time (UTC+8, fixed): its distance from 1970-01-01 08:00 is the
   // Unix time, read as one integer (no text to parse per payment).
   p.paid_at = absl::FromUnixMicros(rs.getInt64(8));
   if (!rs.isNull(9)) p.reverses = Str(rs, 9);
-  p.ingest_id = Str(rs, 10);
-  p.source_line = rs.getInt64(11);
-  return p;
-}
-// What the check reads of a payment: kPaymentColumns but the file row that brought it.
-constexpr char kScannedPaymentColumns[] =
-    "p.payment_id, p.batch_id, p.program_code, p.period, p.person_no, p.account_no, p.amount_fen, "
-    "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 08:00:00', p.paid_at), p.reverses";
-StoredPayment ReadScannedPayment(sql::ResultSet& rs) {
-  StoredPayment p;
-  p.payment_id = Str(rs, 1);
-  p.batch_id = Str(rs, 2);
-  p.program_code = Str(rs, 3);
-  p.period = Str(rs, 4);
-  p.person_no = rs.getInt64(5);
-  p.account_no = Str(rs, 6);
-  p.amount_fen = rs.getInt64(7);
-  p.paid_at = absl::FromUnixMicros(rs.getInt64(8));
-  if (!rs.isNull(9)) p.reverses = Str(rs, 9);
+  if (with_source) {
+    p.ingest_id = Str(rs, 10);
+    p.source_line = rs.getInt64(11);
+  }
+  if (with_hash) p.id_hash = Str(rs, 12);
   return p;
 }
 }  // namespace
@@ -1075,7 +1072,7 @@ absl::StatusOr<std::vector<StoredPayment>> DisbursementRepository::FindPayments(
                                        ", pe.id_hash FROM payments p JOIN persons pe ON pe.person_no = p.person_no "
                                        "WHERE p.payment_id IN "),
                           "", Unique(ids), "read payments",
-                          [&](sql::ResultSet& rs) { out.push_back(ReadPayment(rs, true)); });
+                          [&](sql::ResultSet& rs) { out.push_back(ReadPayment(rs, true, true)); });
   if (!s.ok()) return s;
   return out;
 }
@@ -1131,15 +1128,7 @@ absl::Status DisbursementRepository::ScanPayments(sql::Connection& conn, const s
       [&](std::vector<StoredPayment>& page) -> absl::StatusOr<bool> {
         try {
           SqlRow params;
-          std::string where = "WHERE 1 = 1";
-          if (!program_code.empty()) {
-            where += " AND program_code = ?";
-            params.push_back(SqlValue::Text(program_code));
-          }
-          if (!period.empty()) {
-            where += " AND period = ?";
-            params.push_back(SqlValue::Text(period));
-          }
+          std::string where = ScopeWhere(program_code, period, params);
           if (!first) {
             where += " AND payment_id > ?";
             params.push_back(SqlValue::Text(after));
@@ -1152,7 +1141,7 @@ absl::Status DisbursementRepository::ScanPayments(sql::Connection& conn, const s
                             params);
           std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
           page.reserve(kScanPage);
-          while (rs->next()) page.push_back(ReadScannedPayment(*rs));
+          while (rs->next()) page.push_back(ReadPayment(*rs, false, false));
           if (!page.empty()) after = page.back().payment_id;
           return page.size() == static_cast<size_t>(kScanPage);
         } catch (const sql::SQLException& e) {
