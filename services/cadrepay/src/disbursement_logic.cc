@@ -1542,7 +1542,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     // Every payment and batch is read whatever the scope: reversals net off payments of any period,
     // a payment is due by the batch it names (of any programme), an account is shared across
     // programmes, a batch's rows may be of any programme. The engine judges only the scope's.
-    s = Track(*conn, repo_.ScanPayments(**conn, "", "", [&](const StoredPayment& p) {
+    s = Track(*conn, repo_.ScanPayments(**conn, [&](const StoredPayment& p) {
       Payment out;
       out.payment_id = in.text.Add(p.payment_id);
       if (!p.reverses.empty()) out.reverses = in.text.Add(p.reverses);
@@ -1600,7 +1600,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       warnings.push_back(absl::StrCat(orphans, " stored rows name a person whose ID number could not be read; "
                                                "they were left out of the run"));
     }
-    auto batches = Track(*conn, repo_.LoadBatches(**conn, "", ""));
+    auto batches = Track(*conn, repo_.LoadBatches(**conn));
     if (!batches.ok()) return batches.status();
     for (const auto& b : *batches) {
       in.batches.push_back({in.symbols.Intern(b.batch_id), in.symbols.Intern(b.program_code), PeriodCodeOf(b.period),
@@ -1850,7 +1850,7 @@ absl::StatusOr<std::vector<DueScope>> DisbursementLogic::DueScopes(absl::CivilDa
   if (!programmes.ok()) return programmes.status();
   std::map<std::string, int> grace;
   for (const auto& p : *programmes) grace[p.program_code] = p.grace_days;
-  auto batches = Track(*conn, repo_.LoadBatches(**conn, "", ""));
+  auto batches = Track(*conn, repo_.LoadBatches(**conn));
   if (!batches.ok()) return batches.status();
   std::map<std::pair<std::string, std::string>, bool> due;
   for (const auto& b : *batches) {

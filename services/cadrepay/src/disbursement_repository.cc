@@ -134,20 +134,6 @@ absl::Status ReadAhead(const std::function<absl::StatusOr<bool>(std::vector<Row>
   return status;
 }
 
-// "WHERE 1 = 1" and a condition for each part of a scope (programme, period) that is not empty,
-// its value appended to `params`.
-std::string ScopeWhere(const std::string& program_code, const std::string& period, SqlRow& params) {
-  std::string where = "WHERE 1 = 1";
-  if (!program_code.empty()) {
-    where += " AND program_code = ?";
-    params.push_back(SqlValue::Text(program_code));
-  }
-  if (!period.empty()) {
-    where += " AND period = ?";
-    params.push_back(SqlValue::Text(period));
-  }
-  return where;
-}
 
 // Runs `query` (a SELECT ... WHERE <col> IN (%s) ...) over `keys` in groups.
 template <typename Fn>
@@ -1013,14 +999,9 @@ absl::Status DisbursementRepository::UpsertBatches(sql::Connection& conn, const 
       .status();
 }
 
-absl::StatusOr<std::vector<BatchRow>> DisbursementRepository::LoadBatches(sql::Connection& conn,
-                                                                          const std::string& program_code,
-                                                                          const std::string& period) const {
+absl::StatusOr<std::vector<BatchRow>> DisbursementRepository::LoadBatches(sql::Connection& conn) const {
   try {
-    SqlRow params;
-    const std::string where = ScopeWhere(program_code, period, params);
-    auto st = Prepare(conn, absl::StrCat("SELECT ", kBatchColumns, " FROM batches ", where, " ORDER BY batch_id"),
-                      params);
+    auto st = Prepare(conn, absl::StrCat("SELECT ", kBatchColumns, " FROM batches ORDER BY batch_id"), {});
     std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
     std::vector<BatchRow> out;
     while (rs->next()) out.push_back(ReadBatch(*rs));
@@ -1119,8 +1100,7 @@ absl::Status DisbursementRepository::InsertPayments(sql::Connection& conn,
   return absl::OkStatus();
 }
 
-absl::Status DisbursementRepository::ScanPayments(sql::Connection& conn, const std::string& program_code,
-                                                  const std::string& period,
+absl::Status DisbursementRepository::ScanPayments(sql::Connection& conn,
                                                   const std::function<void(const StoredPayment&)>& fn) const {
   std::string after;
   bool first = true;
@@ -1128,9 +1108,9 @@ absl::Status DisbursementRepository::ScanPayments(sql::Connection& conn, const s
       [&](std::vector<StoredPayment>& page) -> absl::StatusOr<bool> {
         try {
           SqlRow params;
-          std::string where = ScopeWhere(program_code, period, params);
+          std::string where;
           if (!first) {
-            where += " AND payment_id > ?";
+            where = "WHERE payment_id > ?";
             params.push_back(SqlValue::Text(after));
           }
           first = false;

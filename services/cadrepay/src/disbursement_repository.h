@@ -247,9 +247,8 @@ class DisbursementRepository final {
 
   absl::StatusOr<std::vector<BatchRow>> FindBatches(sql::Connection& conn, const std::vector<std::string>& ids) const;
   absl::Status UpsertBatches(sql::Connection& conn, const std::vector<BatchRow>& rows) const;
-  // Batches of a scope (empty = any).
-  absl::StatusOr<std::vector<BatchRow>> LoadBatches(sql::Connection& conn, const std::string& program_code,
-                                                    const std::string& period) const;
+  // Every batch, in batch_id order (a check reads them all, whatever its scope).
+  absl::StatusOr<std::vector<BatchRow>> LoadBatches(sql::Connection& conn) const;
 
   absl::StatusOr<std::vector<StoredPayment>> FindPayments(sql::Connection& conn,
                                                           const std::vector<std::string>& ids) const;
@@ -260,10 +259,9 @@ class DisbursementRepository final {
   // Whether one of the tables above ("payments", "enrolments", ...) holds no row, as this
   // transaction sees it.
   absl::StatusOr<bool> TableIsEmpty(sql::Connection& conn, const std::string& table) const;
-  // Payments of a scope (empty = any), in payment_id order, in pages; person_no set; id_hash,
-  // ingest_id and source_line empty (the check does not read them).
-  absl::Status ScanPayments(sql::Connection& conn, const std::string& program_code, const std::string& period,
-                            const std::function<void(const StoredPayment&)>& fn) const;
+  // Every payment (a check reads them all, whatever its scope), in payment_id order, in pages;
+  // person_no set; id_hash, ingest_id and source_line empty (the check does not read them).
+  absl::Status ScanPayments(sql::Connection& conn, const std::function<void(const StoredPayment&)>& fn) const;
 
   absl::StatusOr<int64_t> DataGeneration(sql::Connection& conn) const;
   absl::Status BumpDataGeneration(sql::Connection& conn) const;
