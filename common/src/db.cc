@@ -171,8 +171,15 @@ void ConnectionPool::UpdateGauges() {
 }
 
 absl::StatusOr<PooledConnection> ConnectionPool::Acquire(absl::Time deadline) {
+  return Borrow(std::min(deadline, absl::Now() + options_.acquire_timeout), /*count_exhausted=*/true);
+}
+
+absl::StatusOr<PooledConnection> ConnectionPool::TryAcquire() {
+  return Borrow(absl::InfinitePast(), /*count_exhausted=*/false);
+}
+
+absl::StatusOr<PooledConnection> ConnectionPool::Borrow(absl::Time limit, bool count_exhausted) {
   EnsureThreadInit();
-  const absl::Time limit = std::min(deadline, absl::Now() + options_.acquire_timeout);
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     if (!idle_.empty()) {
@@ -214,7 +221,7 @@ absl::StatusOr<PooledConnection> ConnectionPool::Acquire(absl::Time deadline) {
       return conn.status();
     }
     if (absl::Now() >= limit) {
-      if (exhausted_ != nullptr) exhausted_->Increment();
+      if (count_exhausted && exhausted_ != nullptr) exhausted_->Increment();
       return absl::ResourceExhaustedError(
           absl::StrCat("database pool exhausted: all ", options_.pool_size, " connections busy"));
     }

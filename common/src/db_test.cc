@@ -57,6 +57,16 @@ TEST_F(DbTest, ExhaustionIsAnErrorWithinTheDeadlineNotAHang) {
   auto families = registry.Collect();
   std::string text = prometheus::TextSerializer().Serialize(families);
   EXPECT_NE(text.find("grassroots_db_pool_exhausted_total 1"), std::string::npos) << text;
+  // TryAcquire takes a free connection, and on a busy pool answers at once without counting it
+  // as exhausted.
+  *d = PooledConnection();
+  auto e = pool.TryAcquire();
+  ASSERT_TRUE(e.ok()) << e.status();
+  const absl::Time before_try = absl::Now();
+  EXPECT_EQ(pool.TryAcquire().status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_LT(absl::Now() - before_try, absl::Milliseconds(100));
+  text = prometheus::TextSerializer().Serialize(registry.Collect());
+  EXPECT_NE(text.find("grassroots_db_pool_exhausted_total 1"), std::string::npos) << text;
 }
 
 TEST_F(DbTest, BrokenConnectionsAreReplaced) {

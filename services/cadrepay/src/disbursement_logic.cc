@@ -1471,19 +1471,24 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     if (!max_no.ok()) return max_no.status();
     persons.Resize(*max_no);
     int64_t unreadable = 0;
-    auto scan_persons = [&](common::PooledConnection& c) {
-      return Track(c, repo_.ScanPersons(*c, [&](const PersonRecord& p) {
-        auto id = pii_.Open(p.id_sealed);
-        std::optional<PersonKey> key = id.ok() ? PersonKeyOf(*id) : std::nullopt;
-        if (!key || *key == 0) {
-          ++unreadable;
-          return;
-        }
-        persons.Set(p.person_no, *key);
-      }));
+    auto scan_persons = [&](common::PooledConnection& c) -> absl::Status {
+      try {
+        return Track(c, repo_.ScanPersons(*c, [&](const PersonRecord& p) {
+          auto id = pii_.Open(p.id_sealed);
+          std::optional<PersonKey> key = id.ok() ? PersonKeyOf(*id) : std::nullopt;
+          if (!key || *key == 0) {
+            ++unreadable;
+            return;
+          }
+          persons.Set(p.person_no, *key);
+        }));
+      } catch (const std::exception& e) {  // e.g. bad_alloc: a Status, never a terminate on a thread
+        return absl::InternalError(absl::StrCat("read persons: ", e.what()));
+      }
     };
     absl::Status persons_read;
-    auto second = pool_.Acquire(absl::Now() + absl::Seconds(1));
+    // A second connection only if one is free now (the check works on one otherwise).
+    auto second = pool_.TryAcquire();
     std::thread persons_thread;
     if (second.ok()) {
       persons_thread = std::thread([&] { persons_read = scan_persons(*second); });

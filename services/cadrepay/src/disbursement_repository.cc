@@ -91,7 +91,12 @@ absl::Status ReadAhead(const std::function<absl::StatusOr<bool>(std::vector<Row>
     driver->threadInit();
     while (true) {
       std::vector<Row> page;
-      absl::StatusOr<bool> more = fetch(page);
+      absl::StatusOr<bool> more = false;
+      try {
+        more = fetch(page);
+      } catch (const std::exception& e) {  // e.g. bad_alloc: a Status, never a terminate on a thread
+        more = absl::InternalError(absl::StrCat("read ahead: ", e.what()));
+      }
       std::unique_lock<std::mutex> lock(mu);
       if (!more.ok()) status = more.status();
       if (!page.empty()) ready.push_back(std::move(page));
@@ -337,7 +342,8 @@ namespace {
 // writer thread while this one waits for the statement. No row is held twice.
 // `charset` is the text's: "ascii" for tables whose every text field is validated ASCII
 // (references, codes, digits, periods, hex): the server then converts nothing (utf8mb4 into ASCII
-// columns cost it about a tenth of a payments load). A byte outside ASCII would fail the load.
+// columns cost it about a tenth of a payments load). No byte outside ASCII reaches these loads:
+// validation refuses it first (LOAD DATA LOCAL would only warn).
 enum class LoadCharset { kUtf8mb4, kAscii };
 absl::StatusOr<int64_t> LoadText(sql::Connection& conn, const std::string& table, const std::string& fields,
                                  const std::string& set, size_t n,

@@ -1270,9 +1270,14 @@ struct MemberLogic::Import::State {
       if (r.m->has_monthly_income_fen()) m.set_monthly_income_fen(r.m->monthly_income_fen()); else m.clear_monthly_income_fen();
       m.set_is_mobile(r.m->is_mobile());
       if (m.status() != r.m->status()) {
-        // The file has no activist or development-target dates: steps it skips leave theirs
-        // unknown (never the import's day, which may fall after the file's joined_on).
-        if (StatusRank(r.m->status()) == 5) m.set_exited_on(today_s);
+        // The file has no activist or development-target dates. The stage a row lands on starts
+        // with its event, today (as a step's would): the year as an activist then counts from
+        // it. Stages a row passes over keep unknown dates (never the import's day, which may fall
+        // after the file's joined_on).
+        const int to = StatusRank(r.m->status());
+        if (to == 1) m.set_activist_on(today_s);
+        if (to == 2) m.set_target_on(today_s);
+        if (to == 5) m.set_exited_on(today_s);
         m.set_status(r.m->status());
       }
       m.set_version(m.version() + 1);

@@ -387,6 +387,39 @@ TEST_F(MemberLogicTest, ImportReportsEveryBadRowAndKeepsTheGoodOnes) {
   EXPECT_NE(masked.find("138****5678"), std::string::npos);
 }
 
+// A file row that moves an applicant to activist starts the activist year on its event (today,
+// as a step would): the step to development target waits that year, though the application was
+// long ago. A row that passes over the stages (to probationary) leaves their dates unknown.
+TEST_F(MemberLogicTest, AnImportedActivistWaitsAYearFromTheImport) {
+  auto applicant = [](int n, const std::string& status, const std::string& joined) {
+    const std::string id = MakeId("320723", "19800115", absl::StrCat(100 + n));
+    return absl::StrCat(id, ",党员", n, ",M,汉族,1980-01-15,junior_high,农民,13812345678,B1,", status,
+                        ",2019-03-01,", joined, ",,120000,0\n");
+  };
+  ASSERT_EQ(Import(absl::StrCat(kHeader, applicant(1, "applicant", ""), applicant(2, "applicant", ""))).inserted(), 2);
+  ASSERT_EQ(Import(absl::StrCat(kHeader, applicant(1, "activist", ""), applicant(2, "probationary", "2026-05-01")))
+                .updated(),
+            2);
+  auto listed = logic_->List([] { v1::ListMembersRequest r; r.set_org_code("B1"); return r; }(), true, kNoDeadline);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  int64_t activist = 0, probationary = 0;
+  for (const auto& m : listed->members()) {
+    if (m.status() == "activist") {
+      activist = m.member_id();
+      EXPECT_EQ(m.activist_on(), "2026-06-01");
+    } else if (m.status() == "probationary") {
+      probationary = m.member_id();
+      EXPECT_EQ(m.activist_on(), "");
+      EXPECT_EQ(m.target_on(), "");
+    }
+  }
+  ASSERT_NE(activist, 0);
+  ASSERT_NE(probationary, 0);
+  const absl::Status s = Step(activist, "development_target", "2026-06-01");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_NE(s.message().find("TOO_EARLY_FOR_TARGET"), std::string::npos) << s;
+}
+
 TEST_F(MemberLogicTest, ImportRowRules) {
   std::string csv = kHeader;
   csv += Row(1, "NOPE");                                                     // line 2

@@ -159,8 +159,9 @@ std::vector<Violation> NormaliseMember(v1::Member& m, absl::CivilDay today, int 
       out.push_back({"joined_on", "UNDER_AGE", "the member was under 18 on joined_on"});
     } else if (!applied && !joined && rank >= 0 && rank < 3 && AgeOn(*birth, today) < kMinAge) {
       // No date of application: it was today at the latest, and the applicant is under 18 today.
-      out.push_back({"birth_date", "UNDER_AGE", absl::StrCat("the applicant is ", AgeOn(*birth, today),
-                                                             " today; an applicant must be 18 or over")});
+      out.push_back({"birth_date", "UNDER_AGE",
+                     absl::StrCat("the person is ", AgeOn(*birth, today), " today and there is no applied_on: a ",
+                                  m.status(), " applied at 18 or over, so is at least 18 today")});
     }
   }
   if (applied && joined && *joined < *applied) {

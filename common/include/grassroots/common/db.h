@@ -119,6 +119,9 @@ class ConnectionPool final {
   // Borrows a connection, waiting at most until `deadline` (and at most acquire_timeout).
   // RESOURCE_EXHAUSTED when every connection stays busy; UNAVAILABLE when none can be opened.
   absl::StatusOr<PooledConnection> Acquire(absl::Time deadline = absl::InfiniteFuture());
+  // Borrows a connection only if one is idle or may be opened now; never waits, and a busy pool
+  // (RESOURCE_EXHAUSTED) is not counted as exhausted: for optional extra work beside a request.
+  absl::StatusOr<PooledConnection> TryAcquire();
 
   // Runs SELECT 1 on a pooled connection: OK when the database answers.
   absl::Status Ping();
@@ -127,6 +130,7 @@ class ConnectionPool final {
 
  private:
   friend class PooledConnection;
+  absl::StatusOr<PooledConnection> Borrow(absl::Time limit, bool count_exhausted);
   void Return(std::unique_ptr<ConnectionSlot> slot, bool broken);
   void UpdateGauges();  // requires mu_
 

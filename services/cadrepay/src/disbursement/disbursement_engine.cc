@@ -604,8 +604,7 @@ void Checker::CheckReversals() {
 void Checker::CheckBatches() {
   struct Tally {
     int64_t count = 0;
-    int64_t total = 0;
-    bool overflow = false;  // the rows' sum left int64: it matches no declared total
+    __int128 total = 0;  // 10^7 rows of up to 2^63 fen fit: the order of the rows cannot matter
   };
   std::vector<Tally> tallies;
   for (uint32_t b = 0; b < in_.batches.size(); ++b) {
@@ -629,10 +628,7 @@ void Checker::CheckBatches() {
     if (last_index == kNone) continue;
     Tally& t = tallies[last_index];
     ++t.count;
-    if (!t.overflow && __builtin_add_overflow(t.total, p.amount_fen, &t.total)) {
-      t.overflow = true;
-      t.total = p.amount_fen > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
-    }
+    t.total += p.amount_fen;
   }
   for (const auto& [symbol, b] : batch_index_) {
     const Batch& batch = in_.batches[b];
@@ -640,16 +636,20 @@ void Checker::CheckBatches() {
     if (scope_period_.has_value() && batch.period != *scope_period_) continue;
     ++result_.batches_checked;
     const Tally& t = tallies[b];
-    if (!t.overflow && t.count == batch.declared_count && t.total == batch.declared_total_fen) continue;
-    const std::string rows_total =
-        t.overflow ? absl::StrCat(t.total > 0 ? "more than " : "less than ", t.total) : absl::StrCat(t.total);
+    if (t.count == batch.declared_count && t.total == batch.declared_total_fen) continue;
+    // A sum outside int64 (it matches no declaration) is reported at int64's bound, said so.
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max(), kMin = std::numeric_limits<int64_t>::min();
+    const int64_t shown = t.total > kMax ? kMax : t.total < kMin ? kMin : static_cast<int64_t>(t.total);
+    const std::string rows_total = t.total > kMax   ? absl::StrCat("more than ", kMax)
+                                   : t.total < kMin ? absl::StrCat("less than ", kMin)
+                                                    : absl::StrCat(shown);
     Finding& f = result_.findings.emplace_back();
     f.rule = Rule::kBatchMismatch;
     f.program_code = std::string(Sym(batch.program));
     f.period = PeriodString(batch.period);
     f.batch_id = std::string(Sym(batch.batch));
     f.expected_fen = batch.declared_total_fen;
-    f.actual_fen = t.total;
+    f.actual_fen = shown;
     f.detail = absl::StrCat("batch ", f.batch_id, " (scheduled ", DayString(DayNumberOf(
                                 batch.scheduled_on)), ") declares ", batch.declared_count,
                             " payments totalling ", batch.declared_total_fen,

@@ -754,6 +754,14 @@ TEST_F(RulesTest, BatchRowsThatOverflowMatchNoDeclaredTotal) {
   for (const auto& f : w.last().findings) {
     if (f.rule == Rule::kBatchMismatch) EXPECT_THAT(f.detail, HasSubstr("totalling more than"));
   }
+  // A sum that leaves int64 and comes back (a reversal) is the batch's total whatever the order.
+  w.in.payments.clear();
+  w.Pay("p1", "B1", "SUB", "2026-03", "A", "6228000000000001", max - 1000);
+  w.Pay("p2", "B1", "SUB", "2026-03", "A", "6228000000000001", 2000);
+  w.Pay("p3", "B1", "SUB", "2026-03", "A", "6228000000000001", -(max - 1000), "2026-03-16T10:00:00+08:00", "p1");
+  w.in.batches[0].declared_count = 3;
+  w.in.batches[0].declared_total_fen = 2000;
+  for (const auto& r : Run()) EXPECT_NE(r.rfind("BATCH_MISMATCH,", 0), 0u) << r;
 }
 
 TEST_F(RulesTest, BatchRowsIncludeReversalsAndRowsOutOfScope) {
