@@ -580,6 +580,24 @@ TEST_F(DisbursementLogicTest, SchedulerRunsDueScopesOnceUntilTheDataChanges) {
   EXPECT_EQ(scheduler.RunDue(), 0);  // not yet due
 }
 
+// Several scopes due at once are covered by one full check (each check reads everything anyway).
+TEST_F(DisbursementLogicTest, SchedulerCoversSeveralDueScopesWithOneFullCheck) {
+  LoadAll();
+  ASSERT_EQ(Ingest(FileKind::kBatches, "batch_id,program_code,period,declared_count,declared_total_fen,scheduled_on\n"
+                                       "BW03,WBBZ,2026-03,0,0,2026-03-31\n")
+                .inserted(),
+            1);
+  ASSERT_EQ(logic_->DueScopes(absl::CivilDay(2026, 4, 10))->size(), 2u);
+  CheckScheduler scheduler(*logic_, absl::Hours(1));
+  EXPECT_EQ(scheduler.RunDue(), 1);
+  auto run = logic_->GetCheckRun("latest", kNoDeadline);
+  ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->program_code(), "");
+  EXPECT_EQ(run->period(), "");
+  EXPECT_TRUE(logic_->DueScopes(absl::CivilDay(2026, 4, 10))->empty());
+  EXPECT_EQ(scheduler.RunDue(), 0);
+}
+
 }  // namespace
 }  // namespace grassroots::cadrepay
 
