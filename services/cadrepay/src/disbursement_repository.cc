@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <tuple>
 
@@ -278,6 +279,38 @@ std::string KeysetAfter(const std::vector<std::string>& columns, const SqlRow& v
   return absl::StrCat("(", columns[0], " >= ? AND ", tail, ")");
 }
 
+// A whole table (or join) in the order of `key`, in keyset pages read one page ahead (ReadAhead):
+// `select` is "SELECT ... FROM ..."; `where` (with `where_params`) optional conditions; `key_of`
+// gives a row's values of the `key` columns, `read` makes a row of a result row.
+template <typename Row>
+absl::Status ScanByKey(sql::Connection& conn, const char* what, const std::string& select, const std::string& where,
+                       const SqlRow& where_params, const std::vector<std::string>& key,
+                       const std::function<SqlRow(const Row&)>& key_of,
+                       const std::function<Row(sql::ResultSet&)>& read, const std::function<void(const Row&)>& fn) {
+  std::optional<SqlRow> after;
+  const std::string order = absl::StrCat(" ORDER BY ", absl::StrJoin(key, ", "), " LIMIT ?");
+  return ReadAhead<Row>(
+      [&](std::vector<Row>& page) -> absl::StatusOr<bool> {
+        try {
+          SqlRow params = where_params;
+          std::string conditions = where;
+          if (after) {
+            absl::StrAppend(&conditions, conditions.empty() ? "" : " AND ", KeysetAfter(key, *after, params));
+          }
+          params.push_back(SqlValue::Int(kScanPage));
+          auto st = Prepare(conn, absl::StrCat(select, conditions.empty() ? "" : " WHERE ", conditions, order), params);
+          std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+          page.reserve(kScanPage);
+          while (rs->next()) page.push_back(read(*rs));
+          if (!page.empty()) after = key_of(page.back());
+          return page.size() == static_cast<size_t>(kScanPage);
+        } catch (const sql::SQLException& e) {
+          return common::SqlError(e, what);
+        }
+      },
+      fn);
+}
+
 
 std::string ToSqlDateTime(absl::Time t) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%E6S", t, common::ChinaTimeZone());
@@ -511,27 +544,10 @@ absl::StatusOr<std::vector<PersonRecord>> DisbursementRepository::FindPersons(
 
 absl::Status DisbursementRepository::ScanPersons(sql::Connection& conn,
                                                  const std::function<void(const PersonRecord&)>& fn) const {
-  int64_t after = 0;
-  return ReadAhead<PersonRecord>(
-      [&](std::vector<PersonRecord>& page) -> absl::StatusOr<bool> {
-        try {
-          auto st = Prepare(conn, "SELECT person_no, id_sealed FROM persons WHERE person_no > ? ORDER BY person_no LIMIT ?",
-                            {SqlValue::Int(after), SqlValue::Int(kScanPage)});
-          std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
-          page.reserve(kScanPage);
-          while (rs->next()) {
-            PersonRecord p;
-            p.person_no = rs->getInt64(1);
-            p.id_sealed = Str(*rs, 2);
-            after = p.person_no;
-            page.push_back(std::move(p));
-          }
-          return page.size() == static_cast<size_t>(kScanPage);
-        } catch (const sql::SQLException& e) {
-          return common::SqlError(e, "read persons");
-        }
-      },
-      fn);
+  return ScanByKey<PersonRecord>(
+      conn, "read persons", "SELECT person_no, id_sealed FROM persons", "", {}, {"person_no"},
+      [](const PersonRecord& p) { return SqlRow{SqlValue::Int(p.person_no)}; },
+      [](sql::ResultSet& rs) { return PersonRecord{rs.getInt64(1), "", Str(rs, 2), ""}; }, fn);
 }
 
 absl::StatusOr<int64_t> DisbursementRepository::MaxPersonNumber(sql::Connection& conn) const {
@@ -655,40 +671,15 @@ absl::Status DisbursementRepository::LoadEnrolments(sql::Connection& conn,
 
 absl::Status DisbursementRepository::ScanEnrolments(sql::Connection& conn, const std::string& program_code,
                                                     const std::function<void(const StoredEnrolment&)>& fn) const {
-  StoredEnrolment last;
-  bool first = true;
-  return ReadAhead<StoredEnrolment>(
-      [&](std::vector<StoredEnrolment>& page) -> absl::StatusOr<bool> {
-        try {
-          std::string where;
-          SqlRow params;
-          if (!program_code.empty()) {
-            where = "WHERE program_code = ?";
-            params.push_back(SqlValue::Text(program_code));
-          }
-          if (!first) {
-            absl::StrAppend(&where, where.empty() ? "WHERE " : " AND ",
-                            KeysetAfter({"program_code", "person_no", "from_period"},
-                                        {SqlValue::Text(last.program_code), SqlValue::Int(last.person_no),
-                                         SqlValue::Text(last.from_period)},
-                                        params));
-          }
-          first = false;
-          params.push_back(SqlValue::Int(kScanPage));
-          auto st = Prepare(conn,
-                            absl::StrCat("SELECT ", kEnrolmentColumns, " FROM enrolments ", where,
-                                         " ORDER BY program_code, person_no, from_period LIMIT ?"),
-                            params);
-          std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
-          page.reserve(kScanPage);
-          while (rs->next()) page.push_back(ReadEnrolment(*rs, false));
-          if (!page.empty()) last = page.back();
-          return page.size() == static_cast<size_t>(kScanPage);
-        } catch (const sql::SQLException& e) {
-          return common::SqlError(e, "read enrolments");
-        }
+  SqlRow params;
+  if (!program_code.empty()) params.push_back(SqlValue::Text(program_code));
+  return ScanByKey<StoredEnrolment>(
+      conn, "read enrolments", absl::StrCat("SELECT ", kEnrolmentColumns, " FROM enrolments"),
+      program_code.empty() ? "" : "program_code = ?", params, {"program_code", "person_no", "from_period"},
+      [](const StoredEnrolment& e) {
+        return SqlRow{SqlValue::Text(e.program_code), SqlValue::Int(e.person_no), SqlValue::Text(e.from_period)};
       },
-      fn);
+      [](sql::ResultSet& rs) { return ReadEnrolment(rs, false); }, fn);
 }
 
 // ---- recipients
@@ -805,47 +796,21 @@ absl::Status DisbursementRepository::InsertAccounts(
 
 absl::Status DisbursementRepository::ScanAccounts(sql::Connection& conn,
                                                   const std::function<void(const AccountRow&)>& fn) const {
-  bool first = true;
-  int64_t last_no = 0;
-  absl::CivilDay last_since;
-  return ReadAhead<AccountRow>(
-      [&](std::vector<AccountRow>& page) -> absl::StatusOr<bool> {
-        try {
-          SqlRow params;
-          std::string where;
-          if (!first) {
-            where = absl::StrCat("WHERE ", KeysetAfter({"a.person_no", "a.account_since"},
-                                                        {SqlValue::Int(last_no), SqlValue::Text(DayText(last_since))},
-                                                        params));
-          }
-          first = false;
-          params.push_back(SqlValue::Int(kScanPage));
-          auto st = Prepare(conn,
-                            absl::StrCat("SELECT a.person_no, DATE_FORMAT(a.account_since, '%Y-%m-%d'), a.account_no, "
-                                         "r.household_id, r.is_household_head, r.is_cadre FROM recipient_accounts a "
-                                         "JOIN recipients r ON r.person_no = a.person_no ",
-                                         where, " ORDER BY a.person_no, a.account_since LIMIT ?"),
-                            params);
-          std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
-          page.reserve(kScanPage);
-          while (rs->next()) {
-            AccountRow a;
-            a.person_no = rs->getInt64(1);
-            a.since = Day(*rs, 2);
-            a.account_no = Str(*rs, 3);
-            a.household_id = Str(*rs, 4);
-            a.is_household_head = rs->getInt(5) != 0;
-            a.is_cadre = rs->getInt(6) != 0;
-            page.push_back(std::move(a));
-          }
-          if (!page.empty()) {
-            last_no = page.back().person_no;
-            last_since = page.back().since;
-          }
-          return page.size() == static_cast<size_t>(kScanPage);
-        } catch (const sql::SQLException& e) {
-          return common::SqlError(e, "read accounts");
-        }
+  return ScanByKey<AccountRow>(
+      conn, "read accounts",
+      "SELECT a.person_no, DATE_FORMAT(a.account_since, '%Y-%m-%d'), a.account_no, r.household_id, "
+      "r.is_household_head, r.is_cadre FROM recipient_accounts a JOIN recipients r ON r.person_no = a.person_no",
+      "", {}, {"a.person_no", "a.account_since"},
+      [](const AccountRow& a) { return SqlRow{SqlValue::Int(a.person_no), SqlValue::Text(DayText(a.since))}; },
+      [](sql::ResultSet& rs) {
+        AccountRow a;
+        a.person_no = rs.getInt64(1);
+        a.since = Day(rs, 2);
+        a.account_no = Str(rs, 3);
+        a.household_id = Str(rs, 4);
+        a.is_household_head = rs.getInt(5) != 0;
+        a.is_cadre = rs.getInt(6) != 0;
+        return a;
       },
       fn);
 }
@@ -1108,33 +1073,10 @@ absl::Status DisbursementRepository::InsertPayments(sql::Connection& conn,
 
 absl::Status DisbursementRepository::ScanPayments(sql::Connection& conn,
                                                   const std::function<void(const StoredPayment&)>& fn) const {
-  std::string after;
-  bool first = true;
-  return ReadAhead<StoredPayment>(
-      [&](std::vector<StoredPayment>& page) -> absl::StatusOr<bool> {
-        try {
-          SqlRow params;
-          std::string where;
-          if (!first) {
-            where = "WHERE payment_id > ?";
-            params.push_back(SqlValue::Text(after));
-          }
-          first = false;
-          params.push_back(SqlValue::Int(kScanPage));
-          auto st = Prepare(conn,
-                            absl::StrCat("SELECT ", kScannedPaymentColumns, " FROM payments p ", where,
-                                         " ORDER BY payment_id LIMIT ?"),
-                            params);
-          std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
-          page.reserve(kScanPage);
-          while (rs->next()) page.push_back(ReadPayment(*rs, false, false));
-          if (!page.empty()) after = page.back().payment_id;
-          return page.size() == static_cast<size_t>(kScanPage);
-        } catch (const sql::SQLException& e) {
-          return common::SqlError(e, "read payments");
-        }
-      },
-      fn);
+  return ScanByKey<StoredPayment>(
+      conn, "read payments", absl::StrCat("SELECT ", kScannedPaymentColumns, " FROM payments p"), "", {},
+      {"payment_id"}, [](const StoredPayment& p) { return SqlRow{SqlValue::Text(p.payment_id)}; },
+      [](sql::ResultSet& rs) { return ReadPayment(rs, false, false); }, fn);
 }
 
 // ---- data generation
