@@ -297,6 +297,12 @@ std::string RequestIdOf(const grpc::ServerContextBase& context) {
   return NewRequestId();
 }
 
+bool MaySeePersonalData(const grpc::ServerContextBase& context) {
+  const auto& md = context.client_metadata();
+  auto it = md.find(kPiiMetadata);
+  return it != md.end() && std::string_view(it->second.data(), it->second.size()) == "allow";
+}
+
 absl::Time DeadlineOf(const grpc::ServerContextBase& context) {
   auto d = context.deadline();
   if (d == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();

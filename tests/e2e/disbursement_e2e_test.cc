@@ -2,6 +2,7 @@
 // findings exported, HTTP routes of cadrepay through the gateway.
 #include <gtest/gtest.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "http_client.h"
 #include "process.h"
@@ -122,6 +123,24 @@ TEST_F(DisbursementE2E, FilesIngestRefuseBadRowsAndTheCheckFindsTheAnomalies) {
   EXPECT_NE(f1.find("BATCH_MISMATCH,GDLB,2026-03,,,36000,24000,"), std::string::npos) << f1;
   EXPECT_NE(f1.find("DUPLICATE,GDLB,2026-03,3207**********"), std::string::npos) << f1;
   EXPECT_EQ(f1.find(a), std::string::npos) << "masked export shows a full ID number";
+  // Clear ID numbers only with the personal-data right: the CLI's --unmasked carries it, a bare
+  // request for them over HTTP does not.
+  ASSERT_EQ(Suite::Get().Cli({"findings", "export", "--unmasked", "--out", Path("findings_clear.csv")}, &out), 0)
+      << out;
+  EXPECT_NE(ReadFile(Path("findings_clear.csv")).find(a), std::string::npos);
+  HttpResponse clear =
+      Http("GET", Suite::Get().http_port(), "/v1/disbursement-checks/latest/findings:export?unmasked=true");
+  ASSERT_EQ(clear.status, 200) << clear.body;
+  std::string csv;  // the chunks' data (bytes: base64 in JSON)
+  for (size_t at = clear.body.find("\"data\":\""); at != std::string::npos;
+       at = clear.body.find("\"data\":\"", at + 1)) {
+    const size_t begin = at + 8, end = clear.body.find('"', begin);
+    std::string piece;
+    ASSERT_TRUE(absl::Base64Unescape(clear.body.substr(begin, end - begin), &piece)) << clear.body;
+    csv += piece;
+  }
+  EXPECT_NE(csv.find("3207**********"), std::string::npos) << csv;
+  EXPECT_EQ(csv.find(a), std::string::npos) << "unmasked without the right";
 
   // Over HTTP through the gateway: the run, its findings, the public disclosure (masked).
   HttpResponse r = Http("GET", Suite::Get().http_port(), "/v1/disbursement-checks/latest/findings?rule=UNPAID");

@@ -81,8 +81,12 @@ grpc::Status DisbursementGrpc::ListFindings(grpc::ServerContext* ctx, const v1::
 grpc::Status DisbursementGrpc::ExportFindings(grpc::ServerContext* ctx, const v1::ExportFindingsRequest* req,
                                               grpc::ServerWriter<exchange::v1::FileChunk>* writer) {
   common::RequestScope scope(common::RequestIdOf(*ctx));
+  // Clear ID numbers only for a caller with the personal-data right (formats.md: masked unless
+  // --unmasked and the caller may see them).
+  v1::ExportFindingsRequest request = *req;
+  request.set_unmasked(req->unmasked() && common::MaySeePersonalData(*ctx));
   exchange::v1::FileChunk chunk;
-  return common::ToGrpcStatus(logic_.ExportFindings(*req, [&](std::string_view data) {
+  return common::ToGrpcStatus(logic_.ExportFindings(request, [&](std::string_view data) {
     if (ctx->IsCancelled()) return false;
     chunk.set_data(std::string(data));
     return writer->Write(chunk);

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "grassroots/common/log.h"
+#include "grassroots/common/server.h"
 #include "grassroots/common/status.h"
 #include "grassroots/membership/v1/members.grpc.pb.h"
 
@@ -114,7 +115,7 @@ ListKinOfPersonsCall GrpcListKinOfPersons(std::shared_ptr<grpc::Channel> channel
              -> absl::StatusOr<mv1::ListKinOfPersonsResponse> {
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-    ctx.AddMetadata("x-grassroots-pii", "allow");
+    ctx.AddMetadata(common::kPiiMetadata, "allow");
     if (const std::string_view id = common::CurrentRequestId(); !id.empty()) {
       ctx.AddMetadata("x-request-id", std::string(id));
     }

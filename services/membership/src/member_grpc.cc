@@ -7,12 +7,6 @@
 namespace grassroots::membership {
 using common::Reply;
 
-bool MaySeePersonalData(const grpc::ServerContextBase& ctx) {
-  const auto& md = ctx.client_metadata();
-  auto it = md.find(kPiiMetadata);
-  return it != md.end() && std::string_view(it->second.data(), it->second.size()) == "allow";
-}
-
 #define GR_SCOPE common::RequestScope scope(common::RequestIdOf(*ctx))
 
 grpc::Status MemberGrpc::CreateMember(grpc::ServerContext* ctx, const v1::CreateMemberRequest* req, v1::Member* resp) {

@@ -2,23 +2,19 @@
 // gRPC adapter of MemberLogic and ChangeFeed: unpacks the request, reads the personal-data right
 // from the metadata, calls the logic, maps the status.
 //
-// Personal data right: the metadata `x-grassroots-pii: allow` (set by the gateway, for callers
-// authorised to see personal data, and by service peers that need clear ID numbers, such as
-// cadrepay's kinship lookup; the gateway drops it from anything a client sends).
+// Personal data right: common::MaySeePersonalData (the metadata `x-grassroots-pii: allow`).
 
 #include <memory>
 
 #include "change_feed.h"
 #include "grassroots/common/coalescer.h"
+#include "grassroots/common/server.h"
 #include "grassroots/membership/v1/members.grpc.pb.h"
 #include "member_logic.h"
 
 namespace grassroots::membership {
 
-inline constexpr char kPiiMetadata[] = "x-grassroots-pii";
-
-// True when the call carries `x-grassroots-pii: allow`.
-bool MaySeePersonalData(const grpc::ServerContextBase& ctx);
+using common::MaySeePersonalData;
 
 class MemberGrpc final : public v1::MemberService::WithCallbackMethod_GetMember<v1::MemberService::Service> {
  public:

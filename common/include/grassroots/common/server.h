@@ -83,4 +83,10 @@ std::string RequestIdOf(const grpc::ServerContextBase& context);
 // The deadline of an incoming call as absl::Time (InfiniteFuture when none).
 absl::Time DeadlineOf(const grpc::ServerContextBase& context);
 
+// The personal-data right: the metadata `x-grassroots-pii: allow` (set by the gateway's callers
+// that may see personal data, and by service peers that need clear ID numbers, such as
+// cadrepay's kinship lookup). Without it, ID numbers and other personal data are masked.
+inline constexpr char kPiiMetadata[] = "x-grassroots-pii";
+bool MaySeePersonalData(const grpc::ServerContextBase& context);
+
 }  // namespace grassroots::common
