@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -376,6 +377,30 @@ std::string MaskIdNumber(std::string_view id) {
   if (id.size() <= 8) return std::string(id.size(), '*');
   std::string out(id);
   for (size_t i = 4; i + 4 < out.size(); ++i) out[i] = '*';
+  return out;
+}
+
+std::string MaskIdNumbersIn(std::string_view text) {
+  std::string out(text);
+  auto alnum = [](char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)); };
+  size_t i = 0;
+  while (i < out.size()) {
+    if (!alnum(out[i])) {
+      ++i;
+      continue;
+    }
+    size_t end = i;
+    while (end < out.size() && alnum(out[end])) ++end;
+    size_t digits = end - i;
+    if (digits > 0 && (out[end - 1] == 'X' || out[end - 1] == 'x')) --digits;
+    bool all_digits = true;
+    for (size_t k = i; k < i + digits; ++k) all_digits = all_digits && absl::ascii_isdigit(static_cast<unsigned char>(out[k]));
+    if (all_digits && digits >= 15 && end - i <= 18) {
+      const std::string masked = MaskIdNumber(std::string_view(out).substr(i, end - i));
+      out.replace(i, end - i, masked);
+    }
+    i = end;
+  }
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "grassroots/common/log.h"
 #include "grassroots/common/status.h"
+#include "grassroots/common/validate.h"
 #include "strict_json.h"
 #include "sv.h"
 
@@ -415,7 +416,8 @@ std::string StatusToJson(const google::rpc::Status& status) {
     }
   }
   out += "]}";
-  return out;
+  // A caller's values come back in parse errors ("invalid value ..."): never an ID number.
+  return common::MaskIdNumbersIn(out);
 }
 
 std::string StreamResultLine(std::string_view message_json) {

@@ -5,6 +5,7 @@
 
 #include "google/rpc/error_details.pb.h"
 #include "grassroots/common/status.h"
+#include "grassroots/common/validate.h"
 #include "grassroots/membership/v1/membership.pb.h"
 
 namespace grassroots::gateway {
@@ -220,6 +221,24 @@ TEST(Transcoder, StatusWithoutDetailsIsBuiltFromCodeAndMessage) {
   rpc = RpcStatusFromGrpc(grpc::Status(grpc::StatusCode::INTERNAL, "x", "not a proto \xff"));
   EXPECT_EQ(rpc.code(), 13);
   EXPECT_EQ(rpc.message(), "x");
+}
+
+// A value the caller sent comes back in a parse error; an ID number never does (in the message
+// or in the field violations), whether it was sent as a JSON number or in the path.
+TEST(Transcoder, ErrorsNeverEchoAnIdNumber) {
+  mv1::CreateOrganisationRequest req;
+  absl::Status s = Build("POST", "/v1/organisations", "", R"({"name":320723198001010010})", &req);
+  ASSERT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  std::string json = StatusToJson(RpcStatusFromAbsl(s));
+  EXPECT_EQ(json.find("320723198001010010"), std::string::npos) << json;
+  EXPECT_THAT(json, HasSubstr("3207**********0010"));
+  s = common::InvalidField("member_id", "invalid value \"32072319800101001X\": expected an integer");
+  json = StatusToJson(RpcStatusFromAbsl(s));
+  EXPECT_EQ(json.find("32072319800101001X"), std::string::npos) << json;
+  EXPECT_THAT(json, HasSubstr("3207**********001X"));
+  // Codes, short numbers and longer digit runs are left as they are.
+  EXPECT_EQ(common::MaskIdNumbersIn("code 3, 12 digits, 622848000000000000001 x"),
+            "code 3, 12 digits, 622848000000000000001 x");
 }
 
 TEST(Transcoder, UnknownDetailTypesAreKeptAsBase64) {
