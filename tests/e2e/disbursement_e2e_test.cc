@@ -153,6 +153,23 @@ TEST_F(DisbursementE2E, FilesIngestRefuseBadRowsAndTheCheckFindsTheAnomalies) {
   r = Http("POST", Suite::Get().http_port(), "/v1/disbursement-checks", R"({"period":"2026-13"})");
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_NE(r.body.find("period"), std::string::npos) << r.body;
+
+  // A file over HTTP: the raw file is the request body, the report comes back as JSON (bad rows
+  // with line and column, good rows kept; sent again, nothing changes).
+  const std::string programmes =
+      "program_code,name,unit,frequency,amount_fen,valid_from,valid_to,excludes_cadre_households,grace_days\r\n"
+      "HTTP1,经由网关,person,monthly,100,2026-01,,0,5\r\n"
+      "HTTP2,坏金额,person,monthly,1.00,2026-01,,0,5\r\n";
+  r = Http("POST", Suite::Get().http_port(), "/v1/programmes:ingest", programmes, "text/csv");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"("inserted":"1")"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(R"("line":"3","column":"amount_fen","code":"INVALID_MONEY")"), std::string::npos) << r.body;
+  r = Http("POST", Suite::Get().http_port(), "/v1/programmes:ingest", programmes, "text/csv");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"("unchanged":"1")"), std::string::npos) << r.body;
+  r = Http("POST", Suite::Get().http_port(), "/v1/programmes:ingest", "name\nx\n", "text/csv");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"("fileRefused":true)"), std::string::npos) << r.body;
 }
 
 }  // namespace

@@ -112,6 +112,16 @@ TEST(MembersE2E, ImportRefusesBadRowsExportsMaskedAndReportsTypeFit) {
   r = Http("GET", s.http_port(), "/v1/changes?afterSeq=999999999");
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_NE(r.body.find("\"code\":11"), std::string::npos) << r.body;
+  // members.csv over HTTP: the raw file is the body (BOM and CRLF as spreadsheets write them);
+  // the report comes back as JSON, the bad row with its line and column.
+  const std::string file = absl::StrCat(
+      "\xEF\xBB\xBFid_number,name,gender,birth_date,org_code,status,applied_on\r\n", IdNumber("32072319900101772"),
+      ",经由网关,F,1990-01-01,E2E-V,applicant,2024-01-01\r\n", IdNumber("32072319900101773"),
+      ",二月三十,F,1990-02-30,E2E-V,applicant,2024-01-01\r\n");
+  r = Http("POST", s.http_port(), "/v1/members:import", file, "text/csv");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"("inserted":"1")"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(R"("line":"3","column":"birth_date")"), std::string::npos) << r.body;
 }
 
 

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "grassroots/common/log.h"
+#include "grassroots/exchange/v1/exchange.pb.h"
 #include "transcoder.h"
 
 namespace grassroots::gateway {
@@ -137,19 +138,80 @@ struct UnaryCall {
   grpc::ByteBuffer response;
 };
 
-void FinishUnary(const std::shared_ptr<UnaryCall>& call, const grpc::Status& status) {
-  Exchange& ex = *call->exchange;
+// The reply to a call with one response: the response as JSON, or the error.
+void ReplyOne(Exchange& ex, const Route& route, grpc::ByteBuffer* response, const grpc::Status& status) {
   if (!status.ok()) {
     ex.ReplyError(RpcStatusFromGrpc(status));
     return;
   }
-  auto json = DecodeResponse(*call->route, &call->response);
+  auto json = DecodeResponse(route, response);
   if (!json.ok()) {
     ex.ReplyError(json.status());
     return;
   }
   ex.Reply(HttpResponse{200, ex.SuccessHeaders(), *std::move(json)});
 }
+
+void FinishUnary(const std::shared_ptr<UnaryCall>& call, const grpc::Status& status) {
+  ReplyOne(*call->exchange, *call->route, &call->response, status);
+}
+
+// An upload (a client-streaming method of FileChunk messages): the HTTP request body, as it is,
+// sent in chunks of 256 KiB, one write at a time; the one response answers the HTTP request.
+class UploadCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  static constexpr size_t kChunkBytes = 256 * 1024;
+
+  static void Start(std::shared_ptr<Exchange> exchange, const Route* route, grpc::GenericStub* stub,
+                    const HttpRequest& req, absl::Duration timeout) {
+    auto call = std::shared_ptr<UploadCall>(new UploadCall(std::move(exchange), route));
+    exchange::v1::FileChunk chunk;
+    for (size_t at = 0; at < req.body.size(); at += kChunkBytes) {
+      chunk.set_data(req.body.substr(at, kChunkBytes));
+      bool own = false;
+      if (!ProtoTraits::Serialize(chunk, &call->chunks_.emplace_back(), &own).ok()) {
+        call->exchange_->ReplyError(absl::InternalError("cannot encode the upload"));
+        return;
+      }
+    }
+    call->self_ = call;
+    PrepareContext(&call->context_, req, call->exchange_->request_id, timeout);
+    stub->PrepareBidiStreamingCall(&call->context_, route->rpc_path, grpc::StubOptions(), call.get());
+    call->StartRead(&call->response_);
+    call->WriteNext();
+    call->StartCall();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (ok) WriteNext();  // otherwise the call is ending: OnDone says why
+  }
+  void OnWritesDoneDone(bool) override {}
+  void OnReadDone(bool) override {}
+  void OnDone(const grpc::Status& status) override {
+    std::shared_ptr<UploadCall> self = std::move(self_);
+    exchange_->http->Post([self, status] { ReplyOne(*self->exchange_, *self->route_, &self->response_, status); });
+  }
+
+ private:
+  UploadCall(std::shared_ptr<Exchange> exchange, const Route* route)
+      : exchange_(std::move(exchange)), route_(route) {}
+
+  void WriteNext() {
+    if (next_ == chunks_.size()) {
+      StartWritesDone();
+      return;
+    }
+    StartWrite(&chunks_[next_++]);
+  }
+
+  std::shared_ptr<UploadCall> self_;
+  std::shared_ptr<Exchange> exchange_;
+  const Route* route_;
+  grpc::ClientContext context_;
+  std::vector<grpc::ByteBuffer> chunks_;
+  size_t next_ = 0;
+  grpc::ByteBuffer response_;
+};
 
 // A server-streaming call relayed as newline-delimited JSON. The read chain (read a message,
 // write its chunk, read the next) runs outside the reactor's reactions, hence the hold.
@@ -344,6 +406,21 @@ void HttpGateway::Handle(std::shared_ptr<HttpExchange> http) {
     return;
   }
   const Route& route = *match.route;
+  const Backends::Backend* backend = backends_->ForMethod(route.rpc_path);
+  if (backend == nullptr) {
+    ex->ReplyError(absl::UnimplementedError(
+        absl::StrCat("no backend serves ", route.method->service()->full_name())));
+    return;
+  }
+  if (backend->stub == nullptr) {
+    ex->ReplyError(absl::UnavailableError(absl::StrCat(
+        "backend ", backend->config.name, " is not configured (", backend->config.flag, ")")));
+    return;
+  }
+  if (route.method->client_streaming()) {  // an upload: the body is the file (route_table.h)
+    UploadCall::Start(ex, &route, backend->stub.get(), req, policy_.stream_timeout);
+    return;
+  }
 
   std::unique_ptr<Message> request = NewMessage(route.method->input_type());
   if (absl::Status s = BuildRequestMessage(route, match.bindings, req.query, req.body, request.get());
@@ -355,18 +432,6 @@ void HttpGateway::Handle(std::shared_ptr<HttpExchange> http) {
   bool own_buffer = false;
   if (grpc::Status s = ProtoTraits::Serialize(*request, &buffer, &own_buffer); !s.ok()) {
     ex->ReplyError(absl::InternalError(absl::StrCat("cannot encode the request: ", s.error_message())));
-    return;
-  }
-
-  const Backends::Backend* backend = backends_->ForMethod(route.rpc_path);
-  if (backend == nullptr) {
-    ex->ReplyError(absl::UnimplementedError(
-        absl::StrCat("no backend serves ", route.method->service()->full_name())));
-    return;
-  }
-  if (backend->stub == nullptr) {
-    ex->ReplyError(absl::UnavailableError(absl::StrCat(
-        "backend ", backend->config.name, " is not configured (", backend->config.flag, ")")));
     return;
   }
 

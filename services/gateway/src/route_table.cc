@@ -282,8 +282,11 @@ absl::StatusOr<std::unique_ptr<RouteTable>> RouteTable::Build(
       default:
         return fail("no pattern");
     }
-    if (method->client_streaming()) {
-      return fail("client- and bidi-streaming methods cannot be transcoded; remove the annotation");
+    if (method->client_streaming() &&
+        (method->server_streaming() || method->input_type()->full_name() != kUploadChunkType ||
+         rule.body() != "*")) {
+      return fail(absl::StrCat("the only client-streaming method that can be transcoded is an upload of ",
+                               kUploadChunkType, " messages with body \"*\" (the raw request body)"));
     }
     auto parsed = PathTemplate::Parse(path);
     if (!parsed.ok()) return fail(parsed.status().message());

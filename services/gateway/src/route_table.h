@@ -57,6 +57,10 @@ class PathTemplate final {
 };
 
 // One HTTP binding of one method.
+// A client-streaming method whose input is this message type is an upload: the HTTP request
+// body, taken as it is (a file), is sent as a stream of these chunks (field 1: bytes data).
+inline constexpr char kUploadChunkType[] = "grassroots.exchange.v1.FileChunk";
+
 struct Route {
   std::string http_method;  // "GET", "POST", ... (custom kinds as written, upper-cased)
   PathTemplate path;

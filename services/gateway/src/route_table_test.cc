@@ -24,10 +24,13 @@ const RouteTable& MembershipRoutes() {
 
 std::string RpcOf(const RouteMatch& m) { return m.route == nullptr ? "" : m.route->rpc_path; }
 
-TEST(RouteTable, BuildsEveryAnnotatedMethodAndSkipsClientStreaming) {
+TEST(RouteTable, BuildsEveryAnnotatedMethodIncludingTheUpload) {
   const auto& routes = MembershipRoutes().routes();
-  EXPECT_EQ(routes.size(), 8u);  // 9 methods, ImportOrganisations has no annotation
-  for (const auto& r : routes) EXPECT_NE(r.method->name(), "ImportOrganisations");
+  EXPECT_EQ(routes.size(), 9u);  // every method; ImportOrganisations is an upload of FileChunks
+  RouteMatch m = MembershipRoutes().Match("POST", "/v1/organisations:import");
+  ASSERT_EQ(m.outcome, MatchOutcome::kMatched);
+  EXPECT_EQ(RpcOf(m), "/grassroots.membership.v1.OrganisationService/ImportOrganisations");
+  EXPECT_TRUE(m.route->method->client_streaming());
 }
 
 TEST(RouteTable, MatchesPlainPathAndBindsVariable) {
