@@ -52,13 +52,13 @@ grpc::Status DisbursementGrpc::ListProgrammes(grpc::ServerContext* ctx, const v1
 grpc::Status DisbursementGrpc::ListRecipients(grpc::ServerContext* ctx, const v1::ListRecipientsRequest* req,
                                               v1::ListRecipientsResponse* resp) {
   common::RequestScope scope(common::RequestIdOf(*ctx));
-  return Reply(logic_.ListRecipients(*req, common::DeadlineOf(*ctx)), resp);
+  return Reply(logic_.ListRecipients(*req, common::MaySeePersonalData(*ctx), common::DeadlineOf(*ctx)), resp);
 }
 
 grpc::Status DisbursementGrpc::ListEntitlements(grpc::ServerContext* ctx, const v1::ListEntitlementsRequest* req,
                                                 v1::ListEntitlementsResponse* resp) {
   common::RequestScope scope(common::RequestIdOf(*ctx));
-  return Reply(logic_.ListEntitlements(*req, common::DeadlineOf(*ctx)), resp);
+  return Reply(logic_.ListEntitlements(*req, common::MaySeePersonalData(*ctx), common::DeadlineOf(*ctx)), resp);
 }
 
 grpc::Status DisbursementGrpc::RunCheck(grpc::ServerContext* ctx, const v1::RunCheckRequest* req, v1::CheckRun* resp) {

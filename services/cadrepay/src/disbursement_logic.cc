@@ -1134,8 +1134,20 @@ absl::StatusOr<v1::ListProgrammesResponse> DisbursementLogic::ListProgrammes(abs
   return response;
 }
 
+// ID number as shown, by keyed hash: clear for a caller who may see personal data (a number that
+// cannot be opened is shown masked), masked otherwise.
+std::unordered_map<std::string, std::string> DisbursementLogic::IdNumbersAsShown(
+    const std::vector<PersonRecord>& persons, bool pii) const {
+  std::unordered_map<std::string, std::string> out;
+  for (const auto& p : persons) {
+    absl::StatusOr<std::string> clear = pii ? pii_.Open(p.id_sealed) : absl::StatusOr<std::string>();
+    out.emplace(p.id_hash, pii && clear.ok() ? *clear : p.id_masked);
+  }
+  return out;
+}
+
 absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(const v1::ListRecipientsRequest& request,
-                                                                            absl::Time deadline) {
+                                                                            bool pii, absl::Time deadline) {
   if (auto s = CheckCode("org_code", request.org_code(), true); !s.ok()) return s;
   auto page_size = PageSize(request.page_size());
   if (!page_size.ok()) return page_size.status();
@@ -1162,8 +1174,7 @@ absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(con
   if (!persons.ok()) return persons.status();
   auto accounts = Track(*conn, repo_.FindAccounts(**conn, hashes));
   if (!accounts.ok()) return accounts.status();
-  std::unordered_map<std::string, std::string> masked;
-  for (const auto& p : *persons) masked.emplace(p.id_hash, p.id_masked);
+  const auto shown = IdNumbersAsShown(*persons, pii);
   const absl::CivilDay today = common::TodayInChina(clock_());
   // The registered account now: the latest whose account_since is not after today.
   std::unordered_map<std::string, std::pair<absl::CivilDay, std::string>> current;
@@ -1179,14 +1190,14 @@ absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(con
   v1::ListRecipientsResponse response;
   for (const auto& r : *rows) {
     auto* out = response.add_recipients();
-    out->set_id_number(masked[r.id_hash]);
-    out->set_name(common::MaskName(r.name));
+    out->set_id_number(shown.at(r.id_hash));
+    out->set_name(pii ? r.name : common::MaskName(r.name));
     out->set_org_code(r.org_code);
     out->set_household_id(r.household_id);
     out->set_is_household_head(r.is_household_head);
     out->set_is_cadre(r.is_cadre);
     if (auto it = current.find(r.id_hash); it != current.end()) {
-      out->set_account_no(MaskAccount(it->second.second));
+      out->set_account_no(pii ? it->second.second : MaskAccount(it->second.second));
       out->set_account_since(common::FormatDate(it->second.first));
     }
   }
@@ -1195,7 +1206,7 @@ absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(con
 }
 
 absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements(
-    const v1::ListEntitlementsRequest& request, absl::Time deadline) {
+    const v1::ListEntitlementsRequest& request, bool pii, absl::Time deadline) {
   if (auto s = CheckCode("program_code", request.program_code(), true); !s.ok()) return s;
   auto period = CheckPeriod("period", request.period());
   if (!period.ok()) return period.status();
@@ -1264,15 +1275,14 @@ absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements
   for (const auto& r : *recipients) {
     facts[r.id_hash].cadre_household = r.is_cadre || cadre_set.contains(r.household_id);
   }
-  std::unordered_map<std::string, std::string> masked;
-  for (const auto& p : *persons) masked.emplace(p.id_hash, p.id_masked);
+  const auto shown = IdNumbersAsShown(*persons, pii);
   v1::ListEntitlementsResponse response;
   for (const auto& h : *hashes) {
     const EntitlementVerdict v = DecideEntitlement(*programme, *period, facts[h]);
     auto* out = response.add_entitlements();
     out->set_program_code(programme->program_code);
     out->set_period(period->ToString());
-    out->set_id_number(masked[h]);
+    out->set_id_number(shown.contains(h) ? shown.at(h) : std::string());
     out->set_entitled(v.entitled);
     if (v.entitled) out->set_amount_fen(v.amount_fen);
     out->set_reason(v.reason);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -56,9 +57,10 @@ class DisbursementLogic final {
   std::unique_ptr<Ingest> StartIngest(FileKind kind);
 
   absl::StatusOr<v1::ListProgrammesResponse> ListProgrammes(absl::Time deadline);
-  absl::StatusOr<v1::ListRecipientsResponse> ListRecipients(const v1::ListRecipientsRequest& request,
+  // `pii`: the caller may see personal data (clear ID numbers, names, account numbers).
+  absl::StatusOr<v1::ListRecipientsResponse> ListRecipients(const v1::ListRecipientsRequest& request, bool pii,
                                                             absl::Time deadline);
-  absl::StatusOr<v1::ListEntitlementsResponse> ListEntitlements(const v1::ListEntitlementsRequest& request,
+  absl::StatusOr<v1::ListEntitlementsResponse> ListEntitlements(const v1::ListEntitlementsRequest& request, bool pii,
                                                                 absl::Time deadline);
 
   // Runs the check over the scope and stores the run. `triggered_by`: "manual" or "scheduler".
@@ -80,6 +82,8 @@ class DisbursementLogic final {
   absl::Time Now() const { return clock_(); }
 
  private:
+  std::unordered_map<std::string, std::string> IdNumbersAsShown(const std::vector<PersonRecord>& persons,
+                                                                bool pii) const;
   friend class IngestBase;
   struct Metrics;
   common::ConnectionPool& pool_;

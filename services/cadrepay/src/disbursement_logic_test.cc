@@ -423,11 +423,11 @@ TEST_F(DisbursementLogicTest, RequestsAreValidated) {
   EXPECT_EQ(logic_->RunCheck(bad).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(logic_->GetCheckRun("nope", kNoDeadline).status().code(), absl::StatusCode::kNotFound);
   v1::ListRecipientsRequest no_org;
-  EXPECT_EQ(common::FieldViolationsOf(logic_->ListRecipients(no_org, kNoDeadline).status())[0].field, "org_code");
+  EXPECT_EQ(common::FieldViolationsOf(logic_->ListRecipients(no_org, false, kNoDeadline).status())[0].field, "org_code");
   v1::ListEntitlementsRequest wrong_form;
   wrong_form.set_program_code("GDBT");
   wrong_form.set_period("2026");
-  EXPECT_EQ(common::FieldViolationsOf(logic_->ListEntitlements(wrong_form, kNoDeadline).status())[0].field, "period");
+  EXPECT_EQ(common::FieldViolationsOf(logic_->ListEntitlements(wrong_form, false, kNoDeadline).status())[0].field, "period");
 }
 
 TEST_F(DisbursementLogicTest, RollsEntitlementsAndDisclosure) {
@@ -437,7 +437,7 @@ TEST_F(DisbursementLogicTest, RollsEntitlementsAndDisclosure) {
   roll.set_page_size(2);
   std::vector<std::string> seen;
   while (true) {
-    auto page = logic_->ListRecipients(roll, kNoDeadline);
+    auto page = logic_->ListRecipients(roll, false, kNoDeadline);
     ASSERT_TRUE(page.ok()) << page.status();
     for (const auto& r : page->recipients()) {
       EXPECT_EQ(r.id_number(), common::MaskIdNumber(r.id_number().size() == 18 ? r.id_number() : ""));
@@ -448,17 +448,34 @@ TEST_F(DisbursementLogicTest, RollsEntitlementsAndDisclosure) {
   }
   EXPECT_EQ(seen.size(), 5u);
   EXPECT_NE(std::find(seen.begin(), seen.end(), "H3:赵*卡:**************0044"), seen.end());
+  // With the right to see personal data: the ID number, name and account in clear.
+  roll.clear_page_token();
+  roll.set_page_size(10);
+  auto clear = logic_->ListRecipients(roll, true, kNoDeadline);
+  ASSERT_TRUE(clear.ok()) << clear.status();
+  bool found = false;
+  for (const auto& r : clear->recipients()) {
+    if (r.id_number() != Id(4)) continue;
+    found = true;
+    EXPECT_EQ(r.name(), "赵换卡");
+    EXPECT_EQ(r.account_no(), "622200000000000044");
+  }
+  EXPECT_TRUE(found);
 
   v1::ListEntitlementsRequest ent;
   ent.set_program_code("GDBT");
   ent.set_period("2026-03");
-  auto entitlements = logic_->ListEntitlements(ent, kNoDeadline);
+  auto entitlements = logic_->ListEntitlements(ent, false, kNoDeadline);
   ASSERT_TRUE(entitlements.ok()) << entitlements.status();
   std::map<std::string, std::string> reasons;
   for (const auto& e : entitlements->entitlements()) {
     reasons[e.id_number()] = e.entitled() ? absl::StrCat("entitled ", e.amount_fen()) : e.reason();
   }
   EXPECT_EQ(reasons[common::MaskIdNumber(Id(1))], "entitled 12000");
+  auto clear_entitlements = logic_->ListEntitlements(ent, true, kNoDeadline);
+  ASSERT_TRUE(clear_entitlements.ok()) << clear_entitlements.status();
+  EXPECT_TRUE(std::any_of(clear_entitlements->entitlements().begin(), clear_entitlements->entitlements().end(),
+                          [](const auto& e) { return e.id_number() == Id(1) && e.entitled(); }));
   EXPECT_EQ(reasons[common::MaskIdNumber(Id(3))], "CADRE_HOUSEHOLD");
   EXPECT_EQ(reasons[common::MaskIdNumber(Id(5))], "DECEASED");
   EXPECT_EQ(reasons[common::MaskIdNumber(Id(6))], "entitled 9000");
@@ -850,12 +867,12 @@ TEST_F(DisbursementLogicTest, ConcurrentIngestsNumberTheirPersonsApartAndReinges
   v1::ListRecipientsRequest roll;
   roll.set_org_code("V001");
   roll.set_page_size(1);
-  auto page = logic_->ListRecipients(roll, kNoDeadline);
+  auto page = logic_->ListRecipients(roll, false, kNoDeadline);
   ASSERT_TRUE(page.ok()) << page.status();
   ASSERT_EQ(page->recipients_size(), 1);
   EXPECT_EQ(page->recipients(0).household_id(), "H1");
   roll.set_page_token(page->next_page_token());
-  page = logic_->ListRecipients(roll, kNoDeadline);
+  page = logic_->ListRecipients(roll, false, kNoDeadline);
   ASSERT_TRUE(page.ok()) << page.status();
   ASSERT_EQ(page->recipients_size(), 1);
   EXPECT_EQ(page->recipients(0).account_no().substr(page->recipients(0).account_no().size() - 2), "22");
