@@ -641,6 +641,21 @@ absl::StatusOr<v1::ListKinResponse> MemberLogic::ListKin(const v1::ListKinReques
     for (const auto& [h, id] : *found) ids.push_back(id);
     std::sort(ids.begin(), ids.end());
   }
+  // One member asked for (by id or ID number) who is not registered: NOT_FOUND. A list of
+  // hashes (a peer's bulk lookup) answers for those registered.
+  if (request.id_hashes_size() == 0 && (ids.empty() || request.member_id() != 0)) {
+    bool exists = !ids.empty();
+    if (request.member_id() != 0) {
+      auto found = Track(*conn, repo_.Find(**conn, request.member_id()));
+      if (!found.ok()) return found.status();
+      exists = found->has_value();
+    }
+    if (!exists) {
+      return absl::NotFoundError(request.member_id() != 0
+                                     ? absl::StrCat("member ", request.member_id(), " does not exist")
+                                     : std::string("no member has this ID number"));
+    }
+  }
   auto rows = Track(*conn, repo_.ListKin(**conn, ids));
   if (!rows.ok()) return rows.status();
   v1::ListKinResponse out;

@@ -854,6 +854,18 @@ TEST_F(MemberLogicTest, KinByIdAndHash) {
   v1::ListKinRequest q2;
   q2.set_id_number(MakeId("320723", "19700101", "111"));
   EXPECT_EQ(logic_->ListKin(q2, false, kNoDeadline)->relations(0).relation(), "child");
+  // One member asked for who is not registered: NOT_FOUND; hashes of no member: an empty answer.
+  v1::ListKinRequest unknown;
+  unknown.set_member_id(b.member_id() + 1000);
+  EXPECT_EQ(logic_->ListKin(unknown, false, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+  unknown.clear_member_id();
+  unknown.set_id_number(MakeId("320723", "19700101", "999"));
+  EXPECT_EQ(logic_->ListKin(unknown, false, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+  unknown.clear_id_number();
+  unknown.add_id_hashes(std::string(32, 'a'));
+  auto none = logic_->ListKin(unknown, false, kNoDeadline);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->relations_size(), 0);
   // The relation is one change in the feed (the refused repeat is none), after both members.
   auto changes = Changes(4);
   ASSERT_EQ(changes.size(), 3u);
