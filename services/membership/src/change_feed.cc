@@ -15,6 +15,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "grassroots/common/db.h"
+#include "grassroots/common/status.h"
 #include "member_repository.h"
 
 namespace grassroots::membership {
@@ -309,7 +310,7 @@ absl::StatusOr<std::vector<v1::Change>> ChangeFeedRepository::Read(sql::Connecti
 
 absl::Status ChangeFeed::Watch(int64_t after_seq, bool follow, const std::function<bool(const v1::Change&)>& sink,
                                const std::function<bool()>& cancelled, absl::Duration poll) {
-  if (after_seq < 0) return absl::InvalidArgumentError("after_seq: must not be negative");
+  if (after_seq < 0) return common::InvalidField("after_seq", "must not be negative");
   int64_t cursor = after_seq;
   bool first = true;
   while (true) {

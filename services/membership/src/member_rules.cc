@@ -4,6 +4,7 @@
 #include <array>
 
 #include "absl/strings/str_cat.h"
+#include "grassroots/common/status.h"
 #include "grassroots/common/validate.h"
 
 namespace grassroots::membership {
@@ -321,10 +322,10 @@ absl::Status ApplyStep(v1::Member& m, std::string_view step, absl::CivilDay effe
     m.set_exited_on(eff);
     m.set_status(std::string(step));
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "step: unknown step '", std::string(step.substr(0, 30)),
-        "': activist, development_target, probationary, extend_probation, full, transferred_out, deceased, lapsed, "
-        "expelled or left"));
+    return common::InvalidField(
+        "step", absl::StrCat("unknown step '", std::string(step.substr(0, 30)),
+                             "': activist, development_target, probationary, extend_probation, full, transferred_out, "
+                             "deceased, lapsed, expelled or left"));
   }
   return absl::OkStatus();
 }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "grassroots/common/status.h"
 #include "member_test_ids.h"
 
 namespace grassroots::membership {
@@ -177,8 +178,10 @@ TEST(MemberRules, StepsAndExtension) {
   EXPECT_NE(s.message().find("SECOND_EXTENSION"), std::string::npos);
   s = ApplyStep(m, "full", absl::CivilDay(2026, 2, 10), 0, last, kToday);
   EXPECT_NE(s.message().find("TOO_EARLY_FOR_FULL"), std::string::npos);  // extension runs to 2026-07-10
-  EXPECT_EQ(ApplyStep(m, "bogus", absl::CivilDay(2026, 2, 10), 0, last, kToday).code(),
-            absl::StatusCode::kInvalidArgument);
+  const absl::Status bogus = ApplyStep(m, "bogus", absl::CivilDay(2026, 2, 10), 0, last, kToday);
+  EXPECT_EQ(bogus.code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_EQ(common::FieldViolationsOf(bogus).size(), 1u);
+  EXPECT_EQ(common::FieldViolationsOf(bogus)[0].field, "step");
   ASSERT_TRUE(ApplyStep(m, "left", absl::CivilDay(2026, 2, 10), 0, last, kToday).ok());
   EXPECT_EQ(m.status(), "left");
   EXPECT_NE(ApplyStep(m, "full", absl::CivilDay(2026, 3, 10), 0, last, kToday).message().find("EXIT_IS_FINAL"),
