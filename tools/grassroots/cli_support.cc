@@ -14,6 +14,7 @@
 #include "absl/strings/strip.h"
 #include "grassroots/common/csv.h"
 #include "grassroots/common/log.h"
+#include "grassroots/common/server.h"
 
 ABSL_FLAG(std::string, gateway, "", "gateway gRPC address HOST:PORT (default: var/local/endpoints.env)");
 ABSL_FLAG(std::string, errors, "", "write refused rows to this file as line,column,code,message");
@@ -64,6 +65,8 @@ std::shared_ptr<grpc::Channel> GatewayChannel() {
   args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
   return grpc::CreateCustomChannel(GatewayAddress(), grpc::InsecureChannelCredentials(), args);
 }
+
+void AskForPersonalData(grpc::ClientContext& ctx) { ctx.AddMetadata(common::kPiiMetadata, "allow"); }
 
 std::unique_ptr<grpc::ClientContext> NewContext(int64_t timeout_seconds) {
   auto ctx = std::make_unique<grpc::ClientContext>();

@@ -29,6 +29,8 @@ std::string GatewayAddress();
 std::shared_ptr<grpc::Channel> GatewayChannel();
 // A client context with the request id set and a generous deadline for long transfers.
 std::unique_ptr<grpc::ClientContext> NewContext(int64_t timeout_seconds = 3600);
+// Asks for clear personal data (common::kPiiMetadata): `--unmasked` of the export commands.
+void AskForPersonalData(grpc::ClientContext& ctx);
 
 // Progress on a terminal (stderr): bytes or rows done, rate, time left.
 class Progress final {

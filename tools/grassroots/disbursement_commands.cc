@@ -88,7 +88,7 @@ int ExportFindings(const std::vector<std::string>& args) {
   v1::ExportFindingsRequest request;
   request.set_run_id(absl::GetFlag(FLAGS_run).empty() ? "latest" : absl::GetFlag(FLAGS_run));
   request.set_unmasked(absl::GetFlag(FLAGS_unmasked));
-  if (absl::GetFlag(FLAGS_unmasked)) ctx->AddMetadata("x-grassroots-pii", "allow");
+  if (absl::GetFlag(FLAGS_unmasked)) AskForPersonalData(*ctx);
   auto reader = stub->ExportFindings(ctx.get(), request);
   return ReceiveFile(*reader);
 }

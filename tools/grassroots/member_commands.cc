@@ -42,7 +42,7 @@ int ExportMembers(const std::vector<std::string>& args) {
   auto stub = v1::MemberService::NewStub(GatewayChannel());
   auto ctx = NewContext();
   // Asks for clear ID numbers; the gateway grants it only to callers with the right.
-  if (absl::GetFlag(FLAGS_unmasked)) ctx->AddMetadata("x-grassroots-pii", "allow");
+  if (absl::GetFlag(FLAGS_unmasked)) AskForPersonalData(*ctx);
   v1::ExportMembersRequest request;
   request.set_org_code(org);
   auto reader = stub->ExportMembers(ctx.get(), request);
