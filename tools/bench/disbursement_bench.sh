@@ -14,6 +14,8 @@
 #                     5,000,000 recipients need about 8 GB there)
 #   BENCH_REINGEST=1  also time a second ingest of payments.csv (must change nothing)
 #   BENCH_KEEP=1      keep BENCH_DIR afterwards
+#   BENCH_FILES=DIR   generate the files into DIR and keep them there; a later run with the same
+#                     DIR (and the same RECIPIENTS and PER_RULE) reuses them
 #   GRASSROOTS_MARIADB_BUFFER_POOL / GRASSROOTS_MARIADB_EXTRA_ARGS are passed to tools/mariadb.
 # Must run as root (tools/mariadb). Exit status 0 only when the findings match exactly.
 set -euo pipefail
@@ -37,16 +39,25 @@ secs() { echo "scale=2; ($2 - $1) / 1" | bc; }
 rate() { if [ "$(echo "$2 > 0" | bc)" = 1 ]; then echo "$1 / $2" | bc; else echo "-"; fi; }
 hwm_mb() { awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"; }
 lines() { echo $(($(wc -l < "$1") - 1)); }
-ROWS=(); STEP=(); SECS=(); CLI_MB=(); SVC_HWM=()
-record() { STEP+=("$1"); ROWS+=("$2"); SECS+=("$3"); CLI_MB+=("${4:--}"); SVC_HWM+=("${5:--}"); }
+# CPU seconds (user + system) a process has spent so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+ROWS=(); STEP=(); SECS=(); CLI_MB=(); SVC_HWM=(); SVC_CPU=(); DB_CPU=()
+record() { STEP+=("$1"); ROWS+=("$2"); SECS+=("$3"); CLI_MB+=("${4:--}"); SVC_HWM+=("${5:--}"); SVC_CPU+=("${6:--}"); DB_CPU+=("${7:--}"); }
 
-echo "== generating $N recipients in $DATA"
-t0=$(now)
-python3 "$HERE/disbursement_gen.py" "$DATA" "$N" "$PER_RULE"
-echo "generated in $(secs "$t0" "$(now)")s; payments.csv $(du -h "$DATA/payments.csv" | cut -f1)"
+if [ -n "${BENCH_FILES:-}" ] && [ -f "$BENCH_FILES/expected_findings.csv" ]; then
+  DATA=$BENCH_FILES
+  echo "== reusing the files in $DATA (generated earlier for the same RECIPIENTS and PER_RULE)"
+else
+  [ -n "${BENCH_FILES:-}" ] && DATA=$BENCH_FILES
+  echo "== generating $N recipients in $DATA"
+  t0=$(now)
+  python3 "$HERE/disbursement_gen.py" "$DATA" "$N" "$PER_RULE"
+  echo "generated in $(secs "$t0" "$(now)")s; payments.csv $(du -h "$DATA/payments.csv" | cut -f1)"
+fi
 
 echo "== starting MariaDB"
 PORT=$("$ROOT/tools/mariadb" start "$DB" 0)
+DBPID=$(cat "$DB/mariadbd.pid")
 SQL=(mariadb -h127.0.0.1 -P"$PORT" -ugrassroots -pgrassroots --local-infile=1)
 
 echo "== LOAD DATA LOCAL INFILE of payments.csv into a bare table (primary key only)"
@@ -80,15 +91,17 @@ TIME=()
 FAILED=0
 step() {  # step NAME ROWS CLI-ARGS...
   local name=$1 rows=$2; shift 2
-  local t0 rc=0 mb="-"
+  local t0 rc=0 mb="-" svc0 db0
   rm -f "$DIR/cli.rss"
+  svc0=$(cpu_s "$SVC"); db0=$(cpu_s "$DBPID")
   t0=$(now)
   "${TIME[@]}" "${CLI[@]}" "$@" >"$DIR/out.txt" 2>&1 || rc=$?
   local s; s=$(secs "$t0" "$(now)")
   [ -f "$DIR/cli.rss" ] && mb=$(( $(tail -1 "$DIR/cli.rss") / 1024 ))
   sed 's/^/    /' "$DIR/out.txt" | tail -5
   if [ "$rc" != 0 ]; then echo "    exit status $rc"; FAILED=1; fi
-  record "$name" "$rows" "$s" "$mb" "$(hwm_mb "$SVC")"
+  record "$name" "$rows" "$s" "$mb" "$(hwm_mb "$SVC")" \
+    "$(echo "$(cpu_s "$SVC") - $svc0" | bc)" "$(echo "$(cpu_s "$DBPID") - $db0" | bc)"
 }
 TOTAL0=$(now)
 for kind in programmes recipients enrolments civil-events batches payments; do
@@ -119,10 +132,12 @@ EXTRA=$(LC_ALL=C comm -13 "$DIR/expected.txt" "$DIR/found.txt" | wc -l)
 
 echo
 echo "== disbursement benchmark: $N recipients, $PAYMENTS payment rows"
-printf '%-30s %12s %10s %12s %10s %16s\n' step rows seconds rows/s "CLI MB" "cadrepay HWM MB"
+printf '%-30s %12s %10s %12s %10s %16s %13s %13s\n' step rows seconds rows/s "CLI MB" "cadrepay HWM MB" \
+  "cadrepay CPU" "mariadbd CPU"
 for i in "${!STEP[@]}"; do
   r=${ROWS[$i]}; [ "$r" = "-" ] && rr="-" || rr=$(rate "$r" "${SECS[$i]}")
-  printf '%-30s %12s %10s %12s %10s %16s\n' "${STEP[$i]}" "$r" "${SECS[$i]}" "$rr" "${CLI_MB[$i]}" "${SVC_HWM[$i]}"
+  printf '%-30s %12s %10s %12s %10s %16s %13s %13s\n' "${STEP[$i]}" "$r" "${SECS[$i]}" "$rr" "${CLI_MB[$i]}" \
+    "${SVC_HWM[$i]}" "${SVC_CPU[$i]}" "${DB_CPU[$i]}"
 done
 INGEST_PAY=""
 for i in "${!STEP[@]}"; do [ "${STEP[$i]}" = "ingest payments" ] && INGEST_PAY=${SECS[$i]}; done

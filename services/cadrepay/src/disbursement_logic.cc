@@ -144,6 +144,9 @@ struct DisbursementLogic::Metrics {
   prometheus::Counter* runs = nullptr;
   prometheus::Counter* failed_runs = nullptr;
   prometheus::Gauge* last_run_seconds = nullptr;
+  prometheus::Counter* persons_from_cache = nullptr;
+  prometheus::Counter* persons_from_database = nullptr;
+  prometheus::Gauge* person_cache_entries = nullptr;
 
   explicit Metrics(prometheus::Registry* registry) {
     if (registry == nullptr) return;
@@ -167,6 +170,25 @@ struct DisbursementLogic::Metrics {
                             .Register(*registry)
                             .Add({});
     for (int r = 0; r < kRuleCount; ++r) findings->Add({{"rule", std::string(RuleCode(static_cast<Rule>(r)))}});
+    auto& lookups = prometheus::BuildCounter()
+                        .Name("grassroots_cadrepay_person_number_lookups_total")
+                        .Help("Persons an ingest met that were stored already, by where their number was found")
+                        .Register(*registry);
+    persons_from_cache = &lookups.Add({{"source", "cache"}});
+    persons_from_database = &lookups.Add({{"source", "database"}});
+    person_cache_entries = &prometheus::BuildGauge()
+                                .Name("grassroots_cadrepay_person_number_cache_entries")
+                                .Help("Committed person numbers held by this process's person number cache")
+                                .Register(*registry)
+                                .Add({});
+  }
+  void PersonLookups(size_t from_cache, size_t from_database) {
+    if (persons_from_cache == nullptr) return;
+    persons_from_cache->Increment(static_cast<double>(from_cache));
+    persons_from_database->Increment(static_cast<double>(from_database));
+  }
+  void PersonCacheSize(size_t entries) {
+    if (person_cache_entries != nullptr) person_cache_entries->Set(static_cast<double>(entries));
   }
   void Ingested(FileKind kind, const exchange::v1::ImportReport& report) {
     if (rows == nullptr) return;
@@ -190,11 +212,13 @@ struct DisbursementLogic::Metrics {
 };
 
 DisbursementLogic::DisbursementLogic(common::ConnectionPool& pool, const common::PiiProtector& pii,
-                                     KinshipSource& kinship, prometheus::Registry* registry, Clock clock)
+                                     KinshipSource& kinship, prometheus::Registry* registry, Clock clock,
+                                     size_t person_cache_entries)
     : pool_(pool),
       pii_(pii),
       kinship_(kinship),
       clock_(clock ? std::move(clock) : Clock([] { return absl::Now(); })),
+      person_numbers_(person_cache_entries),
       metrics_(std::make_unique<Metrics>(registry)) {}
 
 DisbursementLogic::~DisbursementLogic() = default;
@@ -254,6 +278,9 @@ class IngestBase : public DisbursementLogic::Ingest {
       if (auto s = Track(conn_, logic_.repo_.BumpDataGeneration(*conn_)); !s.ok()) return fail(s);
     }
     if (auto s = Track(conn_, tx_->Commit()); !s.ok()) return fail(s);
+    // Committed: this file's new numbers (and those it looked up) are now true for everyone.
+    logic_.person_numbers_.AddAll(std::move(numbers_));
+    logic_.metrics_->PersonCacheSize(logic_.person_numbers_.size());
     auto* errors = report_.mutable_errors();
     std::stable_sort(errors->begin(), errors->end(), [](const auto& a, const auto& b) { return a.line() < b.line(); });
     logic_.metrics_->Ingested(kind_, report_);
@@ -335,23 +362,47 @@ class IngestBase : public DisbursementLogic::Ingest {
   // ingest is writing and has not committed is not seen; NumberFor numbers them here as well,
   // and writing them then fails the ingest (ABORTED: send the file again).
   absl::Status LookUpPersons(const std::vector<std::string>& hashes) {
+    batch_numbers_.clear();
     if (persons_were_empty_) return absl::OkStatus();  // every person met is new or numbered here
-    std::vector<std::string> unknown;
+    // First the numbers this process has seen committed (PersonNumberCache), then the database.
+    std::vector<PersonNumberCache::Key> keys;
+    std::vector<const std::string*> of;
     for (const auto& h : hashes) {
-      if (!numbers_.contains(Key16(h))) unknown.push_back(h);
+      const auto key = PersonNumberCache::KeyOf(h);
+      if (numbers_.contains(key)) continue;
+      keys.push_back(key);
+      of.push_back(&h);
     }
+    if (keys.empty()) return absl::OkStatus();
+    std::vector<int64_t> cached;
+    logic_.person_numbers_.Find(keys, cached);
+    std::vector<std::string> unknown;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (cached[i] != 0) {
+        batch_numbers_.emplace(keys[i], cached[i]);
+      } else {
+        unknown.push_back(*of[i]);
+      }
+    }
+    logic_.metrics_->PersonLookups(keys.size() - unknown.size(), unknown.size());
     if (unknown.empty()) return absl::OkStatus();
     if (auto s = AcquireSide(); !s.ok()) return s;
     auto found = Track(side_, logic_.repo_.LookupPersonNumbers(*side_, unknown));
     if (!found.ok()) return found.status();
-    for (const auto& [h, no] : *found) numbers_.emplace(Key16(h), no);
+    for (const auto& [h, no] : *found) {
+      const auto key = PersonNumberCache::KeyOf(h);
+      batch_numbers_.emplace(key, no);
+      // Committed rows: shared with every later ingest, or remembered by this one when full.
+      if (!logic_.person_numbers_.Add(key, no)) numbers_.emplace(key, no);
+    }
     return absl::OkStatus();
   }
   // The number of a person met already (LookUpPersons first): stored, or new in this ingest.
   // A person not stored gets the next number of this ingest's block and is queued, sealed, for
   // WritePersons (sealing is the costly part: once per new person).
   absl::StatusOr<int64_t> NumberFor(const std::string& id_hash, const std::string& id_number) {
-    const auto key = Key16(id_hash);
+    const auto key = PersonNumberCache::KeyOf(id_hash);
+    if (auto it = batch_numbers_.find(key); it != batch_numbers_.end()) return it->second;
     if (auto it = numbers_.find(key); it != numbers_.end()) return it->second;
     if (next_no_ == end_no_) {
       if (auto s = AcquireSide(); !s.ok()) return s;
@@ -452,6 +503,10 @@ class IngestBase : public DisbursementLogic::Ingest {
     auto none = Track(conn_, logic_.repo_.TableIsEmpty(*conn_, "persons"));
     if (!none.ok()) return none.status();
     persons_were_empty_ = *none;
+    // A database that went back (restored, emptied) makes the numbers seen before it untrue.
+    auto counter = Track(conn_, logic_.repo_.NextPersonNumber(*conn_));
+    if (!counter.ok()) return counter.status();
+    logic_.person_numbers_.Validate(*counter);
     return Prepare();
   }
 
@@ -470,19 +525,16 @@ class IngestBase : public DisbursementLogic::Ingest {
   absl::flat_hash_map<uint64_t, int64_t> seen_;
   common::PooledConnection conn_;
   std::unique_ptr<common::Transaction> tx_;
-  // Person numbers: the side connection, this file's persons by hash, the block being handed out.
+  // Person numbers: the side connection; this file's new persons (and those looked up that the
+  // shared cache had no room for) by hash; the current batch's numbers found stored; the block
+  // being handed out.
   static constexpr int64_t kNumberBlock = 65536;
-  using Hash16 = std::array<char, 16>;
-  static Hash16 Key16(const std::string& h) {
-    Hash16 k{};
-    std::memcpy(k.data(), h.data(), std::min<size_t>(16, h.size()));
-    return k;
-  }
   common::PooledConnection side_;
   std::thread loader_;
   absl::Status loaded_;  // of the last load, set by its thread
   bool persons_were_empty_ = false;
-  absl::flat_hash_map<Hash16, int64_t> numbers_;
+  PersonNumberCache::Map numbers_;
+  PersonNumberCache::Map batch_numbers_;
   std::vector<PersonRecord> new_persons_;
   int64_t next_no_ = 0, end_no_ = 0;
 };

@@ -24,6 +24,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "check_scheduler.h"
+#include "prometheus/registry.h"
 #include "disbursement_repository.h"
 #include "grassroots/common/migrations.h"
 #include "grassroots/common/status.h"
@@ -936,7 +937,10 @@ TEST_F(DisbursementLogicTest, RecipientsBulkPathDecidesAsTheRowByRowPath) {
     std::unique_ptr<sql::Statement> st((*conn)->createStatement());
     st->execute("DELETE FROM recipient_accounts");
     st->execute("DELETE FROM recipients");
+    // Persons are never removed from a database in use; emptied as a new database is, the
+    // counter starts again (and the person number cache sees the database went back).
     st->execute("DELETE FROM persons");
+    st->execute("UPDATE counters SET next_value = 1 WHERE name = 'person_no'");
   }
   const std::string other = ManyId(999999);
   ASSERT_EQ(Ingest(FileKind::kRecipients,
@@ -981,6 +985,83 @@ TEST_F(DisbursementLogicTest, ThePersonOfTwoConcurrentIngestsGetsOneNumber) {
   ASSERT_TRUE(rs->next());
   EXPECT_EQ(rs->getInt64(1), 2);
   EXPECT_EQ(rs->getInt64(2), 2);
+}
+
+// The person number cache (PersonNumberCache): later ingests take the numbers of persons stored
+// by earlier ones from it, the same numbers a database lookup gives, and a database that went
+// back (emptied, numbering from 1 again) is not read through numbers of its former persons.
+TEST_F(DisbursementLogicTest, PersonNumberCacheServesLaterIngestsAndForgetsADatabaseThatWentBack) {
+  prometheus::Registry registry;
+  logic_ = std::make_unique<DisbursementLogic>(*pool_, pii_, kinship_, &registry, [this] { return now_; });
+  LoadAll();
+  auto from = [&](const std::string& source) {
+    for (const auto& family : registry.Collect()) {
+      if (family.name != "grassroots_cadrepay_person_number_lookups_total") continue;
+      for (const auto& m : family.metric) {
+        if (m.label.size() == 1 && m.label[0].value == source) return m.counter.value;
+      }
+    }
+    return -1.0;
+  };
+  // Enrolments and payments named the six persons of the roll: found in the cache, not looked up;
+  // only the payee who is on no roll (Id 7) was looked for in the database.
+  EXPECT_GE(from("cache"), 12);
+  EXPECT_EQ(from("database"), 1);
+  auto query = [&](const std::string& sql) {
+    std::vector<std::string> out;
+    auto conn = pool_->Acquire(absl::Now() + absl::Seconds(5));
+    EXPECT_TRUE(conn.ok());
+    std::unique_ptr<sql::ResultSet> rs(std::unique_ptr<sql::Statement>((*conn)->createStatement())->executeQuery(sql));
+    while (rs->next()) out.push_back(rs->getString(1).asStdString());
+    return out;
+  };
+  const std::string enrolled_persons =
+      "SELECT CONCAT(e.program_code, ' ', HEX(p.id_hash)) FROM enrolments e JOIN persons p ON p.person_no = "
+      "e.person_no ORDER BY 1";
+  auto hex = [&](int k) { return absl::AsciiStrToUpper(absl::BytesToHexString(pii_.Hash(Id(k)))); };
+  std::vector<std::string> expected;
+  for (int k : {1, 2, 3, 4, 5, 6}) expected.push_back("GDBT " + hex(k));
+  expected.push_back("WBBZ " + hex(1));
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(query(enrolled_persons), expected);
+
+  // The database goes back: emptied, its counter at 1 again. The roll comes back in another order
+  // (other numbers for the same persons); the enrolments must name the persons of the new numbers.
+  {
+    auto conn = pool_->Acquire(absl::Now() + absl::Seconds(5));
+    ASSERT_TRUE(conn.ok());
+    std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+    for (const char* table : {"persons", "recipients", "recipient_accounts", "enrolments", "payments",
+                              "payment_reversals", "civil_events"}) {
+      st->execute(absl::StrCat("DELETE FROM ", table));
+    }
+    st->execute("UPDATE counters SET next_value = 1 WHERE name = 'person_no'");
+  }
+  const std::string header = "id_number,name,org_code,household_id,is_household_head,account_no,account_since,is_cadre\n";
+  ASSERT_EQ(Ingest(FileKind::kRecipients, absl::StrCat(header, Id(6), ",孙六,V002,H5,1,622200000000000006,2025-01-01,0\n",
+                                                       Id(5), ",钱已故,V001,H4,1,622200000000000005,2025-01-01,0\n"))
+                .inserted(),
+            2);
+  ASSERT_EQ(Ingest(FileKind::kEnrolments, Enrolments()).inserted(), 7);
+  EXPECT_EQ(query(enrolled_persons), expected);
+  EXPECT_EQ(query("SELECT COUNT(DISTINCT person_no) FROM persons"), std::vector<std::string>{"6"});
+}
+
+// With the cache disabled, every stored person is looked up in the database, with the same result.
+TEST_F(DisbursementLogicTest, WithoutThePersonNumberCacheIngestsLookPersonsUp) {
+  prometheus::Registry registry;
+  logic_ = std::make_unique<DisbursementLogic>(*pool_, pii_, kinship_, &registry, [this] { return now_; }, 0);
+  LoadAll();
+  double database = -1;
+  for (const auto& family : registry.Collect()) {
+    if (family.name != "grassroots_cadrepay_person_number_lookups_total") continue;
+    for (const auto& m : family.metric) {
+      if (m.label.size() == 1 && m.label[0].value == "database") database = m.counter.value;
+    }
+  }
+  EXPECT_GE(database, 12);
+  EXPECT_EQ(Check().payments_checked(), 9);
+  EXPECT_EQ(Export(Check().run_id(), false), kExpectedFindingsCsv);
 }
 
 // Keyset pages: the spelled-out condition selects exactly what the row comparison selects, and

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -160,18 +161,24 @@ absl::Status ForEachInGroup(sql::Connection& conn, const std::string& prefix, co
   }
 }
 
-// Text in LOAD DATA's default escaping (FIELDS TERMINATED BY '\t' ESCAPED BY '\\').
+// Text in LOAD DATA's default escaping (FIELDS TERMINATED BY '\t' ESCAPED BY '\\'). Runs
+// without a byte to escape (nearly every value) are appended whole.
+constexpr std::array<bool, 256> kLoadEscaped = [] {
+  std::array<bool, 256> t{};
+  for (const unsigned char c : {'\\', '\t', '\n', '\r', '\0'}) t[c] = true;
+  return t;
+}();
 void LoadTextField(std::string& out, std::string_view v) {
-  for (char c : v) {
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\t': out += "\\t"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\0': out += "\\0"; break;
-      default: out += c;
-    }
+  size_t start = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const char c = v[i];
+    if (!kLoadEscaped[static_cast<unsigned char>(c)]) continue;
+    out.append(v.data() + start, i - start);
+    out += '\\';
+    out += c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\0' ? '0' : '\\';
+    start = i + 1;
   }
+  out.append(v.data() + start, v.size() - start);
 }
 
 // One field in that escaping.
@@ -377,7 +384,9 @@ namespace {
 // (references, codes, digits, periods, hex): the server then converts nothing (utf8mb4 into ASCII
 // columns cost it about a tenth of a payments load). No byte outside ASCII reaches these loads:
 // validation refuses it first (LOAD DATA LOCAL would only warn).
-enum class LoadCharset { kUtf8mb4, kAscii };
+// "binary" for a load of raw bytes (hashes, sealed values) beside ASCII text: stored as sent,
+// with no conversion and no UNHEX per value.
+enum class LoadCharset { kUtf8mb4, kAscii, kBinary };
 absl::StatusOr<int64_t> LoadText(sql::Connection& conn, const std::string& table, const std::string& fields,
                                  const std::string& set, size_t n,
                                  const std::function<void(size_t, std::string&)>& row,
@@ -387,7 +396,9 @@ absl::StatusOr<int64_t> LoadText(sql::Connection& conn, const std::string& table
   if (!pipe.ok()) return absl::InternalError(absl::StrCat("write ", table, ": ", pipe.status().message()));
   const std::string statement =
       absl::StrCat("LOAD DATA LOCAL INFILE ", (*pipe)->SqlPath(), " INTO TABLE ", table,
-                   " CHARACTER SET ", charset == LoadCharset::kAscii ? "ascii" : "utf8mb4", " FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (",
+                   " CHARACTER SET ",
+                   charset == LoadCharset::kAscii ? "ascii" : charset == LoadCharset::kBinary ? "binary" : "utf8mb4",
+                   " FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (",
                    fields, ")", set.empty() ? "" : " SET ", set);
   size_t k = 0;
   try {
@@ -416,12 +427,8 @@ void LoadHexField(std::string& out, std::string_view bytes) {
 }
 
 // One row for LoadText: its fields tab-separated, NULL as \N.
-struct Hex {
-  std::string_view bytes;  // loaded into @var, UNHEX()ed by the statement's SET
-};
 void LoadField(std::string& out, int64_t v) { LoadIntField(out, v); }
 void LoadField(std::string& out, std::string_view v) { LoadTextField(out, v); }
-void LoadField(std::string& out, Hex v) { LoadHexField(out, v.bytes); }
 template <typename T>
 void LoadField(std::string& out, const std::optional<T>& v) {
   if (v) LoadField(out, *v); else out += "\\N";
@@ -467,6 +474,17 @@ absl::StatusOr<bool> DisbursementRepository::TableIsEmpty(sql::Connection& conn,
 }
 
 // ---- persons
+
+absl::StatusOr<int64_t> DisbursementRepository::NextPersonNumber(sql::Connection& conn) const {
+  try {
+    auto st = Prepare(conn, "SELECT next_value FROM counters WHERE name = 'person_no'", {});
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    if (!rs->next()) return absl::FailedPreconditionError("read the person number counter: its row is missing");
+    return rs->getInt64(1);
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "read the person number counter");
+  }
+}
 
 absl::StatusOr<int64_t> DisbursementRepository::AllocatePersonNumbers(sql::Connection& conn, int64_t count) const {
   if (count <= 0) return absl::InvalidArgumentError("allocate person numbers: count must be positive");
@@ -520,14 +538,15 @@ absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> DisbursementReposit
 
 absl::Status DisbursementRepository::InsertPersons(sql::Connection& conn,
                                                    const std::vector<PersonRecord>& persons) const {
-  // LOCAL: a person already stored (by number or hash) is skipped, and counted here.
-  auto loaded = LoadText(conn, "persons", "person_no, @id_hash, @id_sealed, id_masked",
-                         "id_hash = UNHEX(@id_hash), id_sealed = UNHEX(@id_sealed)", persons.size(),
+  // LOCAL: a person already stored (by number or hash) is skipped, and counted here. The hash
+  // and the sealed number go as their bytes (escaped), the masked number is ASCII.
+  auto loaded = LoadText(conn, "persons", "person_no, id_hash, id_sealed, id_masked", "", persons.size(),
                          [&](size_t k, std::string& out) {
                            const PersonRecord& p = persons[k];
-                           LoadRow(out, p.person_no, Hex{p.id_hash}, Hex{p.id_sealed}, std::string_view(p.id_masked));
+                           LoadRow(out, p.person_no, std::string_view(p.id_hash), std::string_view(p.id_sealed),
+                                   std::string_view(p.id_masked));
                          },
-                         LoadCharset::kAscii);
+                         LoadCharset::kBinary);
   return CheckLoaded(loaded, persons.size(), "persons");
 }
 

@@ -169,6 +169,8 @@ class DisbursementRepository final {
   // Person numbers. `count` numbers in a block of their own: [first, first + count), from the
   // counter row in a short transaction on `conn`, which must be a connection of its own in
   // autocommit (not the ingest's transaction, which would hold the counter until it commits).
+  // The next person number the counter will hand out (a plain read, in the caller's transaction).
+  absl::StatusOr<int64_t> NextPersonNumber(sql::Connection& conn) const;
   absl::StatusOr<int64_t> AllocatePersonNumbers(sql::Connection& conn, int64_t count) const;
   // (id_hash, person_no) of those of these persons that are stored.
   absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> LookupPersonNumbers(

@@ -1,6 +1,8 @@
 // cadrepay: subsidy programmes, rolls, payments and the direct-subsidy disbursement checks.
 #include <malloc.h>
 
+#include <algorithm>
+
 #include "absl/flags/flag.h"
 #include "check_scheduler.h"
 #include "disbursement_grpc.h"
@@ -17,6 +19,9 @@ ABSL_FLAG(std::string, membership_addr, "",
           "membership service host:port, asked for the recorded kin of village cadres (CADRE_KIN); empty: "
           "none, and every run with cadres warns that their kin were not checked");
 ABSL_FLAG(int, membership_timeout_ms, 10000, "deadline of each kinship lookup call to membership");
+ABSL_FLAG(int64_t, person_cache_entries,
+          static_cast<int64_t>(grassroots::cadrepay::DisbursementLogic::kDefaultPersonCacheEntries),
+          "committed person numbers kept in memory for the ingests (about 30 bytes each; 0 disables the cache)");
 
 namespace grassroots::generated {
 const std::vector<common::Migration>& cadrepay_migrations();
@@ -51,7 +56,9 @@ int main(int argc, char** argv) {
       common::LogWarning("no --membership_addr: CADRE_KIN runs without cadres' recorded kin, and says so");
       kinship = std::make_shared<cadrepay::NoKinshipRecords>();
     }
-    auto logic = std::make_shared<cadrepay::DisbursementLogic>(pool, *protector, *kinship, &registry);
+    const int64_t person_cache = absl::GetFlag(FLAGS_person_cache_entries);
+    auto logic = std::make_shared<cadrepay::DisbursementLogic>(
+        pool, *protector, *kinship, &registry, nullptr, static_cast<size_t>(std::max<int64_t>(0, person_cache)));
     auto grpc = std::make_shared<cadrepay::DisbursementGrpc>(*logic);
     parts.services.push_back(grpc.get());
     const int interval = absl::GetFlag(FLAGS_check_interval_seconds);
