@@ -1492,6 +1492,12 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
   auto run = [&]() -> absl::StatusOr<v1::CheckRun> {
     auto conn = pool_.Acquire(absl::Now() + absl::Seconds(10));
     if (!conn.ok()) return conn.status();
+    // Everything the run reads on this connection is one snapshot (REPEATABLE READ: taken at
+    // its first read, the data generation): an ingest that commits while the run reads is
+    // wholly in it or wholly not, and the run records the generation it saw. Persons, read on a
+    // second connection, are never changed or removed once committed.
+    auto reading = std::make_unique<common::Transaction>(**conn);
+    if (auto st = Track(*conn, reading->Begin()); !st.ok()) return st;
     auto generation = Track(*conn, repo_.DataGeneration(**conn));
     if (!generation.ok()) return generation.status();
     auto programmes = Track(*conn, repo_.LoadProgrammes(**conn));
@@ -1669,6 +1675,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     }
     auto batches = Track(*conn, repo_.LoadBatches(**conn));
     if (!batches.ok()) return batches.status();
+    reading.reset();  // the last read: the snapshot ends (rolled back: it wrote nothing)
     for (const auto& b : *batches) {
       in.batches.push_back({in.symbols.Intern(b.batch_id), in.symbols.Intern(b.program_code), PeriodCodeOf(b.period),
                             b.declared_count, b.declared_total_fen, b.scheduled_on});

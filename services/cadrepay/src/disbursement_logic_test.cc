@@ -1064,6 +1064,50 @@ TEST_F(DisbursementLogicTest, WithoutThePersonNumberCacheIngestsLookPersonsUp) {
   EXPECT_EQ(Export(Check().run_id(), false), kExpectedFindingsCsv);
 }
 
+// A run reads one snapshot: an ingest that commits while the run is reading (here: when the run
+// asks for cadres' kin, after its scans and before it reads the batches) is not in it.
+TEST_F(DisbursementLogicTest, ARunReadsOneSnapshotWhileAnIngestCommits) {
+  LoadAll();
+  const v1::CheckRun before = Check();
+  class IngestMeanwhile final : public KinshipSource {
+   public:
+    std::function<void()> during;
+    absl::StatusOr<std::vector<PersonKey>> KinOfCadres(const std::vector<PersonKey>&,
+                                                       std::vector<std::string>&) override {
+      if (during) std::exchange(during, nullptr)();
+      return std::vector<PersonKey>{};
+    }
+  } kinship;
+  DisbursementLogic logic(*pool_, pii_, kinship, nullptr, [this] { return now_; });
+  // The batch's declared figures made to match its rows: a run that saw this would not find
+  // BATCH_MISMATCH.
+  kinship.during = [&] {
+    auto ingest = logic.StartIngest(FileKind::kBatches);
+    ingest->Feed("batch_id,program_code,period,declared_count,declared_total_fen,scheduled_on\n"
+                 "B2603,GDBT,2026-03,9,84000,2026-03-10\n");
+    auto report = ingest->Finish();
+    ASSERT_TRUE(report.ok()) << report.status();
+    EXPECT_EQ(report->updated(), 1);
+  };
+  v1::RunCheckRequest request;
+  request.set_as_of("2026-04-10");
+  auto during = logic.RunCheck(request);
+  ASSERT_TRUE(during.ok()) << during.status();
+  EXPECT_EQ(kinship.during, nullptr) << "the ingest ran during the run";
+  auto count = [](const v1::CheckRun& run, const std::string& rule) {
+    for (const auto& c : run.counts()) {
+      if (c.rule() == rule) return c.count();
+    }
+    return int64_t{-1};
+  };
+  EXPECT_EQ(count(before, "BATCH_MISMATCH"), 1);
+  EXPECT_EQ(count(during.value(), "BATCH_MISMATCH"), 1);
+  // The next run sees the ingest.
+  auto after = logic.RunCheck(request);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(count(after.value(), "BATCH_MISMATCH"), 0);
+}
+
 // Keyset pages: the spelled-out condition selects exactly what the row comparison selects, and
 // the server range-scans it (reads about the page, not every row before it).
 TEST_F(DisbursementLogicTest, KeysetAfterSelectsTheRowComparisonAndRangeScans) {
