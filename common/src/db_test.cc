@@ -182,6 +182,41 @@ TEST_F(DbTest, LoadThroughPipeStreamsEveryChunkAndLeavesNothing) {
   EXPECT_NE(stat(dir.c_str(), &st), 0) << dir << " left behind";
 }
 
+// AppendLoadField's escaping: every byte value, the escaped ones among runs of plain ones, and a
+// value that reads like LOAD DATA's NULL, all stored as sent (CHARACTER SET binary).
+TEST_F(DbTest, AppendLoadFieldRoundTripsEveryByte) {
+  auto conn = OpenConnection(options_);
+  ASSERT_TRUE(conn.ok());
+  std::unique_ptr<sql::Statement>((*conn)->createStatement())
+      ->execute("CREATE TABLE b (id INT PRIMARY KEY, v VARBINARY(600) NULL)");
+  std::string all;
+  for (int c = 0; c < 256; ++c) all += static_cast<char>(c);
+  const std::vector<std::string> values = {all, std::string("a\tb\\c\nd\re\0f", 11), "\\N", "", "plain run"};
+  std::string text;
+  for (size_t i = 0; i < values.size(); ++i) {
+    text += std::to_string(i) + "\t";
+    AppendLoadField(text, values[i]);
+    text += "\n";
+  }
+  EXPECT_EQ(text.find(std::string(1, '\0')), std::string::npos);
+  auto pipe = LoadPipe::Create();
+  ASSERT_TRUE(pipe.ok()) << pipe.status();
+  const LoadResult r = LoadThroughPipe(**conn, **pipe,
+                                       "LOAD DATA LOCAL INFILE " + (*pipe)->SqlPath() +
+                                           " INTO TABLE b CHARACTER SET binary FIELDS TERMINATED BY '\\t' "
+                                           "ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (id, v)",
+                                       text);
+  EXPECT_EQ(r.stored, static_cast<int64_t>(values.size()));
+  EXPECT_EQ(r.warnings, 0);
+  std::unique_ptr<sql::ResultSet> rs(
+      std::unique_ptr<sql::Statement>((*conn)->createStatement())->executeQuery("SELECT id, v, v IS NULL FROM b ORDER BY id"));
+  for (size_t i = 0; i < values.size(); ++i) {
+    ASSERT_TRUE(rs->next());
+    EXPECT_FALSE(rs->getBoolean(3)) << i;
+    EXPECT_EQ(rs->getString(2).asStdString(), values[i]) << i;
+  }
+}
+
 TEST_F(DbTest, UnreachableDatabaseIsUnavailableNotACrash) {
   DbOptions down = options_;
   down.port = 1;  // nothing listens there

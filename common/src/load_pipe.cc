@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -109,6 +110,27 @@ LoadResult LoadThroughPipe(sql::Connection& conn, const LoadPipe& pipe, const st
     given = true;
     return false;
   });
+}
+
+namespace {
+constexpr std::array<bool, 256> kLoadEscaped = [] {
+  std::array<bool, 256> t{};
+  for (const unsigned char c : {'\\', '\t', '\n', '\r', '\0'}) t[c] = true;
+  return t;
+}();
+}  // namespace
+
+void AppendLoadField(std::string& out, std::string_view v) {
+  size_t start = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const char c = v[i];
+    if (!kLoadEscaped[static_cast<unsigned char>(c)]) continue;
+    out.append(v.data() + start, i - start);
+    out += '\\';
+    out += c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\0' ? '0' : '\\';
+    start = i + 1;
+  }
+  out.append(v.data() + start, v.size() - start);
 }
 
 }  // namespace grassroots::common

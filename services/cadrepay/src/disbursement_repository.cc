@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -161,25 +160,8 @@ absl::Status ForEachInGroup(sql::Connection& conn, const std::string& prefix, co
   }
 }
 
-// Text in LOAD DATA's default escaping (FIELDS TERMINATED BY '\t' ESCAPED BY '\\'). Runs
-// without a byte to escape (nearly every value) are appended whole.
-constexpr std::array<bool, 256> kLoadEscaped = [] {
-  std::array<bool, 256> t{};
-  for (const unsigned char c : {'\\', '\t', '\n', '\r', '\0'}) t[c] = true;
-  return t;
-}();
-void LoadTextField(std::string& out, std::string_view v) {
-  size_t start = 0;
-  for (size_t i = 0; i < v.size(); ++i) {
-    const char c = v[i];
-    if (!kLoadEscaped[static_cast<unsigned char>(c)]) continue;
-    out.append(v.data() + start, i - start);
-    out += '\\';
-    out += c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\0' ? '0' : '\\';
-    start = i + 1;
-  }
-  out.append(v.data() + start, v.size() - start);
-}
+// Text in LOAD DATA's default escaping (FIELDS TERMINATED BY '\t' ESCAPED BY '\\').
+void LoadTextField(std::string& out, std::string_view v) { common::AppendLoadField(out, v); }
 
 // One field in that escaping.
 void AppendLoadField(std::string& out, const SqlValue& v) {

@@ -407,25 +407,8 @@ absl::Status MemberRepository::InsertEvents(sql::Connection& conn, const std::ve
 
 namespace {
 
-// LOAD DATA text: tab-separated, backslash escapes, \N for NULL. Runs without a special byte
-// are copied whole.
-constexpr std::array<bool, 256> kTsvSpecial = [] {
-  std::array<bool, 256> t{};
-  for (const unsigned char c : {'\\', '\t', '\n', '\r', '\0'}) t[c] = true;
-  return t;
-}();
-void Tsv(std::string& out, std::string_view v) {
-  size_t start = 0;
-  for (size_t i = 0; i < v.size(); ++i) {
-    const char c = v[i];
-    if (!kTsvSpecial[static_cast<unsigned char>(c)]) continue;
-    out.append(v.data() + start, i - start);
-    out += '\\';
-    out += c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\0' ? '0' : '\\';
-    start = i + 1;
-  }
-  out.append(v.data() + start, v.size() - start);
-}
+// LOAD DATA text: tab-separated, backslash escapes (common::AppendLoadField), \N for NULL.
+void Tsv(std::string& out, std::string_view v) { common::AppendLoadField(out, v); }
 void OptTsv(std::string& out, std::string_view v) {
   if (v.empty()) out += "\\N"; else Tsv(out, v);
 }

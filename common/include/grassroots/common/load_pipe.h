@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 
@@ -50,5 +51,10 @@ LoadResult LoadThroughPipe(sql::Connection& conn, const LoadPipe& pipe, const st
 // The same for text already in memory.
 LoadResult LoadThroughPipe(sql::Connection& conn, const LoadPipe& pipe, const std::string& statement,
                            const std::string& data);
+
+// Appends `v` as one field of LOAD DATA's default escaping (FIELDS TERMINATED BY '\t' ESCAPED BY
+// '\\'): backslash, tab, newline, carriage return and NUL escaped; runs without one of them (nearly
+// every value) appended whole. Any bytes (binary values too, with CHARACTER SET binary).
+void AppendLoadField(std::string& out, std::string_view v);
 
 }  // namespace grassroots::common
