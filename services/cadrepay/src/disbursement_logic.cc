@@ -172,7 +172,8 @@ struct DisbursementLogic::Metrics {
     for (int r = 0; r < kRuleCount; ++r) findings->Add({{"rule", std::string(RuleCode(static_cast<Rule>(r)))}});
     auto& lookups = prometheus::BuildCounter()
                         .Name("grassroots_cadrepay_person_number_lookups_total")
-                        .Help("Persons an ingest met that were stored already, by where their number was found")
+                        .Help("Persons an ingest looked for (not met earlier in its file): found in the cache, or looked "
+                              "for in the database (found there, or new)")
                         .Register(*registry);
     persons_from_cache = &lookups.Add({{"source", "cache"}});
     persons_from_database = &lookups.Add({{"source", "database"}});

@@ -987,6 +987,17 @@ TEST_F(DisbursementLogicTest, ThePersonOfTwoConcurrentIngestsGetsOneNumber) {
   EXPECT_EQ(rs->getInt64(2), 2);
 }
 
+// grassroots_cadrepay_person_number_lookups_total{source=...} in `registry` (-1 when absent).
+double PersonLookups(prometheus::Registry& registry, const std::string& source) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name != "grassroots_cadrepay_person_number_lookups_total") continue;
+    for (const auto& m : family.metric) {
+      if (m.label.size() == 1 && m.label[0].value == source) return m.counter.value;
+    }
+  }
+  return -1.0;
+}
+
 // The person number cache (PersonNumberCache): later ingests take the numbers of persons stored
 // by earlier ones from it, the same numbers a database lookup gives, and a database that went
 // back (emptied, numbering from 1 again) is not read through numbers of its former persons.
@@ -994,15 +1005,7 @@ TEST_F(DisbursementLogicTest, PersonNumberCacheServesLaterIngestsAndForgetsAData
   prometheus::Registry registry;
   logic_ = std::make_unique<DisbursementLogic>(*pool_, pii_, kinship_, &registry, [this] { return now_; });
   LoadAll();
-  auto from = [&](const std::string& source) {
-    for (const auto& family : registry.Collect()) {
-      if (family.name != "grassroots_cadrepay_person_number_lookups_total") continue;
-      for (const auto& m : family.metric) {
-        if (m.label.size() == 1 && m.label[0].value == source) return m.counter.value;
-      }
-    }
-    return -1.0;
-  };
+  auto from = [&](const std::string& source) { return PersonLookups(registry, source); };
   // Enrolments and payments named the six persons of the roll: found in the cache, not looked up;
   // only the payee who is on no roll (Id 7) was looked for in the database.
   EXPECT_GE(from("cache"), 12);
@@ -1052,14 +1055,7 @@ TEST_F(DisbursementLogicTest, WithoutThePersonNumberCacheIngestsLookPersonsUp) {
   prometheus::Registry registry;
   logic_ = std::make_unique<DisbursementLogic>(*pool_, pii_, kinship_, &registry, [this] { return now_; }, 0);
   LoadAll();
-  double database = -1;
-  for (const auto& family : registry.Collect()) {
-    if (family.name != "grassroots_cadrepay_person_number_lookups_total") continue;
-    for (const auto& m : family.metric) {
-      if (m.label.size() == 1 && m.label[0].value == "database") database = m.counter.value;
-    }
-  }
-  EXPECT_GE(database, 12);
+  EXPECT_GE(PersonLookups(registry, "database"), 12);
   EXPECT_EQ(Check().payments_checked(), 9);
   EXPECT_EQ(Export(Check().run_id(), false), kExpectedFindingsCsv);
 }
