@@ -4,6 +4,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "grassroots/common/validate.h"
 #include "http_client.h"
 #include "process.h"
 #include "suite.h"
@@ -60,6 +61,20 @@ TEST_F(DisbursementE2E, FilesIngestRefuseBadRowsAndTheCheckFindsTheAnomalies) {
   EXPECT_EQ(rc, 1) << out << errors;
   EXPECT_TRUE(HasError(errors, "3,is_household_head,SECOND_HEAD")) << errors;
   EXPECT_TRUE(HasError(errors, "4,account_no,INVALID_ACCOUNT")) << errors;
+
+  // The rolls by village subtree through the gateway: the county's covers its village E2E-V
+  // (cadrepay asks membership for the tree); an organisation nobody registered is 404.
+  {
+    HttpResponse roll = Http("GET", Suite::Get().http_port(), "/v1/organisations/E2E-C/recipients?page_size=1000");
+    ASSERT_EQ(roll.status, 200) << roll.body;
+    EXPECT_NE(roll.body.find("\"orgCode\":\"E2E-V\""), std::string::npos) << roll.body;
+    EXPECT_NE(roll.body.find("张*明"), std::string::npos) << roll.body;
+    EXPECT_NE(roll.body.find(common::MaskIdNumber(a)), std::string::npos) << roll.body;
+    EXPECT_EQ(roll.body.find(a), std::string::npos) << "unmasked without the right";
+    roll = Http("GET", Suite::Get().http_port(), "/v1/organisations/E2E-NOWHERE/recipients");
+    EXPECT_EQ(roll.status, 404) << roll.body;
+    EXPECT_NE(roll.body.find("E2E-NOWHERE"), std::string::npos) << roll.body;
+  }
 
   // An enrolment for a programme that does not exist.
   rc = Ingest("enrolments", "enrolments.csv",

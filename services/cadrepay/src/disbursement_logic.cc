@@ -214,10 +214,12 @@ struct DisbursementLogic::Metrics {
 
 DisbursementLogic::DisbursementLogic(common::ConnectionPool& pool, const common::PiiProtector& pii,
                                      KinshipSource& kinship, prometheus::Registry* registry, Clock clock,
-                                     size_t person_cache_entries)
+                                     size_t person_cache_entries, OrganisationTree* tree)
     : pool_(pool),
       pii_(pii),
       kinship_(kinship),
+      own_tree_(tree == nullptr ? std::make_unique<SingleOrganisation>() : nullptr),
+      tree_(tree == nullptr ? *own_tree_ : *tree),
       clock_(clock ? std::move(clock) : Clock([] { return absl::Now(); })),
       person_numbers_(person_cache_entries),
       metrics_(std::make_unique<Metrics>(registry)) {}
@@ -1204,25 +1206,49 @@ absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(con
   if (auto s = CheckCode("org_code", request.org_code(), true); !s.ok()) return s;
   auto page_size = PageSize(request.page_size());
   if (!page_size.ok()) return page_size.status();
-  std::string after_household;
+  // The token: the last row's village, household and person number.
+  std::string after_org, after_household;
   int64_t after_no = 0;
   if (!request.page_token().empty()) {
-    auto parts = ReadToken(request.page_token(), 2);
+    auto parts = ReadToken(request.page_token(), 3);
     if (!parts.ok()) return parts.status();
-    after_household = (*parts)[0];
-    if (!absl::SimpleAtoi((*parts)[1], &after_no) || after_no <= 0) {
+    after_org = (*parts)[0];
+    after_household = (*parts)[1];
+    if (after_org.empty() || !absl::SimpleAtoi((*parts)[2], &after_no) || after_no <= 0) {
       return common::InvalidField("page_token", "is not a token this service issued");
     }
   }
+  // Every village under the organisation asked for (the member registry's tree), in code order.
+  auto villages = tree_.Subtree(request.org_code());
+  if (!villages.ok()) return villages.status();
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
-  auto rows = Track(*conn, repo_.ListRecipients(**conn, request.org_code(), after_household, after_no,
-                                                *page_size + 1));
-  if (!rows.ok()) return rows.status();
-  const bool more = static_cast<int>(rows->size()) > *page_size;
-  if (more) rows->resize(*page_size);
+  // The page: the rest of the token's village, then the next villages a group at a time, until
+  // one row more than the page is found (there is a next page) or the villages run out.
+  const size_t want = static_cast<size_t>(*page_size) + 1;
+  std::vector<StoredRecipient> rows;
+  auto next = std::lower_bound(villages->begin(), villages->end(), after_org);
+  if (after_no > 0 && next != villages->end() && *next == after_org) {
+    auto got = Track(*conn, repo_.ListRecipients(**conn, {after_org}, after_household, after_no,
+                                                 static_cast<int>(want)));
+    if (!got.ok()) return got.status();
+    rows = std::move(*got);
+    ++next;
+  }  // else: the token's village left the subtree meanwhile; the page goes on with the next one
+  constexpr size_t kVillagesPerQuery = 500;
+  while (rows.size() < want && next != villages->end()) {
+    const auto end = next + static_cast<std::ptrdiff_t>(
+                                std::min<size_t>(kVillagesPerQuery, static_cast<size_t>(villages->end() - next)));
+    auto got = Track(*conn, repo_.ListRecipients(**conn, std::vector<std::string>(next, end), "", 0,
+                                                 static_cast<int>(want - rows.size())));
+    if (!got.ok()) return got.status();
+    for (auto& r : *got) rows.push_back(std::move(r));
+    next = end;
+  }
+  const bool more = rows.size() > static_cast<size_t>(*page_size);
+  if (more) rows.resize(*page_size);
   std::vector<std::string> hashes;
-  for (const auto& r : *rows) hashes.push_back(r.id_hash);
+  for (const auto& r : rows) hashes.push_back(r.id_hash);
   auto persons = Track(*conn, repo_.FindPersons(**conn, hashes));
   if (!persons.ok()) return persons.status();
   auto accounts = Track(*conn, repo_.FindAccounts(**conn, hashes));
@@ -1241,7 +1267,7 @@ absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(con
     }
   }
   v1::ListRecipientsResponse response;
-  for (const auto& r : *rows) {
+  for (const auto& r : rows) {
     auto* out = response.add_recipients();
     out->set_id_number(shown.at(r.id_hash));
     out->set_name(pii ? r.name : common::MaskName(r.name));
@@ -1254,7 +1280,10 @@ absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(con
       out->set_account_since(common::FormatDate(it->second.first));
     }
   }
-  if (more) response.set_next_page_token(MakeToken({rows->back().household_id, absl::StrCat(rows->back().person_no)}));
+  if (more) {
+    response.set_next_page_token(
+        MakeToken({rows.back().org_code, rows.back().household_id, absl::StrCat(rows.back().person_no)}));
+  }
   return response;
 }
 

@@ -22,6 +22,7 @@
 #include "grassroots/common/pii.h"
 #include "grassroots/exchange/v1/exchange.pb.h"
 #include "kinship_source.h"
+#include "organisation_tree.h"
 #include "person_number_cache.h"
 
 namespace prometheus {
@@ -46,10 +47,12 @@ class DisbursementLogic final {
   // holds about 210 MB; 7,000,000 stay within the same table size (its next growth doubles it).
   static constexpr size_t kDefaultPersonCacheEntries = 7'000'000;
   // `registry` may be null (tests). `clock` defaults to absl::Now. `person_cache_entries`: 0
-  // disables the cache (every ingest looks its persons up in the database).
+  // disables the cache (every ingest looks its persons up in the database). `tree`: the
+  // organisations under an organisation, for reads by village subtree; null: an organisation
+  // stands for itself only (SingleOrganisation).
   DisbursementLogic(common::ConnectionPool& pool, const common::PiiProtector& pii, KinshipSource& kinship,
                     prometheus::Registry* registry, Clock clock = nullptr,
-                    size_t person_cache_entries = kDefaultPersonCacheEntries);
+                    size_t person_cache_entries = kDefaultPersonCacheEntries, OrganisationTree* tree = nullptr);
   ~DisbursementLogic();
 
   // Reads one file fed in chunks, writing as it goes inside one transaction committed by
@@ -63,7 +66,9 @@ class DisbursementLogic final {
   std::unique_ptr<Ingest> StartIngest(FileKind kind);
 
   absl::StatusOr<v1::ListProgrammesResponse> ListProgrammes(absl::Time deadline);
-  // `pii`: the caller may see personal data (clear ID numbers, names, account numbers).
+  // The rolls of every village in the subtree of request.org_code (NOT_FOUND for an organisation
+  // the member registry does not know). `pii`: the caller may see personal data (clear ID
+  // numbers, names, account numbers).
   absl::StatusOr<v1::ListRecipientsResponse> ListRecipients(const v1::ListRecipientsRequest& request, bool pii,
                                                             absl::Time deadline);
   absl::StatusOr<v1::ListEntitlementsResponse> ListEntitlements(const v1::ListEntitlementsRequest& request, bool pii,
@@ -95,6 +100,8 @@ class DisbursementLogic final {
   common::ConnectionPool& pool_;
   const common::PiiProtector& pii_;
   KinshipSource& kinship_;
+  std::unique_ptr<OrganisationTree> own_tree_;  // when none was given
+  OrganisationTree& tree_;
   Clock clock_;
   DisbursementRepository repo_;
   PersonNumberCache person_numbers_;

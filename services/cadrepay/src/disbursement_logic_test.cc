@@ -431,6 +431,99 @@ TEST_F(DisbursementLogicTest, RequestsAreValidated) {
   EXPECT_EQ(common::FieldViolationsOf(logic_->ListEntitlements(wrong_form, false, kNoDeadline).status())[0].field, "period");
 }
 
+// The member registry's tree, fixed: county C, township T1 with villages V001 and V002, township
+// T2 with V003 (no roll), and village V009 under C directly.
+class FixedTree final : public OrganisationTree {
+ public:
+  absl::StatusOr<std::vector<std::string>> Subtree(const std::string& org_code) override {
+    ++calls;
+    if (org_code == "C") return std::vector<std::string>{"C", "T1", "T2", "V001", "V002", "V003", "V009"};
+    if (org_code == "T1") return std::vector<std::string>{"T1", "V001", "V002"};
+    if (org_code == "T2") return std::vector<std::string>{"T2", "V003"};
+    if (org_code == "V001" || org_code == "V002" || org_code == "V003") return std::vector<std::string>{org_code};
+    if (org_code == "DOWN") return absl::UnavailableError("membership at x: unavailable");
+    return absl::NotFoundError(absl::StrCat("org_code: no organisation ", org_code, " in the member registry"));
+  }
+  int calls = 0;
+};
+
+TEST_F(DisbursementLogicTest, RollsOfAVillageSubtreePageAcrossVillages) {
+  FixedTree tree;
+  logic_ = std::make_unique<DisbursementLogic>(*pool_, pii_, kinship_, nullptr, [this] { return now_; },
+                                               DisbursementLogic::kDefaultPersonCacheEntries, &tree);
+  LoadAll();
+  // Every page size walks the same rows: V001's five in household order, then V002's one.
+  std::vector<std::string> whole;
+  for (int page_size : {1, 2, 5, 6, 100}) {
+    v1::ListRecipientsRequest roll;
+    roll.set_org_code("C");
+    roll.set_page_size(page_size);
+    std::vector<std::string> seen;
+    int pages = 0;
+    while (true) {
+      auto page = logic_->ListRecipients(roll, true, kNoDeadline);
+      ASSERT_TRUE(page.ok()) << page.status();
+      ++pages;
+      EXPECT_LE(page->recipients_size(), page_size);
+      for (const auto& r : page->recipients()) seen.push_back(absl::StrCat(r.org_code(), ":", r.household_id(), ":", r.name()));
+      if (page->next_page_token().empty()) break;
+      EXPECT_EQ(page->recipients_size(), page_size);
+      roll.set_page_token(page->next_page_token());
+    }
+    EXPECT_EQ(pages, (6 + page_size - 1) / page_size) << page_size;
+    if (whole.empty()) whole = seen;
+    EXPECT_EQ(seen, whole) << page_size;
+  }
+  ASSERT_EQ(whole.size(), 6u);
+  EXPECT_EQ(whole.front().substr(0, 8), "V001:H1:");
+  EXPECT_EQ(whole.back(), "V002:H5:孙六");
+  EXPECT_TRUE(std::is_sorted(whole.begin(), whole.end(), [](const std::string& a, const std::string& b) {
+    return a.substr(0, 7) < b.substr(0, 7);  // village, household
+  }));
+
+  // A township: its villages only; a village: its roll; a village without a roll: empty.
+  auto count = [&](const std::string& org) -> int {
+    v1::ListRecipientsRequest r;
+    r.set_org_code(org);
+    r.set_page_size(100);
+    auto page = logic_->ListRecipients(r, false, kNoDeadline);
+    EXPECT_TRUE(page.ok()) << page.status();
+    return page.ok() ? page->recipients_size() : -1;
+  };
+  EXPECT_EQ(count("T1"), 6);
+  EXPECT_EQ(count("V002"), 1);
+  EXPECT_EQ(count("T2"), 0);
+  EXPECT_EQ(count("V003"), 0);
+
+  // An organisation the registry does not know is NOT_FOUND; a registry that cannot be asked is
+  // UNAVAILABLE, not an empty or partial roll.
+  v1::ListRecipientsRequest unknown;
+  unknown.set_org_code("NOPE");
+  auto nope = logic_->ListRecipients(unknown, false, kNoDeadline);
+  EXPECT_EQ(nope.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(nope.status().message().find("NOPE"), std::string::npos);
+  unknown.set_org_code("DOWN");
+  EXPECT_EQ(logic_->ListRecipients(unknown, false, kNoDeadline).status().code(), absl::StatusCode::kUnavailable);
+
+  // A token whose village has left the subtree goes on with the next village.
+  v1::ListRecipientsRequest first;
+  first.set_org_code("C");
+  first.set_page_size(1);
+  auto one = logic_->ListRecipients(first, false, kNoDeadline);
+  ASSERT_TRUE(one.ok());
+  first.set_org_code("T2");  // V001 is not under T2: nothing of T2 comes after it but V003's empty roll
+  first.set_page_token(one->next_page_token());
+  auto rest = logic_->ListRecipients(first, false, kNoDeadline);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(rest->recipients_size(), 0);
+  EXPECT_TRUE(rest->next_page_token().empty());
+  // A token this service did not issue.
+  first.set_page_token("bm90IGEgdG9rZW4");
+  EXPECT_EQ(common::FieldViolationsOf(logic_->ListRecipients(first, false, kNoDeadline).status())[0].field,
+            "page_token");
+  logic_.reset();  // before `tree`
+}
+
 TEST_F(DisbursementLogicTest, RollsEntitlementsAndDisclosure) {
   LoadAll();
   v1::ListRecipientsRequest roll;

@@ -844,11 +844,20 @@ absl::StatusOr<std::vector<std::string>> DisbursementRepository::CadreHouseholds
 }
 
 absl::StatusOr<std::vector<StoredRecipient>> DisbursementRepository::ListRecipients(
-    sql::Connection& conn, const std::string& org_code, const std::string& after_household, int64_t after_no,
-    int limit) const {
+    sql::Connection& conn, const std::vector<std::string>& org_codes, const std::string& after_household,
+    int64_t after_no, int limit) const {
+  if (org_codes.empty()) return std::vector<StoredRecipient>{};
+  if (after_no > 0 && org_codes.size() > 1) {
+    return absl::InternalError("list recipients: a keyset position belongs to one village");
+  }
   try {
-    SqlRow params = {SqlValue::Text(org_code)};
-    std::string where = "WHERE r.org_code = ?";
+    SqlRow params;
+    std::string where = "WHERE r.org_code IN (";
+    for (size_t i = 0; i < org_codes.size(); ++i) {
+      absl::StrAppend(&where, i == 0 ? "?" : ",?");
+      params.push_back(SqlValue::Text(org_codes[i]));
+    }
+    where += ")";
     if (after_no > 0) {
       absl::StrAppend(&where, " AND ",
                       KeysetAfter({"r.household_id", "r.person_no"},
@@ -858,7 +867,7 @@ absl::StatusOr<std::vector<StoredRecipient>> DisbursementRepository::ListRecipie
     auto st = Prepare(conn,
                       absl::StrCat("SELECT ", kRecipientColumns,
                                    " FROM recipients r JOIN persons pe ON pe.person_no = r.person_no ", where,
-                                   " ORDER BY r.household_id, r.person_no LIMIT ?"),
+                                   " ORDER BY r.org_code, r.household_id, r.person_no LIMIT ?"),
                       params);
     std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
     std::vector<StoredRecipient> out;

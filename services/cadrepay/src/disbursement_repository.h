@@ -233,8 +233,11 @@ class DisbursementRepository final {
   // Those of these households with a cadre among their members.
   absl::StatusOr<std::vector<std::string>> CadreHouseholds(sql::Connection& conn,
                                                            const std::vector<std::string>& households) const;
-  // One page of a village roll after (household_id, person_no); after_no 0: the first page.
-  absl::StatusOr<std::vector<StoredRecipient>> ListRecipients(sql::Connection& conn, const std::string& org_code,
+  // Up to `limit` rows of the rolls of these villages in (org_code, household_id, person_no)
+  // order. With one village, after (household_id, person_no) when after_no > 0; with several,
+  // from the start of the first (after_no must be 0).
+  absl::StatusOr<std::vector<StoredRecipient>> ListRecipients(sql::Connection& conn,
+                                                              const std::vector<std::string>& org_codes,
                                                               const std::string& after_household, int64_t after_no,
                                                               int limit) const;
 

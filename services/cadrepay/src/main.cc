@@ -12,13 +12,15 @@
 #include "grassroots/common/service_main.h"
 #include "kinship_source.h"
 #include "membership_kinship.h"
+#include "organisation_tree.h"
 
 ABSL_FLAG(int, check_interval_seconds, 300,
           "how often the scheduler looks for batches due for a disbursement check (0 disables it)");
 ABSL_FLAG(std::string, membership_addr, "",
-          "membership service host:port, asked for the recorded kin of village cadres (CADRE_KIN); empty: "
-          "none, and every run with cadres warns that their kin were not checked");
-ABSL_FLAG(int, membership_timeout_ms, 10000, "deadline of each kinship lookup call to membership");
+          "membership service host:port, asked for the recorded kin of village cadres (CADRE_KIN) and for the "
+          "organisations under an organisation (rolls by village subtree); empty: none, every run with cadres "
+          "warns that their kin were not checked, and a roll covers the one organisation named");
+ABSL_FLAG(int, membership_timeout_ms, 10000, "deadline of each call to membership");
 ABSL_FLAG(int64_t, person_cache_entries,
           static_cast<int64_t>(grassroots::cadrepay::DisbursementLogic::kDefaultPersonCacheEntries),
           "committed person numbers kept in memory for the ingests (about 30 bytes each; 0 disables the cache)");
@@ -47,18 +49,25 @@ int main(int argc, char** argv) {
     }
     auto protector = std::make_shared<common::PiiProtector>(*pii);
     std::shared_ptr<cadrepay::KinshipSource> kinship;
+    std::shared_ptr<cadrepay::OrganisationTree> tree;
     if (const std::string membership = absl::GetFlag(FLAGS_membership_addr); !membership.empty()) {
-      kinship = std::make_shared<cadrepay::MembershipKinship>(
-          cadrepay::GrpcListKinOfPersons(cadrepay::MembershipChannel(membership),
-                                         absl::Milliseconds(absl::GetFlag(FLAGS_membership_timeout_ms))),
-          membership);
+      const auto channel = cadrepay::MembershipChannel(membership);
+      const absl::Duration timeout = absl::Milliseconds(absl::GetFlag(FLAGS_membership_timeout_ms));
+      kinship = std::make_shared<cadrepay::MembershipKinship>(cadrepay::GrpcListKinOfPersons(channel, timeout),
+                                                              membership);
+      tree = std::make_shared<cadrepay::MembershipOrganisationTree>(cadrepay::GrpcListChildren(channel, timeout),
+                                                                    membership);
     } else {
-      common::LogWarning("no --membership_addr: CADRE_KIN runs without cadres' recorded kin, and says so");
+      common::LogWarning(
+          "no --membership_addr: CADRE_KIN runs without cadres' recorded kin, and says so; reads by village subtree "
+          "cover the one organisation named");
       kinship = std::make_shared<cadrepay::NoKinshipRecords>();
+      tree = std::make_shared<cadrepay::SingleOrganisation>();
     }
     const int64_t person_cache = absl::GetFlag(FLAGS_person_cache_entries);
     auto logic = std::make_shared<cadrepay::DisbursementLogic>(
-        pool, *protector, *kinship, &registry, nullptr, static_cast<size_t>(std::max<int64_t>(0, person_cache)));
+        pool, *protector, *kinship, &registry, nullptr, static_cast<size_t>(std::max<int64_t>(0, person_cache)),
+        tree.get());
     auto grpc = std::make_shared<cadrepay::DisbursementGrpc>(*logic);
     parts.services.push_back(grpc.get());
     const int interval = absl::GetFlag(FLAGS_check_interval_seconds);
@@ -68,7 +77,7 @@ int main(int argc, char** argv) {
       parts.stop = [scheduler] { scheduler->Stop(); };
       parts.owned.push_back(scheduler);
     }
-    parts.owned.insert(parts.owned.end(), {protector, kinship, logic, grpc});
+    parts.owned.insert(parts.owned.end(), {protector, kinship, tree, logic, grpc});
     return parts;
   };
   return common::RunServiceMain(argc, argv, spec);
