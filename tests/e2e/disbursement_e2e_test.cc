@@ -83,6 +83,19 @@ TEST_F(DisbursementE2E, FilesIngestRefuseBadRowsAndTheCheckFindsTheAnomalies) {
               &errors, &out);
   EXPECT_EQ(rc, 1) << out << errors;
   EXPECT_TRUE(HasError(errors, "4,program_code,UNKNOWN_PROGRAMME")) << errors;
+  {
+    // The enrolments of the county's rolls through the gateway (masked), by programme.
+    HttpResponse enrolled =
+        Http("GET", Suite::Get().http_port(), "/v1/organisations/E2E-C/enrolments?programCode=GDLB&pageSize=1000");
+    ASSERT_EQ(enrolled.status, 200) << enrolled.body;
+    EXPECT_NE(enrolled.body.find(common::MaskIdNumber(d)), std::string::npos) << enrolled.body;
+    EXPECT_NE(enrolled.body.find("\"fromPeriod\":\"2026-01\""), std::string::npos) << enrolled.body;
+    EXPECT_EQ(enrolled.body.find(d), std::string::npos) << "unmasked without the right";
+    enrolled = Http("GET", Suite::Get().http_port(), "/v1/organisations/E2E-C/enrolments?programCode=NOPE");
+    EXPECT_EQ(enrolled.status, 404) << enrolled.body;
+    HttpResponse events = Http("GET", Suite::Get().http_port(), "/v1/organisations/E2E-NOWHERE/civil-events");
+    EXPECT_EQ(events.status, 404) << events.body;
+  }
 
   ASSERT_EQ(Ingest("batches", "batches.csv",
                    "batch_id,program_code,period,declared_count,declared_total_fen,scheduled_on\n"

@@ -55,6 +55,18 @@ grpc::Status DisbursementGrpc::ListRecipients(grpc::ServerContext* ctx, const v1
   return Reply(logic_.ListRecipients(*req, common::MaySeePersonalData(*ctx), common::DeadlineOf(*ctx)), resp);
 }
 
+grpc::Status DisbursementGrpc::ListEnrolments(grpc::ServerContext* ctx, const v1::ListEnrolmentsRequest* req,
+                                              v1::ListEnrolmentsResponse* resp) {
+  common::RequestScope scope(common::RequestIdOf(*ctx));
+  return Reply(logic_.ListEnrolments(*req, common::MaySeePersonalData(*ctx), common::DeadlineOf(*ctx)), resp);
+}
+
+grpc::Status DisbursementGrpc::ListCivilEvents(grpc::ServerContext* ctx, const v1::ListCivilEventsRequest* req,
+                                               v1::ListCivilEventsResponse* resp) {
+  common::RequestScope scope(common::RequestIdOf(*ctx));
+  return Reply(logic_.ListCivilEvents(*req, common::MaySeePersonalData(*ctx), common::DeadlineOf(*ctx)), resp);
+}
+
 grpc::Status DisbursementGrpc::ListEntitlements(grpc::ServerContext* ctx, const v1::ListEntitlementsRequest* req,
                                                 v1::ListEntitlementsResponse* resp) {
   common::RequestScope scope(common::RequestIdOf(*ctx));

@@ -21,6 +21,10 @@ class DisbursementGrpc final : public v1::DisbursementService::Service {
                               v1::ListProgrammesResponse* resp) override;
   grpc::Status ListRecipients(grpc::ServerContext* ctx, const v1::ListRecipientsRequest* req,
                               v1::ListRecipientsResponse* resp) override;
+  grpc::Status ListEnrolments(grpc::ServerContext* ctx, const v1::ListEnrolmentsRequest* req,
+                              v1::ListEnrolmentsResponse* resp) override;
+  grpc::Status ListCivilEvents(grpc::ServerContext* ctx, const v1::ListCivilEventsRequest* req,
+                               v1::ListCivilEventsResponse* resp) override;
   grpc::Status ListEntitlements(grpc::ServerContext* ctx, const v1::ListEntitlementsRequest* req,
                                 v1::ListEntitlementsResponse* resp) override;
   grpc::Status RunCheck(grpc::ServerContext* ctx, const v1::RunCheckRequest* req, v1::CheckRun* resp) override;

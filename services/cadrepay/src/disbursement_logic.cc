@@ -1173,6 +1173,55 @@ absl::StatusOr<common::Period> CheckPeriod(std::string_view field, const std::st
   return *p;
 }
 
+// Reads by village subtree page over the villages in code order: the rest of the page token's
+// village first (`read` with after = true), then the next villages from their start, until `want`
+// rows are found or the villages run out. A token's village that has left the subtree meanwhile
+// is passed over (the page goes on with the next village).
+template <typename Row>
+absl::StatusOr<std::vector<Row>> WalkVillages(
+    const std::vector<std::string>& villages, const std::optional<std::string>& token_village, size_t want,
+    const std::function<absl::StatusOr<std::vector<Row>>(const std::string& village, bool after, size_t limit)>& read) {
+  std::vector<Row> rows;
+  auto next = villages.begin();
+  if (token_village) {
+    next = std::lower_bound(villages.begin(), villages.end(), *token_village);
+    if (next != villages.end() && *next == *token_village) {
+      auto got = read(*next, true, want);
+      if (!got.ok()) return got.status();
+      rows = std::move(*got);
+      ++next;
+    }
+  }
+  for (; rows.size() < want && next != villages.end(); ++next) {
+    auto got = read(*next, false, want - rows.size());
+    if (!got.ok()) return got.status();
+    for (auto& r : *got) rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
+// The page token of a read by village subtree: the last row's village, then its key there
+// (`key_parts` values; the person number, an integer above 0, at `number_at`).
+absl::StatusOr<std::pair<std::string, SqlRow>> ReadVillageToken(const std::string& token, size_t key_parts,
+                                                                size_t number_at) {
+  auto parts = ReadToken(token, key_parts + 1);
+  if (!parts.ok()) return parts.status();
+  SqlRow key;
+  for (size_t i = 1; i < parts->size(); ++i) {
+    if (i - 1 == number_at) {
+      int64_t n = 0;
+      if (!absl::SimpleAtoi((*parts)[i], &n) || n <= 0) {
+        return common::InvalidField("page_token", "is not a token this service issued");
+      }
+      key.push_back(SqlValue::Int(n));
+    } else {
+      key.push_back(SqlValue::Text((*parts)[i]));
+    }
+  }
+  if ((*parts)[0].empty()) return common::InvalidField("page_token", "is not a token this service issued");
+  return std::make_pair((*parts)[0], std::move(key));
+}
+
 absl::Status ProgrammeNotFound(std::string_view field, const std::string& code) {
   return absl::NotFoundError(absl::StrCat(std::string(field), ": programme ", code, " does not exist"));
 }
@@ -1207,43 +1256,41 @@ absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(con
   auto page_size = PageSize(request.page_size());
   if (!page_size.ok()) return page_size.status();
   // The token: the last row's village, household and person number.
-  std::string after_org, after_household;
-  int64_t after_no = 0;
+  std::optional<std::pair<std::string, SqlRow>> token;
   if (!request.page_token().empty()) {
-    auto parts = ReadToken(request.page_token(), 3);
-    if (!parts.ok()) return parts.status();
-    after_org = (*parts)[0];
-    after_household = (*parts)[1];
-    if (after_org.empty() || !absl::SimpleAtoi((*parts)[2], &after_no) || after_no <= 0) {
-      return common::InvalidField("page_token", "is not a token this service issued");
-    }
+    auto t = ReadVillageToken(request.page_token(), 2, 1);
+    if (!t.ok()) return t.status();
+    token = std::move(*t);
   }
-  // Every village under the organisation asked for (the member registry's tree), in code order.
+  // Every organisation under the one asked for (the member registry's tree), in code order.
   auto villages = tree_.Subtree(request.org_code());
   if (!villages.ok()) return villages.status();
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
-  // The page: the rest of the token's village, then the next villages a group at a time, until
-  // one row more than the page is found (there is a next page) or the villages run out.
+  // One row more than the page says whether there is a next page. The villages after the token's
+  // are read 500 codes to a query (the index by village gives them in order).
   const size_t want = static_cast<size_t>(*page_size) + 1;
   std::vector<StoredRecipient> rows;
-  auto next = std::lower_bound(villages->begin(), villages->end(), after_org);
-  if (after_no > 0 && next != villages->end() && *next == after_org) {
-    auto got = Track(*conn, repo_.ListRecipients(**conn, {after_org}, after_household, after_no,
-                                                 static_cast<int>(want)));
-    if (!got.ok()) return got.status();
-    rows = std::move(*got);
-    ++next;
-  }  // else: the token's village left the subtree meanwhile; the page goes on with the next one
+  std::vector<std::string> rest = *villages;
+  if (token) {
+    auto from = std::lower_bound(villages->begin(), villages->end(), token->first);
+    if (from != villages->end() && *from == token->first) {
+      auto got = Track(*conn, repo_.ListRecipients(**conn, {token->first}, token->second[0].s,
+                                                   token->second[1].i, static_cast<int>(want)));
+      if (!got.ok()) return got.status();
+      rows = std::move(*got);
+      ++from;
+    }
+    rest.assign(from, villages->end());
+  }
   constexpr size_t kVillagesPerQuery = 500;
-  while (rows.size() < want && next != villages->end()) {
-    const auto end = next + static_cast<std::ptrdiff_t>(
-                                std::min<size_t>(kVillagesPerQuery, static_cast<size_t>(villages->end() - next)));
-    auto got = Track(*conn, repo_.ListRecipients(**conn, std::vector<std::string>(next, end), "", 0,
+  for (size_t at = 0; rows.size() < want && at < rest.size(); at += kVillagesPerQuery) {
+    const auto first = rest.begin() + static_cast<std::ptrdiff_t>(at);
+    const auto last = rest.begin() + static_cast<std::ptrdiff_t>(std::min(rest.size(), at + kVillagesPerQuery));
+    auto got = Track(*conn, repo_.ListRecipients(**conn, std::vector<std::string>(first, last), "", 0,
                                                  static_cast<int>(want - rows.size())));
     if (!got.ok()) return got.status();
     for (auto& r : *got) rows.push_back(std::move(r));
-    next = end;
   }
   const bool more = rows.size() > static_cast<size_t>(*page_size);
   if (more) rows.resize(*page_size);
@@ -1283,6 +1330,121 @@ absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(con
   if (more) {
     response.set_next_page_token(
         MakeToken({rows.back().org_code, rows.back().household_id, absl::StrCat(rows.back().person_no)}));
+  }
+  return response;
+}
+
+absl::StatusOr<v1::ListEnrolmentsResponse> DisbursementLogic::ListEnrolments(const v1::ListEnrolmentsRequest& request,
+                                                                            bool pii, absl::Time deadline) {
+  if (auto s = CheckCode("org_code", request.org_code(), true); !s.ok()) return s;
+  if (auto s = CheckCode("program_code", request.program_code(), false); !s.ok()) return s;
+  auto page_size = PageSize(request.page_size());
+  if (!page_size.ok()) return page_size.status();
+  // The token: the last row's village, household, person number, programme and from_period.
+  std::optional<std::pair<std::string, SqlRow>> token;
+  if (!request.page_token().empty()) {
+    auto t = ReadVillageToken(request.page_token(), 4, 1);
+    if (!t.ok()) return t.status();
+    token = std::move(*t);
+  }
+  auto villages = tree_.Subtree(request.org_code());
+  if (!villages.ok()) return villages.status();
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  if (!request.program_code().empty()) {
+    auto programmes = Track(*conn, repo_.LoadProgrammes(**conn));
+    if (!programmes.ok()) return programmes.status();
+    if (std::none_of(programmes->begin(), programmes->end(),
+                     [&](const ProgrammeRow& p) { return p.program_code == request.program_code(); })) {
+      return ProgrammeNotFound("program_code", request.program_code());
+    }
+  }
+  using Row = std::pair<StoredRecipient, StoredEnrolment>;
+  auto rows = WalkVillages<Row>(
+      *villages, token ? std::optional<std::string>(token->first) : std::nullopt, static_cast<size_t>(*page_size) + 1,
+      [&](const std::string& village, bool after, size_t limit) {
+        return Track(*conn, repo_.ListVillageEnrolments(**conn, village, request.program_code(),
+                                                        after ? std::optional<SqlRow>(token->second) : std::nullopt,
+                                                        static_cast<int>(limit)));
+      });
+  if (!rows.ok()) return rows.status();
+  const bool more = rows->size() > static_cast<size_t>(*page_size);
+  if (more) rows->resize(*page_size);
+  std::vector<std::string> hashes;
+  for (const auto& [who, e] : *rows) hashes.push_back(who.id_hash);
+  auto persons = Track(*conn, repo_.FindPersons(**conn, hashes));
+  if (!persons.ok()) return persons.status();
+  const auto shown = IdNumbersAsShown(*persons, pii);
+  v1::ListEnrolmentsResponse response;
+  for (const auto& [who, e] : *rows) {
+    auto* out = response.add_enrolments();
+    out->set_program_code(e.program_code);
+    out->set_id_number(shown.at(who.id_hash));
+    out->set_name(pii ? who.name : common::MaskName(who.name));
+    out->set_org_code(who.org_code);
+    out->set_household_id(who.household_id);
+    out->set_from_period(e.from_period);
+    out->set_to_period(e.to_period);
+    if (e.amount_fen) out->set_amount_fen(*e.amount_fen);
+  }
+  if (more) {
+    const auto& [who, e] = rows->back();
+    response.set_next_page_token(
+        MakeToken({who.org_code, who.household_id, absl::StrCat(who.person_no), e.program_code, e.from_period}));
+  }
+  return response;
+}
+
+absl::StatusOr<v1::ListCivilEventsResponse> DisbursementLogic::ListCivilEvents(
+    const v1::ListCivilEventsRequest& request, bool pii, absl::Time deadline) {
+  if (auto s = CheckCode("org_code", request.org_code(), true); !s.ok()) return s;
+  auto page_size = PageSize(request.page_size());
+  if (!page_size.ok()) return page_size.status();
+  // The token: the last row's village, household, person number, event and date.
+  std::optional<std::pair<std::string, SqlRow>> token;
+  if (!request.page_token().empty()) {
+    auto t = ReadVillageToken(request.page_token(), 4, 1);
+    if (!t.ok()) return t.status();
+    if (!common::ParseDate(t->second[3].s).ok()) {
+      return common::InvalidField("page_token", "is not a token this service issued");
+    }
+    token = std::move(*t);
+  }
+  auto villages = tree_.Subtree(request.org_code());
+  if (!villages.ok()) return villages.status();
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  using Row = std::pair<StoredRecipient, CivilEventRow>;
+  auto rows = WalkVillages<Row>(
+      *villages, token ? std::optional<std::string>(token->first) : std::nullopt, static_cast<size_t>(*page_size) + 1,
+      [&](const std::string& village, bool after, size_t limit) {
+        return Track(*conn, repo_.ListVillageCivilEvents(**conn, village,
+                                                         after ? std::optional<SqlRow>(token->second) : std::nullopt,
+                                                         static_cast<int>(limit)));
+      });
+  if (!rows.ok()) return rows.status();
+  const bool more = rows->size() > static_cast<size_t>(*page_size);
+  if (more) rows->resize(*page_size);
+  std::vector<std::string> hashes;
+  for (const auto& [who, c] : *rows) hashes.push_back(who.id_hash);
+  auto persons = Track(*conn, repo_.FindPersons(**conn, hashes));
+  if (!persons.ok()) return persons.status();
+  const auto shown = IdNumbersAsShown(*persons, pii);
+  v1::ListCivilEventsResponse response;
+  for (const auto& [who, c] : *rows) {
+    auto* out = response.add_civil_events();
+    out->set_id_number(shown.at(who.id_hash));
+    out->set_name(pii ? who.name : common::MaskName(who.name));
+    out->set_org_code(who.org_code);
+    out->set_household_id(who.household_id);
+    out->set_event(c.event);
+    out->set_event_date(common::FormatDate(c.event_date));
+    out->set_source_ref(c.source_ref);
+  }
+  if (more) {
+    const auto& [who, c] = rows->back();
+    response.set_next_page_token(MakeToken({who.org_code, who.household_id, absl::StrCat(who.person_no), c.event,
+                                            common::FormatDate(c.event_date)}));
   }
   return response;
 }

@@ -71,6 +71,12 @@ class DisbursementLogic final {
   // numbers, names, account numbers).
   absl::StatusOr<v1::ListRecipientsResponse> ListRecipients(const v1::ListRecipientsRequest& request, bool pii,
                                                             absl::Time deadline);
+  // The enrolments (ListEnrolments) and civil events (ListCivilEvents) of the persons on the
+  // rolls of every village in the subtree of request.org_code, as ListRecipients.
+  absl::StatusOr<v1::ListEnrolmentsResponse> ListEnrolments(const v1::ListEnrolmentsRequest& request, bool pii,
+                                                            absl::Time deadline);
+  absl::StatusOr<v1::ListCivilEventsResponse> ListCivilEvents(const v1::ListCivilEventsRequest& request, bool pii,
+                                                              absl::Time deadline);
   absl::StatusOr<v1::ListEntitlementsResponse> ListEntitlements(const v1::ListEntitlementsRequest& request, bool pii,
                                                                 absl::Time deadline);
 

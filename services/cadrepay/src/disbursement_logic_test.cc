@@ -521,6 +521,95 @@ TEST_F(DisbursementLogicTest, RollsOfAVillageSubtreePageAcrossVillages) {
   first.set_page_token("bm90IGEgdG9rZW4");
   EXPECT_EQ(common::FieldViolationsOf(logic_->ListRecipients(first, false, kNoDeadline).status())[0].field,
             "page_token");
+
+  // The enrolments of the subtree's rolls: every page size walks the same seven, in roll order
+  // (village, household, person), then programme.
+  std::vector<std::string> enrolled;
+  for (int page_size : {1, 2, 3, 7, 100}) {
+    v1::ListEnrolmentsRequest r;
+    r.set_org_code("C");
+    r.set_page_size(page_size);
+    std::vector<std::string> seen;
+    while (true) {
+      auto page = logic_->ListEnrolments(r, false, kNoDeadline);
+      ASSERT_TRUE(page.ok()) << page.status();
+      for (const auto& e : page->enrolments()) {
+        seen.push_back(absl::StrCat(e.org_code(), ":", e.household_id(), ":", e.name(), ":", e.program_code(), ":",
+                                    e.from_period(), "-", e.to_period(), ":",
+                                    e.has_amount_fen() ? absl::StrCat(e.amount_fen()) : "programme"));
+        EXPECT_EQ(e.id_number().find("**********"), 4u) << e.id_number();
+      }
+      if (page->next_page_token().empty()) break;
+      EXPECT_EQ(page->enrolments_size(), page_size);
+      r.set_page_token(page->next_page_token());
+    }
+    if (enrolled.empty()) enrolled = seen;
+    EXPECT_EQ(seen, enrolled) << page_size;
+  }
+  ASSERT_EQ(enrolled.size(), 7u);
+  EXPECT_EQ(enrolled.front(), "V001:H1:张*明:GDBT:2026-03-:programme");
+  EXPECT_EQ(enrolled[1], "V001:H1:张*明:WBBZ:2026-03-:programme");
+  EXPECT_EQ(enrolled.back(), "V002:H5:孙*:GDBT:2026-03-2026-12:9000");
+  {
+    v1::ListEnrolmentsRequest r;
+    r.set_org_code("T1");
+    r.set_program_code("WBBZ");
+    auto page = logic_->ListEnrolments(r, true, kNoDeadline);
+    ASSERT_TRUE(page.ok()) << page.status();
+    ASSERT_EQ(page->enrolments_size(), 1);
+    EXPECT_EQ(page->enrolments(0).id_number(), Id(1));  // with the right: in clear
+    EXPECT_EQ(page->enrolments(0).name(), "张三明");
+    r.set_program_code("NOPE");
+    EXPECT_EQ(logic_->ListEnrolments(r, false, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+    r.set_program_code("");
+    r.set_org_code("NOPE");
+    EXPECT_EQ(logic_->ListEnrolments(r, false, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+    r.set_org_code("C");
+    r.set_page_token(first.page_token());  // a roll's token is not an enrolments token
+    EXPECT_EQ(common::FieldViolationsOf(logic_->ListEnrolments(r, false, kNoDeadline).status())[0].field, "page_token");
+  }
+
+  // The civil events of the subtree's rolls: the one death, masked; none under T2; NOT_FOUND for
+  // an organisation the registry does not know.
+  {
+    v1::ListCivilEventsRequest r;
+    r.set_org_code("C");
+    auto page = logic_->ListCivilEvents(r, false, kNoDeadline);
+    ASSERT_TRUE(page.ok()) << page.status();
+    ASSERT_EQ(page->civil_events_size(), 1);
+    const auto& c = page->civil_events(0);
+    EXPECT_EQ(absl::StrCat(c.org_code(), ":", c.household_id(), ":", c.name(), ":", c.event(), ":", c.event_date(), ":",
+                           c.source_ref()),
+              "V001:H4:钱*故:death:2026-02-10:MZ-2026-001");
+    EXPECT_EQ(c.id_number(), common::MaskIdNumber(Id(5)));
+    EXPECT_TRUE(page->next_page_token().empty());
+    r.set_org_code("T2");
+    page = logic_->ListCivilEvents(r, false, kNoDeadline);
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_EQ(page->civil_events_size(), 0);
+    r.set_org_code("NOPE");
+    EXPECT_EQ(logic_->ListCivilEvents(r, false, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+  }
+  {
+    // Two events of one person page one at a time, in (event, date) order.
+    ASSERT_EQ(Ingest(FileKind::kCivilEvents,
+                     absl::StrCat("id_number,event,event_date,source_ref\n", Id(6), ",emigration,2026-05-01,MZ-2\n", Id(6),
+                                  ",death,2026-06-01,MZ-3\n"))
+                  .inserted(),
+              2);
+    v1::ListCivilEventsRequest r;
+    r.set_org_code("V002");
+    r.set_page_size(1);
+    std::vector<std::string> seen;
+    while (true) {
+      auto page = logic_->ListCivilEvents(r, false, kNoDeadline);
+      ASSERT_TRUE(page.ok()) << page.status();
+      for (const auto& c : page->civil_events()) seen.push_back(absl::StrCat(c.event(), ":", c.event_date()));
+      if (page->next_page_token().empty()) break;
+      r.set_page_token(page->next_page_token());
+    }
+    EXPECT_EQ(seen, (std::vector<std::string>{"death:2026-06-01", "emigration:2026-05-01"}));
+  }
   logic_.reset();  // before `tree`
 }
 

@@ -878,6 +878,74 @@ absl::StatusOr<std::vector<StoredRecipient>> DisbursementRepository::ListRecipie
   }
 }
 
+absl::StatusOr<std::vector<std::pair<StoredRecipient, StoredEnrolment>>> DisbursementRepository::ListVillageEnrolments(
+    sql::Connection& conn, const std::string& org_code, const std::string& program_code,
+    const std::optional<SqlRow>& after, int limit) const {
+  try {
+    SqlRow params = {SqlValue::Text(org_code)};
+    std::string where = "WHERE r.org_code = ?";
+    if (!program_code.empty()) {
+      where += " AND e.program_code = ?";
+      params.push_back(SqlValue::Text(program_code));
+    }
+    const std::vector<std::string> key = {"r.household_id", "r.person_no", "e.program_code", "e.from_period"};
+    if (after) absl::StrAppend(&where, " AND ", KeysetAfter(key, *after, params));
+    params.push_back(SqlValue::Int(limit));
+    auto st = Prepare(conn,
+                      absl::StrCat("SELECT ", kRecipientColumns,
+                                   ", e.program_code, e.from_period, e.to_period, e.amount_fen FROM recipients r "
+                                   "JOIN persons pe ON pe.person_no = r.person_no "
+                                   "JOIN enrolments e ON e.person_no = r.person_no ",
+                                   where, " ORDER BY ", absl::StrJoin(key, ", "), " LIMIT ?"),
+                      params);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    std::vector<std::pair<StoredRecipient, StoredEnrolment>> out;
+    while (rs->next()) {
+      StoredEnrolment e;
+      e.program_code = Str(*rs, 9);
+      e.from_period = Str(*rs, 10);
+      e.to_period = rs->isNull(11) ? std::string() : Str(*rs, 11);
+      if (!rs->isNull(12)) e.amount_fen = rs->getInt64(12);
+      out.emplace_back(ReadRecipient(*rs), std::move(e));
+      out.back().second.id_hash = out.back().first.id_hash;
+      out.back().second.person_no = out.back().first.person_no;
+    }
+    return out;
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "list enrolments");
+  }
+}
+
+absl::StatusOr<std::vector<std::pair<StoredRecipient, CivilEventRow>>> DisbursementRepository::ListVillageCivilEvents(
+    sql::Connection& conn, const std::string& org_code, const std::optional<SqlRow>& after, int limit) const {
+  try {
+    SqlRow params = {SqlValue::Text(org_code)};
+    std::string where = "WHERE r.org_code = ?";
+    const std::vector<std::string> key = {"r.household_id", "r.person_no", "c.event", "c.event_date"};
+    if (after) absl::StrAppend(&where, " AND ", KeysetAfter(key, *after, params));
+    params.push_back(SqlValue::Int(limit));
+    auto st = Prepare(conn,
+                      absl::StrCat("SELECT ", kRecipientColumns,
+                                   ", c.event, DATE_FORMAT(c.event_date, '%Y-%m-%d'), c.source_ref FROM recipients r "
+                                   "JOIN persons pe ON pe.person_no = r.person_no "
+                                   "JOIN civil_events c ON c.person_no = r.person_no ",
+                                   where, " ORDER BY ", absl::StrJoin(key, ", "), " LIMIT ?"),
+                      params);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    std::vector<std::pair<StoredRecipient, CivilEventRow>> out;
+    while (rs->next()) {
+      CivilEventRow c;
+      c.event = Str(*rs, 9);
+      c.event_date = Day(*rs, 10);
+      c.source_ref = rs->isNull(11) ? std::string() : Str(*rs, 11);
+      out.emplace_back(ReadRecipient(*rs), std::move(c));
+    }
+    return out;
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "list civil events");
+  }
+}
+
 // ---- civil events
 
 absl::StatusOr<std::vector<CivilEventRow>> DisbursementRepository::FindCivilEvents(

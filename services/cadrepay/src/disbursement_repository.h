@@ -241,6 +241,17 @@ class DisbursementRepository final {
                                                               const std::string& after_household, int64_t after_no,
                                                               int limit) const;
 
+  // One village's enrolments (of `program_code`, or every programme when empty), each with the
+  // roll entry of its person, in (household_id, person_no, program_code, from_period) order
+  // after `after` (those four values; none: from the start).
+  absl::StatusOr<std::vector<std::pair<StoredRecipient, StoredEnrolment>>> ListVillageEnrolments(
+      sql::Connection& conn, const std::string& org_code, const std::string& program_code,
+      const std::optional<SqlRow>& after, int limit) const;
+  // One village's civil events, each with the roll entry of its person, in (household_id,
+  // person_no, event, event_date) order after `after` (those four values; none: from the start).
+  absl::StatusOr<std::vector<std::pair<StoredRecipient, CivilEventRow>>> ListVillageCivilEvents(
+      sql::Connection& conn, const std::string& org_code, const std::optional<SqlRow>& after, int limit) const;
+
   // Civil events: existing source_ref by key, upsert, and all deaths.
   absl::StatusOr<std::vector<CivilEventRow>> FindCivilEvents(
       sql::Connection& conn, const std::vector<std::pair<std::string, CivilEventRow>>& keys,
