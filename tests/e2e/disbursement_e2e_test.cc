@@ -178,6 +178,8 @@ TEST_F(DisbursementE2E, FilesIngestRefuseBadRowsAndTheCheckFindsTheAnomalies) {
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_NE(r.body.find("张*明"), std::string::npos) << r.body;
   EXPECT_EQ(r.body.find(a), std::string::npos) << r.body;
+  r = Http("GET", Suite::Get().http_port(), "/v1/public/organisations/E2E-NOWHERE/disclosure/2026-03");
+  EXPECT_EQ(r.status, 404) << r.body;
   r = Http("POST", Suite::Get().http_port(), "/v1/disbursement-checks", R"({"period":"2026-13"})");
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_NE(r.body.find("period"), std::string::npos) << r.body;

@@ -1334,6 +1334,17 @@ absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(con
   return response;
 }
 
+absl::Status DisbursementLogic::KnownProgramme(common::PooledConnection& conn, const std::string& program_code) {
+  if (program_code.empty()) return absl::OkStatus();
+  auto programmes = Track(conn, repo_.LoadProgrammes(*conn));
+  if (!programmes.ok()) return programmes.status();
+  if (std::none_of(programmes->begin(), programmes->end(),
+                   [&](const ProgrammeRow& p) { return p.program_code == program_code; })) {
+    return ProgrammeNotFound("program_code", program_code);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::ListEnrolmentsResponse> DisbursementLogic::ListEnrolments(const v1::ListEnrolmentsRequest& request,
                                                                             bool pii, absl::Time deadline) {
   if (auto s = CheckCode("org_code", request.org_code(), true); !s.ok()) return s;
@@ -1351,14 +1362,7 @@ absl::StatusOr<v1::ListEnrolmentsResponse> DisbursementLogic::ListEnrolments(con
   if (!villages.ok()) return villages.status();
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
-  if (!request.program_code().empty()) {
-    auto programmes = Track(*conn, repo_.LoadProgrammes(**conn));
-    if (!programmes.ok()) return programmes.status();
-    if (std::none_of(programmes->begin(), programmes->end(),
-                     [&](const ProgrammeRow& p) { return p.program_code == request.program_code(); })) {
-      return ProgrammeNotFound("program_code", request.program_code());
-    }
-  }
+  if (auto s = KnownProgramme(*conn, request.program_code()); !s.ok()) return s;
   using Row = std::pair<StoredRecipient, StoredEnrolment>;
   auto rows = WalkVillages<Row>(
       *villages, token ? std::optional<std::string>(token->first) : std::nullopt, static_cast<size_t>(*page_size) + 1,
@@ -2085,8 +2089,11 @@ absl::StatusOr<v1::ListDisclosureResponse> DisbursementLogic::ListDisclosure(con
     if (!parts.ok()) return parts.status();
     after = *parts;
   }
+  // An organisation nobody registered is NOT_FOUND (not an empty disclosure), as is a programme.
+  if (auto s = tree_.Known(request.org_code()); !s.ok()) return s;
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
+  if (auto s = KnownProgramme(*conn, request.program_code()); !s.ok()) return s;
   auto rows = Track(*conn, repo_.ListDisclosure(**conn, request.org_code(), period->ToString(), request.program_code(),
                                                 after[0], after[1], after[2], *page_size + 1));
   if (!rows.ok()) return rows.status();

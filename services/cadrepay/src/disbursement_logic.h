@@ -101,6 +101,8 @@ class DisbursementLogic final {
  private:
   std::unordered_map<std::string, std::string> IdNumbersAsShown(const std::vector<PersonRecord>& persons,
                                                                 bool pii) const;
+  // OK for an empty code or a stored programme; NOT_FOUND naming program_code otherwise.
+  absl::Status KnownProgramme(common::PooledConnection& conn, const std::string& program_code);
   friend class IngestBase;
   struct Metrics;
   common::ConnectionPool& pool_;

@@ -444,6 +444,7 @@ class FixedTree final : public OrganisationTree {
     if (org_code == "DOWN") return absl::UnavailableError("membership at x: unavailable");
     return absl::NotFoundError(absl::StrCat("org_code: no organisation ", org_code, " in the member registry"));
   }
+  absl::Status Known(const std::string& org_code) override { return Subtree(org_code).status(); }
   int calls = 0;
 };
 
@@ -609,6 +610,24 @@ TEST_F(DisbursementLogicTest, RollsOfAVillageSubtreePageAcrossVillages) {
       r.set_page_token(page->next_page_token());
     }
     EXPECT_EQ(seen, (std::vector<std::string>{"death:2026-06-01", "emigration:2026-05-01"}));
+  }
+  {
+    // The disclosure of an organisation or programme nobody registered is NOT_FOUND, not empty.
+    v1::ListDisclosureRequest d;
+    d.set_org_code("V003");
+    d.set_period("2026-03");
+    auto none = logic_->ListDisclosure(d, kNoDeadline);
+    ASSERT_TRUE(none.ok()) << none.status();
+    EXPECT_EQ(none->payments_size(), 0);
+    d.set_org_code("NOPE");
+    EXPECT_EQ(logic_->ListDisclosure(d, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+    d.set_org_code("V001");
+    d.set_program_code("NOPE");
+    EXPECT_EQ(logic_->ListDisclosure(d, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+    d.set_program_code("GDBT");
+    auto some = logic_->ListDisclosure(d, kNoDeadline);
+    ASSERT_TRUE(some.ok()) << some.status();
+    EXPECT_GT(some->payments_size(), 0);
   }
   logic_.reset();  // before `tree`
 }

@@ -30,21 +30,9 @@ absl::StatusOr<std::vector<std::string>> MembershipOrganisationTree::Subtree(con
     while (true) {
       auto page = call_(request);
       if (!page.ok()) {
-        if (page.status().code() == absl::StatusCode::kNotFound) {
-          // The organisation asked for is not registered. One found on the way down and gone
-          // since (deleted meanwhile) has no children to add.
-          if (next == 0) {
-            return absl::NotFoundError(
-                absl::StrCat("org_code: no organisation ", org_code, " in the member registry"));
-          }
-          break;
-        }
-        const bool transient = page.status().code() == absl::StatusCode::kUnavailable ||
-                               page.status().code() == absl::StatusCode::kDeadlineExceeded;
-        const std::string message =
-            absl::StrCat("the organisations under ", org_code, " could not be read from the member registry (membership at ",
-                         target_, "): ", absl::StatusCodeToString(page.status().code()), ": ", page.status().message());
-        return transient ? absl::UnavailableError(message) : absl::InternalError(message);
+        // An organisation found on the way down and deleted since has no children to add.
+        if (next > 0 && page.status().code() == absl::StatusCode::kNotFound) break;
+        return Failure(org_code, page.status(), next == 0);
       }
       for (const auto& child : page->organisations()) {
         // A code met twice (a move while we walk) is taken once; a cycle cannot loop.
@@ -61,6 +49,27 @@ absl::StatusOr<std::vector<std::string>> MembershipOrganisationTree::Subtree(con
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+absl::Status MembershipOrganisationTree::Known(const std::string& org_code) {
+  mv1::ListChildrenRequest request;
+  request.set_org_code(org_code);
+  request.set_page_size(1);
+  auto page = call_(request);
+  return page.ok() ? absl::OkStatus() : Failure(org_code, page.status(), true);
+}
+
+absl::Status MembershipOrganisationTree::Failure(const std::string& org_code, const absl::Status& status,
+                                                 bool asked_for) const {
+  if (asked_for && status.code() == absl::StatusCode::kNotFound) {
+    return absl::NotFoundError(absl::StrCat("org_code: no organisation ", org_code, " in the member registry"));
+  }
+  const bool transient =
+      status.code() == absl::StatusCode::kUnavailable || status.code() == absl::StatusCode::kDeadlineExceeded;
+  const std::string message =
+      absl::StrCat("the member registry (membership at ", target_, ") could not be asked about organisation ", org_code,
+                   " and the organisations under it: ", absl::StatusCodeToString(status.code()), ": ", status.message());
+  return transient ? absl::UnavailableError(message) : absl::InternalError(message);
 }
 
 ListChildrenCall GrpcListChildren(std::shared_ptr<grpc::Channel> channel, absl::Duration timeout) {

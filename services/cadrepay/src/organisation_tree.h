@@ -31,6 +31,8 @@ class OrganisationTree {
   // (naming the field org_code) when the registry has no such organisation; UNAVAILABLE when the
   // registry cannot be asked (a partial subtree is never returned).
   virtual absl::StatusOr<std::vector<std::string>> Subtree(const std::string& org_code) = 0;
+  // OK when the registry knows `org_code`; NOT_FOUND and UNAVAILABLE as Subtree.
+  virtual absl::Status Known(const std::string& org_code) = 0;
 };
 
 // No member registry configured: the organisation alone.
@@ -39,6 +41,7 @@ class SingleOrganisation final : public OrganisationTree {
   absl::StatusOr<std::vector<std::string>> Subtree(const std::string& org_code) override {
     return std::vector<std::string>{org_code};
   }
+  absl::Status Known(const std::string&) override { return absl::OkStatus(); }
 };
 
 // One ListChildren call: membership's answer or the status the call ended with.
@@ -57,8 +60,12 @@ class MembershipOrganisationTree final : public OrganisationTree {
   MembershipOrganisationTree(ListChildrenCall call, std::string target, size_t max_organisations = kMaxOrganisations);
 
   absl::StatusOr<std::vector<std::string>> Subtree(const std::string& org_code) override;
+  // One call (a page of one child).
+  absl::Status Known(const std::string& org_code) override;
 
  private:
+  // The status of a failed call about `org_code`, as the caller should see it.
+  absl::Status Failure(const std::string& org_code, const absl::Status& status, bool asked_for) const;
   ListChildrenCall call_;
   std::string target_;
   size_t max_organisations_;

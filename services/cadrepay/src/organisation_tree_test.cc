@@ -118,11 +118,22 @@ TEST(MembershipOrganisationTree, ATreeLargerThanTheLimitIsRefused) {
   EXPECT_TRUE(tree.Subtree("T1").ok());  // 4 codes
 }
 
+TEST(MembershipOrganisationTree, KnownAsksOnceAndSaysNotFoundOrUnavailable) {
+  FakeTree t = County();
+  MembershipOrganisationTree tree(t.Call(), "membership:1");
+  EXPECT_TRUE(tree.Known("C").ok());
+  EXPECT_EQ(t.asked.size(), 1u);
+  EXPECT_EQ(tree.Known("NOPE").code(), absl::StatusCode::kNotFound);
+  t.fail_from_call = 0;
+  EXPECT_EQ(tree.Known("C").code(), absl::StatusCode::kUnavailable);
+}
+
 TEST(SingleOrganisation, IsTheOrganisationAlone) {
   SingleOrganisation tree;
   auto codes = tree.Subtree("V9");
   ASSERT_TRUE(codes.ok());
   EXPECT_EQ(*codes, (std::vector<std::string>{"V9"}));
+  EXPECT_TRUE(tree.Known("V9").ok());
 }
 
 }  // namespace
