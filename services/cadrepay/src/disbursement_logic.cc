@@ -1174,41 +1174,59 @@ absl::StatusOr<common::Period> CheckPeriod(std::string_view field, const std::st
 }
 
 // Reads by village subtree page over the villages in code order: the rest of the page token's
-// village first (`read` with after = true), then the next villages from their start, until `want`
-// rows are found or the villages run out. A token's village that has left the subtree meanwhile
-// is passed over (the page goes on with the next village).
-template <typename Row>
-absl::StatusOr<std::vector<Row>> WalkVillages(
-    const std::vector<std::string>& villages, const std::optional<std::string>& token_village, size_t want,
-    const std::function<absl::StatusOr<std::vector<Row>>(const std::string& village, bool after, size_t limit)>& read) {
-  std::vector<Row> rows;
+// village first (after its key), then the next villages from their start, one village a query,
+// until one row more than the page is found (there is a next page) or the villages run out. A
+// token's village that has left the subtree meanwhile is passed over.
+template <typename Extra>
+struct VillagePage {
+  std::vector<std::pair<StoredRecipient, Extra>> rows;  // at most the page size
+  bool more = false;
+};
+template <typename Extra>
+absl::StatusOr<VillagePage<Extra>> ReadVillagePage(
+    const std::vector<std::string>& villages, const std::optional<std::pair<std::string, SqlRow>>& token,
+    int page_size,
+    const std::function<absl::StatusOr<std::vector<std::pair<StoredRecipient, Extra>>>(
+        const std::string& village, const std::optional<SqlRow>& after, int limit)>& read) {
+  const size_t want = static_cast<size_t>(page_size) + 1;
+  VillagePage<Extra> page;
   auto next = villages.begin();
-  if (token_village) {
-    next = std::lower_bound(villages.begin(), villages.end(), *token_village);
-    if (next != villages.end() && *next == *token_village) {
-      auto got = read(*next, true, want);
+  if (token) {
+    next = std::lower_bound(villages.begin(), villages.end(), token->first);
+    if (next != villages.end() && *next == token->first) {
+      auto got = read(*next, token->second, static_cast<int>(want));
       if (!got.ok()) return got.status();
-      rows = std::move(*got);
+      page.rows = std::move(*got);
       ++next;
     }
   }
-  for (; rows.size() < want && next != villages.end(); ++next) {
-    auto got = read(*next, false, want - rows.size());
+  for (; page.rows.size() < want && next != villages.end(); ++next) {
+    auto got = read(*next, std::nullopt, static_cast<int>(want - page.rows.size()));
     if (!got.ok()) return got.status();
-    for (auto& r : *got) rows.push_back(std::move(r));
+    for (auto& r : *got) page.rows.push_back(std::move(r));
   }
-  return rows;
+  page.more = page.rows.size() > static_cast<size_t>(page_size);
+  if (page.more) page.rows.resize(page_size);
+  return page;
+}
+
+template <typename Extra>
+std::vector<std::string> HashesOf(const std::vector<std::pair<StoredRecipient, Extra>>& rows) {
+  std::vector<std::string> out;
+  out.reserve(rows.size());
+  for (const auto& [who, extra] : rows) out.push_back(who.id_hash);
+  return out;
 }
 
 // The page token of a read by village subtree: the last row's village, then its key there
-// (`key_parts` values; the person number, an integer above 0, at `number_at`).
-absl::StatusOr<std::pair<std::string, SqlRow>> ReadVillageToken(const std::string& token, size_t key_parts,
-                                                                size_t number_at) {
+// (`key_parts` values, the second the person number, an integer above 0).
+absl::StatusOr<std::pair<std::string, SqlRow>> ReadVillageToken(const std::string& token, size_t key_parts) {
   auto parts = ReadToken(token, key_parts + 1);
   if (!parts.ok()) return parts.status();
+  if ((*parts)[0].empty()) return common::InvalidField("page_token", "is not a token this service issued");
   SqlRow key;
   for (size_t i = 1; i < parts->size(); ++i) {
-    if (i - 1 == number_at) {
+    if (i == 2) {
       int64_t n = 0;
       if (!absl::SimpleAtoi((*parts)[i], &n) || n <= 0) {
         return common::InvalidField("page_token", "is not a token this service issued");
@@ -1218,7 +1236,6 @@ absl::StatusOr<std::pair<std::string, SqlRow>> ReadVillageToken(const std::strin
       key.push_back(SqlValue::Text((*parts)[i]));
     }
   }
-  if ((*parts)[0].empty()) return common::InvalidField("page_token", "is not a token this service issued");
   return std::make_pair((*parts)[0], std::move(key));
 }
 
@@ -1250,57 +1267,76 @@ std::unordered_map<std::string, std::string> DisbursementLogic::IdNumbersAsShown
   return out;
 }
 
-absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(const v1::ListRecipientsRequest& request,
-                                                                            bool pii, absl::Time deadline) {
-  if (auto s = CheckCode("org_code", request.org_code(), true); !s.ok()) return s;
-  auto page_size = PageSize(request.page_size());
-  if (!page_size.ok()) return page_size.status();
-  // The token: the last row's village, household and person number.
-  std::optional<std::pair<std::string, SqlRow>> token;
-  if (!request.page_token().empty()) {
-    auto t = ReadVillageToken(request.page_token(), 2, 1);
+absl::StatusOr<DisbursementLogic::SubtreeRead> DisbursementLogic::StartSubtreeRead(const std::string& org_code,
+                                                                                 int page_size,
+                                                                                 const std::string& page_token,
+                                                                                 size_t key_parts, absl::Time deadline) {
+  if (auto s = CheckCode("org_code", org_code, true); !s.ok()) return s;
+  auto size = PageSize(page_size);
+  if (!size.ok()) return size.status();
+  SubtreeRead read;
+  read.page_size = *size;
+  if (!page_token.empty()) {
+    auto t = ReadVillageToken(page_token, key_parts);
     if (!t.ok()) return t.status();
-    token = std::move(*t);
+    read.token = std::move(*t);
   }
   // Every organisation under the one asked for (the member registry's tree), in code order.
-  auto villages = tree_.Subtree(request.org_code());
+  auto villages = tree_.Subtree(org_code);
   if (!villages.ok()) return villages.status();
+  read.villages = std::move(*villages);
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
+  read.conn = std::move(*conn);
+  return read;
+}
+
+absl::StatusOr<std::unordered_map<std::string, std::string>> DisbursementLogic::ShownIdNumbers(
+    common::PooledConnection& conn, const std::vector<std::string>& hashes, bool pii) {
+  auto persons = Track(conn, repo_.FindPersons(*conn, hashes));
+  if (!persons.ok()) return persons.status();
+  return IdNumbersAsShown(*persons, pii);
+}
+
+absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(const v1::ListRecipientsRequest& request,
+                                                                            bool pii, absl::Time deadline) {
+  // The token: the last row's village, household and person number.
+  auto read = StartSubtreeRead(request.org_code(), request.page_size(), request.page_token(), 2, deadline);
+  if (!read.ok()) return read.status();
+  auto& [page_size, token, villages, conn] = *read;
   // One row more than the page says whether there is a next page. The villages after the token's
   // are read 500 codes to a query (the index by village gives them in order).
-  const size_t want = static_cast<size_t>(*page_size) + 1;
+  const size_t want = static_cast<size_t>(page_size) + 1;
   std::vector<StoredRecipient> rows;
-  std::vector<std::string> rest = *villages;
+  std::vector<std::string> rest = villages;
   if (token) {
-    auto from = std::lower_bound(villages->begin(), villages->end(), token->first);
-    if (from != villages->end() && *from == token->first) {
-      auto got = Track(*conn, repo_.ListRecipients(**conn, {token->first}, token->second[0].s,
-                                                   token->second[1].i, static_cast<int>(want)));
+    auto from = std::lower_bound(villages.begin(), villages.end(), token->first);
+    if (from != villages.end() && *from == token->first) {
+      auto got = Track(conn, repo_.ListRecipients(*conn, {token->first}, token->second[0].s, token->second[1].i,
+                                                  static_cast<int>(want)));
       if (!got.ok()) return got.status();
       rows = std::move(*got);
       ++from;
     }
-    rest.assign(from, villages->end());
+    rest.assign(from, villages.end());
   }
   constexpr size_t kVillagesPerQuery = 500;
   for (size_t at = 0; rows.size() < want && at < rest.size(); at += kVillagesPerQuery) {
     const auto first = rest.begin() + static_cast<std::ptrdiff_t>(at);
     const auto last = rest.begin() + static_cast<std::ptrdiff_t>(std::min(rest.size(), at + kVillagesPerQuery));
-    auto got = Track(*conn, repo_.ListRecipients(**conn, std::vector<std::string>(first, last), "", 0,
-                                                 static_cast<int>(want - rows.size())));
+    auto got = Track(conn, repo_.ListRecipients(*conn, std::vector<std::string>(first, last), "", 0,
+                                                static_cast<int>(want - rows.size())));
     if (!got.ok()) return got.status();
     for (auto& r : *got) rows.push_back(std::move(r));
   }
-  const bool more = rows.size() > static_cast<size_t>(*page_size);
-  if (more) rows.resize(*page_size);
+  const bool more = rows.size() > static_cast<size_t>(page_size);
+  if (more) rows.resize(page_size);
   std::vector<std::string> hashes;
   for (const auto& r : rows) hashes.push_back(r.id_hash);
-  auto persons = Track(*conn, repo_.FindPersons(**conn, hashes));
-  if (!persons.ok()) return persons.status();
-  auto accounts = Track(*conn, repo_.FindAccounts(**conn, hashes));
+  auto shown = ShownIdNumbers(conn, hashes, pii);
+  if (!shown.ok()) return shown.status();
+  auto accounts = Track(conn, repo_.FindAccounts(*conn, hashes));
   if (!accounts.ok()) return accounts.status();
-  const auto shown = IdNumbersAsShown(*persons, pii);
   const absl::CivilDay today = common::TodayInChina(clock_());
   // The registered account now: the latest whose account_since is not after today.
   std::unordered_map<std::string, std::pair<absl::CivilDay, std::string>> current;
@@ -1316,7 +1352,7 @@ absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(con
   v1::ListRecipientsResponse response;
   for (const auto& r : rows) {
     auto* out = response.add_recipients();
-    out->set_id_number(shown.at(r.id_hash));
+    out->set_id_number(shown->at(r.id_hash));
     out->set_name(pii ? r.name : common::MaskName(r.name));
     out->set_org_code(r.org_code);
     out->set_household_id(r.household_id);
@@ -1347,43 +1383,24 @@ absl::Status DisbursementLogic::KnownProgramme(common::PooledConnection& conn, c
 
 absl::StatusOr<v1::ListEnrolmentsResponse> DisbursementLogic::ListEnrolments(const v1::ListEnrolmentsRequest& request,
                                                                             bool pii, absl::Time deadline) {
-  if (auto s = CheckCode("org_code", request.org_code(), true); !s.ok()) return s;
   if (auto s = CheckCode("program_code", request.program_code(), false); !s.ok()) return s;
-  auto page_size = PageSize(request.page_size());
-  if (!page_size.ok()) return page_size.status();
   // The token: the last row's village, household, person number, programme and from_period.
-  std::optional<std::pair<std::string, SqlRow>> token;
-  if (!request.page_token().empty()) {
-    auto t = ReadVillageToken(request.page_token(), 4, 1);
-    if (!t.ok()) return t.status();
-    token = std::move(*t);
-  }
-  auto villages = tree_.Subtree(request.org_code());
-  if (!villages.ok()) return villages.status();
-  auto conn = pool_.Acquire(deadline);
-  if (!conn.ok()) return conn.status();
-  if (auto s = KnownProgramme(*conn, request.program_code()); !s.ok()) return s;
-  using Row = std::pair<StoredRecipient, StoredEnrolment>;
-  auto rows = WalkVillages<Row>(
-      *villages, token ? std::optional<std::string>(token->first) : std::nullopt, static_cast<size_t>(*page_size) + 1,
-      [&](const std::string& village, bool after, size_t limit) {
-        return Track(*conn, repo_.ListVillageEnrolments(**conn, village, request.program_code(),
-                                                        after ? std::optional<SqlRow>(token->second) : std::nullopt,
-                                                        static_cast<int>(limit)));
+  auto read = StartSubtreeRead(request.org_code(), request.page_size(), request.page_token(), 4, deadline);
+  if (!read.ok()) return read.status();
+  auto& [page_size, token, villages, conn] = *read;
+  if (auto s = KnownProgramme(conn, request.program_code()); !s.ok()) return s;
+  auto page = ReadVillagePage<StoredEnrolment>(
+      villages, token, page_size, [&](const std::string& village, const std::optional<SqlRow>& after, int limit) {
+        return Track(conn, repo_.ListVillageEnrolments(*conn, village, request.program_code(), after, limit));
       });
-  if (!rows.ok()) return rows.status();
-  const bool more = rows->size() > static_cast<size_t>(*page_size);
-  if (more) rows->resize(*page_size);
-  std::vector<std::string> hashes;
-  for (const auto& [who, e] : *rows) hashes.push_back(who.id_hash);
-  auto persons = Track(*conn, repo_.FindPersons(**conn, hashes));
-  if (!persons.ok()) return persons.status();
-  const auto shown = IdNumbersAsShown(*persons, pii);
+  if (!page.ok()) return page.status();
+  auto shown = ShownIdNumbers(conn, HashesOf(page->rows), pii);
+  if (!shown.ok()) return shown.status();
   v1::ListEnrolmentsResponse response;
-  for (const auto& [who, e] : *rows) {
+  for (const auto& [who, e] : page->rows) {
     auto* out = response.add_enrolments();
     out->set_program_code(e.program_code);
-    out->set_id_number(shown.at(who.id_hash));
+    out->set_id_number(shown->at(who.id_hash));
     out->set_name(pii ? who.name : common::MaskName(who.name));
     out->set_org_code(who.org_code);
     out->set_household_id(who.household_id);
@@ -1391,8 +1408,8 @@ absl::StatusOr<v1::ListEnrolmentsResponse> DisbursementLogic::ListEnrolments(con
     out->set_to_period(e.to_period);
     if (e.amount_fen) out->set_amount_fen(*e.amount_fen);
   }
-  if (more) {
-    const auto& [who, e] = rows->back();
+  if (page->more) {
+    const auto& [who, e] = page->rows.back();
     response.set_next_page_token(
         MakeToken({who.org_code, who.household_id, absl::StrCat(who.person_no), e.program_code, e.from_period}));
   }
@@ -1401,43 +1418,24 @@ absl::StatusOr<v1::ListEnrolmentsResponse> DisbursementLogic::ListEnrolments(con
 
 absl::StatusOr<v1::ListCivilEventsResponse> DisbursementLogic::ListCivilEvents(
     const v1::ListCivilEventsRequest& request, bool pii, absl::Time deadline) {
-  if (auto s = CheckCode("org_code", request.org_code(), true); !s.ok()) return s;
-  auto page_size = PageSize(request.page_size());
-  if (!page_size.ok()) return page_size.status();
   // The token: the last row's village, household, person number, event and date.
-  std::optional<std::pair<std::string, SqlRow>> token;
-  if (!request.page_token().empty()) {
-    auto t = ReadVillageToken(request.page_token(), 4, 1);
-    if (!t.ok()) return t.status();
-    if (!common::ParseDate(t->second[3].s).ok()) {
-      return common::InvalidField("page_token", "is not a token this service issued");
-    }
-    token = std::move(*t);
+  auto read = StartSubtreeRead(request.org_code(), request.page_size(), request.page_token(), 4, deadline);
+  if (!read.ok()) return read.status();
+  auto& [page_size, token, villages, conn] = *read;
+  if (token && !common::ParseDate(token->second[3].s).ok()) {
+    return common::InvalidField("page_token", "is not a token this service issued");
   }
-  auto villages = tree_.Subtree(request.org_code());
-  if (!villages.ok()) return villages.status();
-  auto conn = pool_.Acquire(deadline);
-  if (!conn.ok()) return conn.status();
-  using Row = std::pair<StoredRecipient, CivilEventRow>;
-  auto rows = WalkVillages<Row>(
-      *villages, token ? std::optional<std::string>(token->first) : std::nullopt, static_cast<size_t>(*page_size) + 1,
-      [&](const std::string& village, bool after, size_t limit) {
-        return Track(*conn, repo_.ListVillageCivilEvents(**conn, village,
-                                                         after ? std::optional<SqlRow>(token->second) : std::nullopt,
-                                                         static_cast<int>(limit)));
+  auto page = ReadVillagePage<CivilEventRow>(
+      villages, token, page_size, [&](const std::string& village, const std::optional<SqlRow>& after, int limit) {
+        return Track(conn, repo_.ListVillageCivilEvents(*conn, village, after, limit));
       });
-  if (!rows.ok()) return rows.status();
-  const bool more = rows->size() > static_cast<size_t>(*page_size);
-  if (more) rows->resize(*page_size);
-  std::vector<std::string> hashes;
-  for (const auto& [who, c] : *rows) hashes.push_back(who.id_hash);
-  auto persons = Track(*conn, repo_.FindPersons(**conn, hashes));
-  if (!persons.ok()) return persons.status();
-  const auto shown = IdNumbersAsShown(*persons, pii);
+  if (!page.ok()) return page.status();
+  auto shown = ShownIdNumbers(conn, HashesOf(page->rows), pii);
+  if (!shown.ok()) return shown.status();
   v1::ListCivilEventsResponse response;
-  for (const auto& [who, c] : *rows) {
+  for (const auto& [who, c] : page->rows) {
     auto* out = response.add_civil_events();
-    out->set_id_number(shown.at(who.id_hash));
+    out->set_id_number(shown->at(who.id_hash));
     out->set_name(pii ? who.name : common::MaskName(who.name));
     out->set_org_code(who.org_code);
     out->set_household_id(who.household_id);
@@ -1445,8 +1443,8 @@ absl::StatusOr<v1::ListCivilEventsResponse> DisbursementLogic::ListCivilEvents(
     out->set_event_date(common::FormatDate(c.event_date));
     out->set_source_ref(c.source_ref);
   }
-  if (more) {
-    const auto& [who, c] = rows->back();
+  if (page->more) {
+    const auto& [who, c] = page->rows.back();
     response.set_next_page_token(MakeToken({who.org_code, who.household_id, absl::StrCat(who.person_no), c.event,
                                             common::FormatDate(c.event_date)}));
   }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -101,6 +102,21 @@ class DisbursementLogic final {
  private:
   std::unordered_map<std::string, std::string> IdNumbersAsShown(const std::vector<PersonRecord>& persons,
                                                                 bool pii) const;
+  // What every read by village subtree starts with: the page size, the page token (its village
+  // and the last row's key there, `key_parts` values, the person number second), the
+  // organisations under org_code in code order (OrganisationTree), and a connection.
+  struct SubtreeRead {
+    int page_size = 0;
+    std::optional<std::pair<std::string, SqlRow>> token;
+    std::vector<std::string> villages;
+    common::PooledConnection conn;
+  };
+  absl::StatusOr<SubtreeRead> StartSubtreeRead(const std::string& org_code, int page_size,
+                                               const std::string& page_token, size_t key_parts, absl::Time deadline);
+  // These persons' ID numbers by hash, in clear with the right to see personal data, masked otherwise.
+  absl::StatusOr<std::unordered_map<std::string, std::string>> ShownIdNumbers(common::PooledConnection& conn,
+                                                                              const std::vector<std::string>& hashes,
+                                                                              bool pii);
   // OK for an empty code or a stored programme; NOT_FOUND naming program_code otherwise.
   absl::Status KnownProgramme(common::PooledConnection& conn, const std::string& program_code);
   friend class IngestBase;

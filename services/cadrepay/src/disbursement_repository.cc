@@ -878,72 +878,77 @@ absl::StatusOr<std::vector<StoredRecipient>> DisbursementRepository::ListRecipie
   }
 }
 
-absl::StatusOr<std::vector<std::pair<StoredRecipient, StoredEnrolment>>> DisbursementRepository::ListVillageEnrolments(
-    sql::Connection& conn, const std::string& org_code, const std::string& program_code,
-    const std::optional<SqlRow>& after, int limit) const {
+namespace {
+
+// One village's rows of `table` (alias `t`, joined to the roll by person_no), each with the roll
+// entry of its person, in (household_id, person_no, `own_key`...) order after `after` (values
+// of that whole key; none: from the start). `columns` are read after the roll's, from column 9.
+template <typename Row>
+absl::StatusOr<std::vector<std::pair<StoredRecipient, Row>>> ListVillageRows(
+    sql::Connection& conn, const char* what, const std::string& table, const std::string& columns,
+    const std::vector<std::string>& own_key, const std::string& org_code, const std::string& condition,
+    SqlRow params, const std::optional<SqlRow>& after, int limit, const std::function<Row(sql::ResultSet&)>& read) {
   try {
-    SqlRow params = {SqlValue::Text(org_code)};
     std::string where = "WHERE r.org_code = ?";
-    if (!program_code.empty()) {
-      where += " AND e.program_code = ?";
-      params.push_back(SqlValue::Text(program_code));
-    }
-    const std::vector<std::string> key = {"r.household_id", "r.person_no", "e.program_code", "e.from_period"};
+    params.insert(params.begin(), SqlValue::Text(org_code));
+    if (!condition.empty()) absl::StrAppend(&where, " AND ", condition);
+    std::vector<std::string> key = {"r.household_id", "r.person_no"};
+    key.insert(key.end(), own_key.begin(), own_key.end());
     if (after) absl::StrAppend(&where, " AND ", KeysetAfter(key, *after, params));
     params.push_back(SqlValue::Int(limit));
     auto st = Prepare(conn,
-                      absl::StrCat("SELECT ", kRecipientColumns,
-                                   ", e.program_code, e.from_period, e.to_period, e.amount_fen FROM recipients r "
-                                   "JOIN persons pe ON pe.person_no = r.person_no "
-                                   "JOIN enrolments e ON e.person_no = r.person_no ",
-                                   where, " ORDER BY ", absl::StrJoin(key, ", "), " LIMIT ?"),
+                      absl::StrCat("SELECT ", kRecipientColumns, ", ", columns,
+                                   " FROM recipients r JOIN persons pe ON pe.person_no = r.person_no JOIN ", table,
+                                   " t ON t.person_no = r.person_no ", where, " ORDER BY ", absl::StrJoin(key, ", "),
+                                   " LIMIT ?"),
                       params);
     std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
-    std::vector<std::pair<StoredRecipient, StoredEnrolment>> out;
-    while (rs->next()) {
-      StoredEnrolment e;
-      e.program_code = Str(*rs, 9);
-      e.from_period = Str(*rs, 10);
-      e.to_period = rs->isNull(11) ? std::string() : Str(*rs, 11);
-      if (!rs->isNull(12)) e.amount_fen = rs->getInt64(12);
-      out.emplace_back(ReadRecipient(*rs), std::move(e));
-      out.back().second.id_hash = out.back().first.id_hash;
-      out.back().second.person_no = out.back().first.person_no;
-    }
+    std::vector<std::pair<StoredRecipient, Row>> out;
+    while (rs->next()) out.emplace_back(ReadRecipient(*rs), read(*rs));
     return out;
   } catch (const sql::SQLException& e) {
-    return common::SqlError(e, "list enrolments");
+    return common::SqlError(e, what);
   }
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::pair<StoredRecipient, StoredEnrolment>>> DisbursementRepository::ListVillageEnrolments(
+    sql::Connection& conn, const std::string& org_code, const std::string& program_code,
+    const std::optional<SqlRow>& after, int limit) const {
+  SqlRow params;
+  if (!program_code.empty()) params.push_back(SqlValue::Text(program_code));
+  auto rows = ListVillageRows<StoredEnrolment>(
+      conn, "list enrolments", "enrolments", "t.program_code, t.from_period, t.to_period, t.amount_fen",
+      {"t.program_code", "t.from_period"}, org_code, program_code.empty() ? "" : "t.program_code = ?", params, after,
+      limit, [](sql::ResultSet& rs) {
+        StoredEnrolment e;
+        e.program_code = Str(rs, 9);
+        e.from_period = Str(rs, 10);
+        e.to_period = rs.isNull(11) ? std::string() : Str(rs, 11);
+        if (!rs.isNull(12)) e.amount_fen = rs.getInt64(12);
+        return e;
+      });
+  if (rows.ok()) {
+    for (auto& [who, e] : *rows) {
+      e.id_hash = who.id_hash;
+      e.person_no = who.person_no;
+    }
+  }
+  return rows;
 }
 
 absl::StatusOr<std::vector<std::pair<StoredRecipient, CivilEventRow>>> DisbursementRepository::ListVillageCivilEvents(
     sql::Connection& conn, const std::string& org_code, const std::optional<SqlRow>& after, int limit) const {
-  try {
-    SqlRow params = {SqlValue::Text(org_code)};
-    std::string where = "WHERE r.org_code = ?";
-    const std::vector<std::string> key = {"r.household_id", "r.person_no", "c.event", "c.event_date"};
-    if (after) absl::StrAppend(&where, " AND ", KeysetAfter(key, *after, params));
-    params.push_back(SqlValue::Int(limit));
-    auto st = Prepare(conn,
-                      absl::StrCat("SELECT ", kRecipientColumns,
-                                   ", c.event, DATE_FORMAT(c.event_date, '%Y-%m-%d'), c.source_ref FROM recipients r "
-                                   "JOIN persons pe ON pe.person_no = r.person_no "
-                                   "JOIN civil_events c ON c.person_no = r.person_no ",
-                                   where, " ORDER BY ", absl::StrJoin(key, ", "), " LIMIT ?"),
-                      params);
-    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
-    std::vector<std::pair<StoredRecipient, CivilEventRow>> out;
-    while (rs->next()) {
-      CivilEventRow c;
-      c.event = Str(*rs, 9);
-      c.event_date = Day(*rs, 10);
-      c.source_ref = rs->isNull(11) ? std::string() : Str(*rs, 11);
-      out.emplace_back(ReadRecipient(*rs), std::move(c));
-    }
-    return out;
-  } catch (const sql::SQLException& e) {
-    return common::SqlError(e, "list civil events");
-  }
+  return ListVillageRows<CivilEventRow>(
+      conn, "list civil events", "civil_events", "t.event, DATE_FORMAT(t.event_date, '%Y-%m-%d'), t.source_ref",
+      {"t.event", "t.event_date"}, org_code, "", {}, after, limit, [](sql::ResultSet& rs) {
+        CivilEventRow c;
+        c.event = Str(rs, 9);
+        c.event_date = Day(rs, 10);
+        c.source_ref = rs.isNull(11) ? std::string() : Str(rs, 11);
+        return c;
+      });
 }
 
 // ---- civil events
