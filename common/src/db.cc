@@ -269,8 +269,13 @@ absl::Status ConnectionPool::Ping() {
   }
 }
 
-absl::Status Transaction::Begin() {
+absl::Status Transaction::Begin(Isolation isolation) {
   try {
+    if (isolation == Isolation::kReadCommitted) {
+      // Without SESSION: the next transaction only (MySQL 8, MariaDB and TiDB alike).
+      std::unique_ptr<sql::Statement> st(conn_.createStatement());
+      st->execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
+    }
     conn_.setAutoCommit(false);
     begun_ = true;
     return absl::OkStatus();

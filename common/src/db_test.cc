@@ -217,6 +217,31 @@ TEST_F(DbTest, AppendLoadFieldRoundTripsEveryByte) {
   }
 }
 
+// READ COMMITTED for one transaction: its later reads see rows others committed meanwhile; a
+// default transaction (REPEATABLE READ) does not, and the one after the READ COMMITTED one is
+// back to the default.
+TEST_F(DbTest, AReadCommittedTransactionSeesWhatOthersCommitAndTheNextOneDoesNot) {
+  auto reader = OpenConnection(options_);
+  auto writer = OpenConnection(options_);
+  ASSERT_TRUE(reader.ok() && writer.ok());
+  auto insert = [&](int id) {
+    std::unique_ptr<sql::Statement>((*writer)->createStatement())
+        ->execute("INSERT INTO t (id, s) VALUES (" + std::to_string(id) + ", 'x')");
+  };
+  auto sees_more_after_commit = [&](Transaction::Isolation isolation, int id) {
+    Transaction tx(**reader);
+    EXPECT_TRUE(tx.Begin(isolation).ok());
+    const int64_t before = ScalarInt(**reader, "SELECT COUNT(*) FROM t");
+    insert(id);  // autocommit: committed at once
+    const int64_t after = ScalarInt(**reader, "SELECT COUNT(*) FROM t");
+    EXPECT_TRUE(tx.Commit().ok());
+    return after > before;
+  };
+  EXPECT_FALSE(sees_more_after_commit(Transaction::Isolation::kServerDefault, 1));
+  EXPECT_TRUE(sees_more_after_commit(Transaction::Isolation::kReadCommitted, 2));
+  EXPECT_FALSE(sees_more_after_commit(Transaction::Isolation::kServerDefault, 3));
+}
+
 TEST_F(DbTest, UnreachableDatabaseIsUnavailableNotACrash) {
   DbOptions down = options_;
   down.port = 1;  // nothing listens there

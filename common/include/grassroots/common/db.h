@@ -158,7 +158,10 @@ class Transaction final {
  public:
   explicit Transaction(sql::Connection& conn) : conn_(conn) {}
   ~Transaction();  // rolls back unless committed
-  absl::Status Begin();
+  // The server's isolation (REPEATABLE READ: one snapshot, taken at the first read), or READ
+  // COMMITTED for this transaction only: each statement sees what others committed before it.
+  enum class Isolation { kServerDefault, kReadCommitted };
+  absl::Status Begin(Isolation isolation = Isolation::kServerDefault);
   absl::Status Commit();
  private:
   sql::Connection& conn_;
