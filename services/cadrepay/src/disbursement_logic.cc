@@ -371,8 +371,10 @@ class IngestBase : public DisbursementLogic::Ingest {
 
   // In-file duplicate detection in constant memory per row: a 64-bit hash of the row's key.
   // Returns the line of an earlier row with the same key, or 0 (and remembers this one).
-  int64_t SeenOnLine(std::string_view key, int64_t line) {
-    auto [it, inserted] = seen_.try_emplace(absl::HashOf(key), line);
+  int64_t SeenOnLine(std::string_view key, int64_t line) { return SeenHashOnLine(absl::HashOf(key), line); }
+  // The same for a key already hashed (absl::HashOf of its parts: no key string to build).
+  int64_t SeenHashOnLine(uint64_t key_hash, int64_t line) {
+    auto [it, inserted] = seen_.try_emplace(key_hash, line);
     return inserted ? 0 : it->second;
   }
 
@@ -418,10 +420,12 @@ class IngestBase : public DisbursementLogic::Ingest {
     }
     return absl::OkStatus();
   }
+  // Whether LookUpPersons can find anything (persons were stored when this ingest began).
+  bool NeedsLookups() const { return !persons_were_empty_; }
   // The number of a person met already (LookUpPersons first): stored, or new in this ingest.
   // A person not stored gets the next number of this ingest's block and is queued, sealed, for
   // WritePersons (sealing is the costly part: once per new person).
-  absl::StatusOr<int64_t> NumberFor(const std::string& id_hash, const std::string& id_number) {
+  absl::StatusOr<int64_t> NumberFor(std::string_view id_hash, const std::string& id_number) {
     const auto key = PersonNumberCache::KeyOf(id_hash);
     if (auto it = batch_numbers_.find(key); it != batch_numbers_.end()) return it->second;
     if (auto it = numbers_.find(key); it != numbers_.end()) return it->second;
@@ -434,7 +438,7 @@ class IngestBase : public DisbursementLogic::Ingest {
     }
     const int64_t no = next_no_++;
     numbers_.emplace(key, no);
-    new_persons_.push_back({no, id_hash, logic_.pii().Seal(id_number), common::MaskIdNumber(id_number)});
+    new_persons_.push_back({no, std::string(id_hash), logic_.pii().Seal(id_number), common::MaskIdNumber(id_number)});
     return no;
   }
   // Writes the persons NumberFor numbered since the last call, on the ingest's connection.
@@ -722,8 +726,8 @@ class RecipientsIngest final : public IngestBase {
       return Refuse(record.line, problems);
     }
     item.id_hash = logic_.pii().Hash(item.row.id_number);
-    if (int64_t earlier = SeenOnLine(absl::StrCat(item.id_hash, common::FormatDate(item.row.account_since)),
-                                     record.line)) {
+    if (int64_t earlier = SeenHashOnLine(absl::HashOf(std::string_view(item.id_hash), DayKey(item.row.account_since)),
+                                         record.line)) {
       return Refuse(record.line, "account_since", "DUPLICATE_IN_FILE",
                     absl::StrCat("this person's account from this date already appears on line ", earlier));
     }
@@ -758,68 +762,81 @@ class RecipientsIngest final : public IngestBase {
     absl::Status persons = persons_load_.Wait();
     return rows.ok() ? persons : rows;
   }
-  static uint64_t Prefix(const std::string& id_hash) {
+  static uint64_t Prefix(std::string_view id_hash) {
     uint64_t v = 0;
     std::memcpy(&v, id_hash.data(), std::min<size_t>(8, id_hash.size()));
     return v;
   }
   absl::Status Flush() override {
     if (queue_.empty()) return absl::OkStatus();
-    std::vector<std::string> hashes, households;
+    // Keys are views of the queued rows' strings (and of the rows looked up): the queue is
+    // cleared at the end. Nothing here allocates per row unless the row is kept.
     bool people_written = !table_was_empty_, households_written = !table_was_empty_;
     for (const auto& i : queue_) {
-      hashes.push_back(i.id_hash);
-      households.push_back(i.row.household_id);
       if (!people_written && written_people_.contains(Prefix(i.id_hash))) people_written = true;
       if (!households_written && written_households_.contains(absl::HashOf(i.row.household_id))) {
         households_written = true;
       }
     }
-    std::vector<StoredRecipient> no_people;
-    std::vector<std::tuple<std::string, absl::CivilDay, std::string>> no_accounts;
-    std::vector<std::pair<std::string, std::string>> no_heads;
-    absl::StatusOr<std::vector<StoredRecipient>> people = no_people;
-    absl::StatusOr<std::vector<std::tuple<std::string, absl::CivilDay, std::string>>> accounts = no_accounts;
-    absl::StatusOr<std::vector<std::pair<std::string, std::string>>> heads = no_heads;
+    std::vector<StoredRecipient> people;
+    std::vector<std::tuple<std::string, absl::CivilDay, std::string>> stored_accounts;
+    std::vector<std::pair<std::string, std::string>> heads;
     if (people_written || households_written) {
       // A lookup must see every row written so far: the pending loads first, and nothing beside them.
       if (auto s = StartLoad(); !s.ok()) return s;
       if (auto s = WaitLoads(); !s.ok()) return s;
     }
     if (people_written) {
-      people = Tracked(repo().FindRecipients(conn(), hashes));
-      if (!people.ok()) return people.status();
-      accounts = Tracked(repo().FindAccounts(conn(), hashes));
+      std::vector<std::string> hashes;
+      hashes.reserve(queue_.size());
+      for (const auto& i : queue_) hashes.push_back(i.id_hash);
+      auto found = Tracked(repo().FindRecipients(conn(), hashes));
+      if (!found.ok()) return found.status();
+      people = std::move(*found);
+      auto accounts = Tracked(repo().FindAccounts(conn(), hashes));
       if (!accounts.ok()) return accounts.status();
+      stored_accounts = std::move(*accounts);
     }
     if (households_written) {
-      heads = Tracked(repo().FindHeads(conn(), households));
-      if (!heads.ok()) return heads.status();
+      std::vector<std::string> households;
+      households.reserve(queue_.size());
+      for (const auto& i : queue_) households.push_back(i.row.household_id);
+      auto found = Tracked(repo().FindHeads(conn(), households));
+      if (!found.ok()) return found.status();
+      heads = std::move(*found);
     }
-    std::unordered_map<std::string, StoredRecipient> person;  // by hash: current state
-    for (auto& p : *people) person.emplace(p.id_hash, std::move(p));
-    std::map<std::pair<std::string, absl::CivilDay>, std::string> account;
-    for (auto& [h, d, a] : *accounts) account.emplace(std::make_pair(h, d), a);
+    // The current state of each person met (stored, or as this batch leaves them); `changed`:
+    // written by this batch; `stored`: found stored.
+    struct Person {
+      StoredRecipient state;  // id_hash unused: the key is the hash
+      bool stored = false;
+      bool changed = false;
+      int64_t number = 0;
+    };
+    absl::flat_hash_map<std::string_view, Person> person;
+    person.reserve(queue_.size() + people.size());
+    for (const auto& p : people) person[p.id_hash] = Person{p, true, false, 0};
+    absl::flat_hash_map<std::pair<std::string_view, int32_t>, std::string_view> account;
+    account.reserve(queue_.size() + stored_accounts.size());
+    for (const auto& [h, d, a] : stored_accounts) account.emplace(std::make_pair(std::string_view(h), DayKey(d)), a);
     struct Head {
-      std::string hash;
+      std::string_view hash;
       int64_t line;  // 0: registered before this file's batch
     };
-    std::unordered_map<std::string, Head> head;
-    for (auto& [household, h] : *heads) head.emplace(household, Head{h, 0});
+    absl::flat_hash_map<std::string_view, Head> head;
+    for (const auto& [household, h] : heads) head.emplace(household, Head{h, 0});
     // People this batch declares not to be heads no longer count as heads of their household.
     for (const auto& i : queue_) {
       if (i.row.is_household_head) continue;
       auto it = head.find(i.row.household_id);
       if (it != head.end() && it->second.hash == i.id_hash) head.erase(it);
     }
-    std::unordered_set<std::string> changed_people, stored_people;
-    for (const auto& [h, r] : person) stored_people.insert(h);
-    std::vector<std::tuple<std::string, absl::CivilDay, std::string>> new_accounts;
-    // The persons written, in the order of the file (numbered in that order), with their ID number.
-    std::vector<std::pair<const std::string*, const std::string*>> written_persons;
-    std::unordered_set<std::string> written_set;
+    // The persons written, in the order of the file (numbered in that order), with their ID number;
+    // the accounts new in this batch.
+    std::vector<std::pair<std::string_view, const std::string*>> written_persons;
+    std::vector<std::tuple<std::string_view, absl::CivilDay, std::string*>> new_accounts;
     for (auto& i : queue_) {
-      const std::string& h = i.id_hash;
+      const std::string_view h = i.id_hash;
       if (i.row.is_household_head) {
         auto it = head.find(i.row.household_id);
         if (it != head.end() && it->second.hash != h) {
@@ -830,7 +847,8 @@ class RecipientsIngest final : public IngestBase {
           continue;
         }
       }
-      auto acc = account.find(std::make_pair(h, i.row.account_since));
+      const auto account_key = std::make_pair(h, DayKey(i.row.account_since));
+      auto acc = account.find(account_key);
       if (acc != account.end() && acc->second != i.row.account_no) {
         Refuse(i.line, "account_no", "ACCOUNT_CONFLICT",
                "another account is already registered for this person from this date; history is not overwritten");
@@ -838,79 +856,92 @@ class RecipientsIngest final : public IngestBase {
       }
       bool inserted = false, updated = false;
       if (acc == account.end()) {
-        account.emplace(std::make_pair(h, i.row.account_since), i.row.account_no);
-        new_accounts.emplace_back(h, i.row.account_since, i.row.account_no);
+        account.emplace(account_key, i.row.account_no);
+        new_accounts.emplace_back(h, i.row.account_since, &i.row.account_no);
         inserted = true;
       }
-      StoredRecipient next{h, i.row.name, i.row.org_code, i.row.household_id, i.row.is_household_head, i.row.is_cadre,
-                           i.row.account_since};
-      auto p = person.find(h);
-      if (p == person.end()) {
-        person.emplace(h, next);
-        changed_people.insert(h);
+      auto [p, is_new] = person.try_emplace(h);
+      if (is_new) {
+        p->second.state = StoredRecipient{"", i.row.name, i.row.org_code, i.row.household_id,
+                                          i.row.is_household_head, i.row.is_cadre, i.row.account_since};
+        p->second.changed = true;
         inserted = true;
-      } else if (!(i.row.account_since < p->second.latest_since)) {
-        const StoredRecipient& cur = p->second;
-        if (cur.name != next.name || cur.org_code != next.org_code || cur.household_id != next.household_id ||
-            cur.is_household_head != next.is_household_head || cur.is_cadre != next.is_cadre ||
-            cur.latest_since != next.latest_since) {
+      } else if (!(i.row.account_since < p->second.state.latest_since)) {
+        const StoredRecipient& cur = p->second.state;
+        if (cur.name != i.row.name || cur.org_code != i.row.org_code || cur.household_id != i.row.household_id ||
+            cur.is_household_head != i.row.is_household_head || cur.is_cadre != i.row.is_cadre ||
+            cur.latest_since != i.row.account_since) {
           if (cur.is_household_head) {
             auto it = head.find(cur.household_id);
             if (it != head.end() && it->second.hash == h) head.erase(it);
           }
-          p->second = next;
-          changed_people.insert(h);
+          p->second.state = StoredRecipient{"", i.row.name, i.row.org_code, i.row.household_id,
+                                            i.row.is_household_head, i.row.is_cadre, i.row.account_since};
+          p->second.changed = true;
           updated = true;
         }
       }
+      // (A head's household key is a view of the row's string: the row outlives the map.)
       if (i.row.is_household_head) head[i.row.household_id] = Head{h, i.line};
       if (inserted) Inserted(); else if (updated) Updated(); else Unchanged();
-      if ((inserted || updated) && written_set.insert(h).second) written_persons.emplace_back(&h, &i.row.id_number);
+      if ((inserted || updated) && p->second.number == 0) {
+        p->second.number = -1;  // listed below once
+        written_persons.emplace_back(h, &i.row.id_number);
+      }
     }
-    std::vector<std::string> written;
-    for (const auto& [h, id] : written_persons) written.push_back(*h);
-    if (auto s = LookUpPersons(written); !s.ok()) return s;
-    std::unordered_map<std::string, int64_t> number;
+    if (NeedsLookups()) {
+      std::vector<std::string> written;
+      written.reserve(written_persons.size());
+      for (const auto& [h, id] : written_persons) written.emplace_back(h);
+      if (auto s = LookUpPersons(written); !s.ok()) return s;
+    }
     for (const auto& [h, id] : written_persons) {
-      auto no = NumberFor(*h, *id);
+      auto no = NumberFor(h, *id);
       if (!no.ok()) return no.status();
-      number.emplace(*h, *no);
+      person.at(h).number = *no;
     }
-    queue_.clear();
-    std::vector<StoredRecipient> write, load;
-    for (const auto& h : changed_people) {
-      const bool fresh = table_was_empty_ && !stored_people.contains(h);
-      (fresh ? load : write).push_back(person.at(h));
-      (fresh ? load : write).back().person_no = number.at(h);
+    std::vector<StoredRecipient> write;
+    const size_t loaded_before = pending_recipients_.size();
+    // In the order the persons were written (their numbers ascend in it for new persons).
+    for (const auto& [h, id] : written_persons) {
+      Person& p = person.at(h);
+      if (!p.changed) continue;
+      const bool fresh = table_was_empty_ && !p.stored;
+      p.state.person_no = p.number;
       if (table_was_empty_) {
         written_people_.insert(Prefix(h));
-        written_households_.insert(absl::HashOf(person.at(h).household_id));
+        written_households_.insert(absl::HashOf(p.state.household_id));
       }
+      (fresh ? pending_recipients_ : write).push_back(std::move(p.state));
     }
     // In number order: the tables are clustered by it.
     auto by_number = [](const StoredRecipient& x, const StoredRecipient& y) { return x.person_no < y.person_no; };
     std::sort(write.begin(), write.end(), by_number);
-    std::sort(load.begin(), load.end(), by_number);
+    std::sort(pending_recipients_.begin() + static_cast<std::ptrdiff_t>(loaded_before), pending_recipients_.end(),
+              by_number);
     std::vector<std::tuple<int64_t, absl::CivilDay, std::string>> accounts_out;
-    accounts_out.reserve(new_accounts.size());
-    for (auto& [h, since, account] : new_accounts) accounts_out.emplace_back(number.at(h), since, std::move(account));
+    auto& accounts_to = table_was_empty_ ? pending_accounts_ : accounts_out;
+    for (auto& [h, since, account_no] : new_accounts) {
+      accounts_to.emplace_back(person.at(h).number, since, std::move(*account_no));  // the row goes below
+    }
+    queue_.clear();
     if (!table_was_empty_) {
       if (auto s = WritePersons(); !s.ok()) return s;
       if (auto s = Tracked(repo().UpsertRecipients(conn(), write)); !s.ok()) return s;
       return Tracked(repo().InsertAccounts(conn(), accounts_out));
     }
     // Bulk path: updates (of persons written earlier in this file, found above after the pending
-    // load) at once; new rows join the pending load, written on a thread of its own while the
+    // load) at once; new rows joined the pending load, written on a thread of its own while the
     // next rows are parsed.
     if (!write.empty()) {
       if (auto s = WaitLoad(); !s.ok()) return s;
       if (auto s = Tracked(repo().UpsertRecipients(conn(), write)); !s.ok()) return s;
     }
-    for (auto& r : load) pending_recipients_.push_back(std::move(r));
-    for (auto& a : accounts_out) pending_accounts_.push_back(std::move(a));
     if (pending_recipients_.size() + pending_accounts_.size() >= kLoadRows) return StartLoad();
     return absl::OkStatus();
   }
+  // A day as a small integer key.
+  static int32_t DayKey(absl::CivilDay d) { return static_cast<int32_t>(d - absl::CivilDay(1970, 1, 1)); }
   absl::Status Complete() override {
     if (auto s = StartLoad(); !s.ok()) return s;
     return WaitLoads();
