@@ -643,8 +643,10 @@ class EnrolmentsIngest final : public IngestBase {
     item.e.from_period = row.from_period.ToString();
     item.e.to_period = row.to_period ? row.to_period->ToString() : "";
     item.e.amount_fen = row.amount_fen;
-    if (int64_t earlier = SeenOnLine(absl::StrCat(item.e.program_code, "|", item.e.id_hash, "|", item.e.from_period),
-                                     record.line)) {
+    if (int64_t earlier = SeenHashOnLine(absl::HashOf(std::string_view(item.e.program_code),
+                                                      std::string_view(item.e.id_hash),
+                                                      std::string_view(item.e.from_period)),
+                                         record.line)) {
       return Refuse(record.line, "id_number", "DUPLICATE_IN_FILE",
                     absl::StrCat("this person's enrolment in ", row.program_code, " from ", item.e.from_period,
                                  " already appears on line ", earlier));

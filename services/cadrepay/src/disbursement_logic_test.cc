@@ -431,6 +431,34 @@ TEST_F(DisbursementLogicTest, RequestsAreValidated) {
   EXPECT_EQ(common::FieldViolationsOf(logic_->ListEntitlements(wrong_form, false, kNoDeadline).status())[0].field, "period");
 }
 
+// A row repeating an earlier row's key in the same file is refused on its line, naming that
+// line: a person's account from one date (recipients), a person's enrolment in one programme
+// from one period (enrolments). The same person with another date or period is kept.
+TEST_F(DisbursementLogicTest, RowsRepeatingAKeyInOneFileAreRefusedNamingTheFirst) {
+  ASSERT_EQ(Ingest(FileKind::kProgrammes, kProgrammes).inserted(), 2);
+  const std::string header = "id_number,name,org_code,household_id,is_household_head,account_no,account_since,is_cadre\n";
+  auto recipients = Ingest(FileKind::kRecipients,
+                           absl::StrCat(header, Id(1), ",张三,V001,H1,1,622200000000000001,2025-01-01,0\n",  // line 2
+                                        Id(1), ",张三,V001,H1,1,622200000000000011,2026-01-01,0\n",          // line 3
+                                        Id(2), ",李四,V001,H2,1,622200000000000002,2025-01-01,0\n",          // line 4
+                                        Id(1), ",张三,V001,H1,1,622200000000000001,2025-01-01,0\n"));        // line 5
+  EXPECT_EQ(recipients.inserted(), 3);
+  EXPECT_EQ(Errors(recipients), std::vector<std::string>{"5 account_since DUPLICATE_IN_FILE"});
+  ASSERT_EQ(recipients.errors_size(), 1);
+  EXPECT_NE(recipients.errors(0).message().find("line 2"), std::string::npos) << recipients.errors(0).message();
+  auto enrolments = Ingest(FileKind::kEnrolments,
+                           absl::StrCat("program_code,id_number,amount_fen,from_period,to_period\n",
+                                        "GDBT,", Id(1), ",,2026-03,\n",   // line 2
+                                        "GDBT,", Id(1), ",,2026-04,\n",   // line 3: another period
+                                        "WBBZ,", Id(1), ",,2026-03,\n",   // line 4: another programme
+                                        "GDBT,", Id(2), ",,2026-03,\n",   // line 5: another person
+                                        "GDBT,", Id(1), ",,2026-03,\n")); // line 6
+  EXPECT_EQ(enrolments.inserted(), 4);
+  EXPECT_EQ(Errors(enrolments), std::vector<std::string>{"6 id_number DUPLICATE_IN_FILE"});
+  ASSERT_EQ(enrolments.errors_size(), 1);
+  EXPECT_NE(enrolments.errors(0).message().find("line 2"), std::string::npos) << enrolments.errors(0).message();
+}
+
 // The member registry's tree, fixed: county C, township T1 with villages V001 and V002, township
 // T2 with V003 (no roll), and village V009 under C directly.
 class FixedTree final : public OrganisationTree {
