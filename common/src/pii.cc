@@ -73,10 +73,13 @@ constexpr size_t kNoncesPerDraw = 256;
 std::atomic<uint64_t> fork_generation{0};
 void AfterFork() { fork_generation.fetch_add(1); }
 
-// Per thread: a cipher context keyed for one PiiProtector key (by serial), and a digest context.
+// Per thread: cipher contexts keyed for one PiiProtector key each (by serial), for sealing and
+// for opening, and a digest context.
 struct ThreadCrypto {
   CipherCtx seal;
   uint64_t seal_key = 0;
+  CipherCtx open;
+  uint64_t open_key = 0;
   DigestCtx digest;
   std::array<unsigned char, PiiProtector::kNonceBytes * kNoncesPerDraw> nonces{};
   size_t nonces_used = kNoncesPerDraw;
@@ -225,13 +228,20 @@ absl::StatusOr<std::string> PiiProtector::Open(std::string_view sealed) const {
   const auto* bytes = reinterpret_cast<const unsigned char*>(sealed.data());
   const size_t n = sealed.size() - 1 - kNonceBytes - kTagBytes;
   std::string out(n, '\0');
-  CipherCtx c;
-  int len = 0;
-  if (c.ctx == nullptr || EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
-      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) != 1 ||
-      EVP_DecryptInit_ex(c.ctx, nullptr, nullptr, enc_key_.data(), bytes + 1) != 1) {
-    Fatal("open init");
+  // As in SealTo: the thread's context keeps the key schedule of the last key it opened with
+  // (setting up the key was most of an open); a value's nonce is all an open then sets.
+  ThreadCrypto& t = Local();
+  CipherCtx& c = t.open;
+  if (c.ctx == nullptr) Fatal("open context");
+  if (t.open_key != key_serial_) {
+    t.open_key = 0;
+    if (Aes256Gcm() == nullptr || EVP_DecryptInit_ex2(c.ctx, Aes256Gcm(), enc_key_.data(), nullptr, nullptr) != 1) {
+      Fatal("open key");
+    }
+    t.open_key = key_serial_;
   }
+  int len = 0;
+  if (EVP_DecryptInit_ex2(c.ctx, nullptr, nullptr, bytes + 1, nullptr) != 1) Fatal("open init");
   if (EVP_DecryptUpdate(c.ctx, reinterpret_cast<unsigned char*>(out.data()), &len, bytes + 1 + kNonceBytes,
                         static_cast<int>(n)) != 1 ||
       EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, kTagBytes,

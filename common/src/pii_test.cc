@@ -135,6 +135,12 @@ TEST(PiiProtector, TamperingAndWrongKeyAreRefused) {
   EXPECT_EQ(p->Open(bad).status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(PiiProtector::Development().Open(s).status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(p->Open("x").status().code(), absl::StatusCode::kDataLoss);
+  // A refused value leaves nothing behind: the next open on this thread works.
+  auto opened = p->Open(s);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(*opened, "11010519491231002X");
+  EXPECT_EQ(p->Open(bad).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(*p->Open(s), "11010519491231002X");
 }
 
 TEST(PiiProtector, KeyMustBe64Hex) {

@@ -214,11 +214,12 @@ SymbolTable::SymbolTable(SymbolTable&&) noexcept = default;
 SymbolTable& SymbolTable::operator=(SymbolTable&&) noexcept = default;
 
 Symbol SymbolTable::Intern(std::string_view s) {
-  if (auto it = impl_->index.find(s); it != impl_->index.end()) return *it;
-  const auto id = static_cast<Symbol>(impl_->refs.size());
-  impl_->refs.push_back(impl_->text.Add(s));
-  impl_->index.insert(id);
-  return id;
+  // One probe: a new string takes the slot the search for it ended at (no second hash of it).
+  return *impl_->index.lazy_emplace(s, [&](const auto& construct) {
+    const auto id = static_cast<Symbol>(impl_->refs.size());
+    impl_->refs.push_back(impl_->text.Add(s));
+    construct(id);
+  });
 }
 
 Symbol SymbolTable::Find(std::string_view s) const {
