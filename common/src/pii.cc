@@ -73,13 +73,31 @@ constexpr size_t kNoncesPerDraw = 256;
 std::atomic<uint64_t> fork_generation{0};
 void AfterFork() { fork_generation.fetch_add(1); }
 
-// Per thread: cipher contexts keyed for one PiiProtector key each (by serial), for sealing and
-// for opening, and a digest context.
+// A cipher context that keeps the key schedule of the last key it was set up with (by the
+// PiiProtector's key serial): a value then sets only its nonce (GCM's default IV length is the 12
+// bytes used here). Setting up the key was most of the cost of a seal or an open.
+struct KeyedCipher {
+  CipherCtx c;
+  uint64_t key_serial = 0;
+  // The context, keyed for `key` (serial `serial`) to encrypt or decrypt.
+  EVP_CIPHER_CTX* For(uint64_t serial, const unsigned char* key, bool encrypt, const char* what) {
+    if (c.ctx == nullptr) Fatal(what);
+    if (key_serial != serial) {
+      key_serial = 0;
+      if (Aes256Gcm() == nullptr ||
+          (encrypt ? EVP_EncryptInit_ex2(c.ctx, Aes256Gcm(), key, nullptr, nullptr)
+                   : EVP_DecryptInit_ex2(c.ctx, Aes256Gcm(), key, nullptr, nullptr)) != 1) {
+        Fatal(what);
+      }
+      key_serial = serial;
+    }
+    return c.ctx;
+  }
+};
+
+// Per thread: keyed cipher contexts for sealing and for opening, and a digest context.
 struct ThreadCrypto {
-  CipherCtx seal;
-  uint64_t seal_key = 0;
-  CipherCtx open;
-  uint64_t open_key = 0;
+  KeyedCipher seal, open;
   DigestCtx digest;
   std::array<unsigned char, PiiProtector::kNonceBytes * kNoncesPerDraw> nonces{};
   size_t nonces_used = kNoncesPerDraw;
@@ -200,23 +218,13 @@ void PiiProtector::SealTo(std::string_view value, char* out) const {
   unsigned char* nonce = bytes + 1;
   ThreadCrypto& t = Local();
   t.NextNonce(nonce);
-  // The thread's context keeps the key schedule of the last key it sealed with; a new nonce is
-  // all a seal then sets (GCM's default IV length is the 12 bytes used here).
-  CipherCtx& c = t.seal;
-  if (c.ctx == nullptr) Fatal("seal context");
-  if (t.seal_key != key_serial_) {
-    t.seal_key = 0;
-    if (Aes256Gcm() == nullptr || EVP_EncryptInit_ex2(c.ctx, Aes256Gcm(), enc_key_.data(), nullptr, nullptr) != 1) {
-      Fatal("seal key");
-    }
-    t.seal_key = key_serial_;
-  }
+  EVP_CIPHER_CTX* c = t.seal.For(key_serial_, enc_key_.data(), /*encrypt=*/true, "seal key");
   int len = 0;
-  if (EVP_EncryptInit_ex2(c.ctx, nullptr, nullptr, nonce, nullptr) != 1 ||
-      EVP_EncryptUpdate(c.ctx, bytes + 1 + kNonceBytes, &len, reinterpret_cast<const unsigned char*>(value.data()),
+  if (EVP_EncryptInit_ex2(c, nullptr, nullptr, nonce, nullptr) != 1 ||
+      EVP_EncryptUpdate(c, bytes + 1 + kNonceBytes, &len, reinterpret_cast<const unsigned char*>(value.data()),
                         static_cast<int>(value.size())) != 1 ||
-      EVP_EncryptFinal_ex(c.ctx, bytes + 1 + kNonceBytes + len, &len) != 1 ||
-      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, kTagBytes, bytes + 1 + kNonceBytes + value.size()) != 1) {
+      EVP_EncryptFinal_ex(c, bytes + 1 + kNonceBytes + len, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, kTagBytes, bytes + 1 + kNonceBytes + value.size()) != 1) {
     Fatal("seal");
   }
 }
@@ -228,25 +236,14 @@ absl::StatusOr<std::string> PiiProtector::Open(std::string_view sealed) const {
   const auto* bytes = reinterpret_cast<const unsigned char*>(sealed.data());
   const size_t n = sealed.size() - 1 - kNonceBytes - kTagBytes;
   std::string out(n, '\0');
-  // As in SealTo: the thread's context keeps the key schedule of the last key it opened with
-  // (setting up the key was most of an open); a value's nonce is all an open then sets.
-  ThreadCrypto& t = Local();
-  CipherCtx& c = t.open;
-  if (c.ctx == nullptr) Fatal("open context");
-  if (t.open_key != key_serial_) {
-    t.open_key = 0;
-    if (Aes256Gcm() == nullptr || EVP_DecryptInit_ex2(c.ctx, Aes256Gcm(), enc_key_.data(), nullptr, nullptr) != 1) {
-      Fatal("open key");
-    }
-    t.open_key = key_serial_;
-  }
+  EVP_CIPHER_CTX* c = Local().open.For(key_serial_, enc_key_.data(), /*encrypt=*/false, "open key");
   int len = 0;
-  if (EVP_DecryptInit_ex2(c.ctx, nullptr, nullptr, bytes + 1, nullptr) != 1) Fatal("open init");
-  if (EVP_DecryptUpdate(c.ctx, reinterpret_cast<unsigned char*>(out.data()), &len, bytes + 1 + kNonceBytes,
+  if (EVP_DecryptInit_ex2(c, nullptr, nullptr, bytes + 1, nullptr) != 1) Fatal("open init");
+  if (EVP_DecryptUpdate(c, reinterpret_cast<unsigned char*>(out.data()), &len, bytes + 1 + kNonceBytes,
                         static_cast<int>(n)) != 1 ||
-      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, kTagBytes,
+      EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, kTagBytes,
                           const_cast<unsigned char*>(bytes + 1 + kNonceBytes + n)) != 1 ||
-      EVP_DecryptFinal_ex(c.ctx, reinterpret_cast<unsigned char*>(out.data()) + len, &len) != 1) {
+      EVP_DecryptFinal_ex(c, reinterpret_cast<unsigned char*>(out.data()) + len, &len) != 1) {
     return absl::DataLossError("protected value failed authentication (altered, or another key)");
   }
   return out;
