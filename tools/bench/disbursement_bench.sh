@@ -76,7 +76,7 @@ record "LOAD DATA (bare table)" "$PAYMENTS" "$LOAD"
 echo "== cadrepay"
 GP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export GRASSROOTS_DB_HOST=127.0.0.1 GRASSROOTS_DB_PORT=$PORT GRASSROOTS_DB_NAME=bench_cadrepay \
-       GRASSROOTS_DB_USER=grassroots GRASSROOTS_DB_PASSWORD=grassroots GRASSROOTS_LOG_LEVEL=warning \
+       GRASSROOTS_DB_USER=grassroots GRASSROOTS_DB_PASSWORD=grassroots GRASSROOTS_LOG_LEVEL=info \
        GRASSROOTS_PII_KEY=$(printf '5a%.0s' $(seq 32))
 "${SQL[@]}" -e "DROP DATABASE IF EXISTS bench_cadrepay"
 "$BUILD/bin/cadrepay" migrate >/dev/null
@@ -146,6 +146,9 @@ echo "ingest (all six files) + full check: ${TOTAL}s (ingest ${INGEST_ALL}s)"
 echo "payments ingest against LOAD DATA of the same file: $(echo "scale=2; $INGEST_PAY / $LOAD" | bc)x its time"
 echo "peak RSS: cadrepay ${SVC_MB} MB, mariadbd ${DB_MB} MB (CLI per step above; cadrepay's VmHWM after each step)"
 echo "findings: $(wc -l <"$DIR/found.txt") found, $(wc -l <"$DIR/expected.txt") planted; missing $MISSING, unexpected $EXTRA"
+# Where the check's time went (its log line: seconds of each part).
+grep '"disbursement check finished"' "$DIR/cadrepay.log" | tail -1 | tr ',' '\n' | grep -E '_s"|"seconds"' | tr -d '"{}' \
+  | sed 's/^/check part: /' || true
 if [ "$MISSING" != 0 ] || [ "$EXTRA" != 0 ]; then
   echo "missing:"; LC_ALL=C comm -23 "$DIR/expected.txt" "$DIR/found.txt" | head -20
   echo "unexpected:"; LC_ALL=C comm -13 "$DIR/expected.txt" "$DIR/found.txt" | head -20

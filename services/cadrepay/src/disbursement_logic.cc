@@ -1866,6 +1866,8 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     RepeatCache enrolment_program(in.symbols);
     std::string last_from;
     PeriodCode last_from_code{};
+    // When each part of the run ended (logged at the end: where a run's time goes).
+    absl::Time t_start_scans = absl::Now(), t_enrolments, t_accounts, t_payments, t_persons, t_engine;
     auto s = Track(*conn, repo_.ScanEnrolments(**conn, request.program_code(), [&](const StoredEnrolment& e) {
       Enrolment out;
       out.amount_fen = e.amount_fen.value_or(kProgrammeAmount);
@@ -1881,6 +1883,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     }));
     if (!s.ok()) return s;
     enrolments.MoveInto(in.enrolments);
+    t_enrolments = absl::Now();
     BlockRows<RecipientRow> recipients;
     s = Track(*conn, repo_.ScanAccounts(**conn, [&](const DisbursementRepository::AccountRow& a) {
       RecipientRow r;
@@ -1894,6 +1897,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     }));
     if (!s.ok()) return s;
     recipients.MoveInto(in.recipients);
+    t_accounts = absl::Now();
     s = Track(*conn, repo_.ScanDeaths(**conn, [&](int64_t person_no, absl::CivilDay day) {
       in.civil_events.push_back({number(person_no), CivilEventKind::kDeath, day});
     }));
@@ -1925,7 +1929,9 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     }));
     if (!s.ok()) return s;
     payments.MoveInto(in.payments);
+    t_payments = absl::Now();
     if (persons_thread.joinable()) persons_thread.join();
+    t_persons = absl::Now();
     if (!persons_read.ok()) return persons_read;
     second = absl::UnavailableError("released");  // the second connection goes back to the pool
     if (unreadable > 0) {
@@ -1977,6 +1983,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     options.period = period;
     auto result = CheckDisbursements(in, options);
     if (!result.ok()) return result.status();
+    t_engine = absl::Now();
     in = DisbursementInput();  // free the input before storing
 
     CheckRunRecord record;
@@ -2026,6 +2033,12 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
                      {"findings", static_cast<int64_t>(findings.size())},
                      {"payments", record.payments_checked},
                      {"seconds", absl::ToDoubleSeconds(record.finished_at - started)},
+                     {"read_enrolments_s", absl::ToDoubleSeconds(t_enrolments - t_start_scans)},
+                     {"read_accounts_s", absl::ToDoubleSeconds(t_accounts - t_enrolments)},
+                     {"read_deaths_payments_s", absl::ToDoubleSeconds(t_payments - t_accounts)},
+                     {"wait_persons_s", absl::ToDoubleSeconds(t_persons - t_payments)},
+                     {"kin_batches_engine_s", absl::ToDoubleSeconds(t_engine - t_persons)},
+                     {"store_s", absl::ToDoubleSeconds(absl::Now() - t_engine)},
                      {"triggered_by", std::string_view(triggered_by)}});
     return ToProto(record);
   };
