@@ -799,19 +799,31 @@ absl::Status DisbursementRepository::ScanAccounts(sql::Connection& conn,
                                                   const std::function<void(const AccountRow&)>& fn) const {
   return ScanByKey<AccountRow>(
       conn, "read accounts",
-      "SELECT a.person_no, DATE_FORMAT(a.account_since, '%Y-%m-%d'), a.account_no, r.household_id, "
-      "r.is_household_head, r.is_cadre FROM recipient_accounts a JOIN recipients r ON r.person_no = a.person_no",
-      "", {}, {"a.person_no", "a.account_since"},
+      "SELECT a.person_no, DATE_FORMAT(a.account_since, '%Y-%m-%d'), a.account_no FROM recipient_accounts a", "", {},
+      {"a.person_no", "a.account_since"},
       [](const AccountRow& a) { return SqlRow{SqlValue::Int(a.person_no), SqlValue::Text(DayText(a.since))}; },
       [](sql::ResultSet& rs) {
         AccountRow a;
         a.person_no = rs.getInt64(1);
         a.since = Day(rs, 2);
         a.account_no = Str(rs, 3);
-        a.household_id = Str(rs, 4);
-        a.is_household_head = rs.getInt(5) != 0;
-        a.is_cadre = rs.getInt(6) != 0;
         return a;
+      },
+      fn);
+}
+
+absl::Status DisbursementRepository::ScanRoll(sql::Connection& conn,
+                                              const std::function<void(const RollEntry&)>& fn) const {
+  return ScanByKey<RollEntry>(
+      conn, "read recipients", "SELECT r.person_no, r.household_id, r.is_household_head, r.is_cadre FROM recipients r",
+      "", {}, {"r.person_no"}, [](const RollEntry& r) { return SqlRow{SqlValue::Int(r.person_no)}; },
+      [](sql::ResultSet& rs) {
+        RollEntry r;
+        r.person_no = rs.getInt64(1);
+        r.household_id = Str(rs, 2);
+        r.is_household_head = rs.getInt(3) != 0;
+        r.is_cadre = rs.getInt(4) != 0;
+        return r;
       },
       fn);
 }

@@ -216,13 +216,21 @@ class DisbursementRepository final {
   absl::Status LoadAccounts(sql::Connection& conn,
                             const std::vector<std::tuple<int64_t, absl::CivilDay, std::string>>& rows) const;
   // Account history joined with the person's attributes, in (person_no, account_since) order.
+  // Every roll entry (recipients), in person_no order.
+  struct RollEntry {
+    int64_t person_no = 0;
+    std::string household_id;
+    bool is_household_head = false;
+    bool is_cadre = false;
+  };
+  absl::Status ScanRoll(sql::Connection& conn, const std::function<void(const RollEntry&)>& fn) const;
+  // Every registered account (recipient_accounts), in (person_no, account_since) order. Not joined
+  // with the roll: the check joins them in memory (a server-side join cost an index lookup per
+  // account row, more than both scans together).
   struct AccountRow {
     int64_t person_no = 0;
     absl::CivilDay since;
     std::string account_no;
-    std::string household_id;
-    bool is_household_head = false;
-    bool is_cadre = false;
   };
   absl::Status ScanAccounts(sql::Connection& conn, const std::function<void(const AccountRow&)>& fn) const;
   // Distinct persons enrolled in a programme, as (person_no, id_hash) in person_no order after
