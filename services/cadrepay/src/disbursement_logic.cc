@@ -1845,12 +1845,62 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
         return absl::InternalError(absl::StrCat("read persons: ", e.what()));
       }
     };
-    absl::Status persons_read;
+    auto number = [](int64_t person_no) { return static_cast<PersonKey>(person_no > 0 ? person_no : 0); };
+    // Enrolments: read on the second connection once the persons are (beside the accounts and
+    // payments on this one) when its snapshot holds the same data as this one's (the same data
+    // generation: every ingest that changes data moves it), else here after the payments. The
+    // programmes' symbols are made here first; a code of no programme is kept aside and made
+    // after (the symbol table is this thread's).
+    std::map<std::string, Symbol, std::less<>> programme_symbol;
+    for (const auto& p : *programmes) programme_symbol.emplace(p.program_code, in.symbols.Intern(p.program_code));
+    BlockRows<Enrolment> enrolments;
+    std::vector<std::pair<size_t, std::string>> enrolments_of_no_programme;  // (row, code)
+    size_t enrolment_rows = 0;
+    auto read_enrolments = [&](common::PooledConnection& c) -> absl::Status {
+      std::string last_from;
+      PeriodCode last_from_code{};
+      try {
+        return Track(c, repo_.ScanEnrolments(*c, request.program_code(), [&](const StoredEnrolment& e) {
+          Enrolment out;
+          out.amount_fen = e.amount_fen.value_or(kProgrammeAmount);
+          out.person = number(e.person_no);
+          if (auto it = programme_symbol.find(e.program_code); it != programme_symbol.end()) {
+            out.program = it->second;
+          } else {
+            enrolments_of_no_programme.emplace_back(enrolment_rows, e.program_code);
+          }
+          if (e.from_period != last_from) {
+            last_from = e.from_period;
+            last_from_code = PeriodCodeOf(common::ParsePeriod(e.from_period).value_or(common::Period{}));
+          }
+          out.from_period = last_from_code;
+          if (!e.to_period.empty()) {
+            out.to_period = PeriodCodeOf(common::ParsePeriod(e.to_period).value_or(common::Period{}));
+          }
+          enrolments.push_back(out);
+          ++enrolment_rows;
+        }));
+      } catch (const std::exception& e) {  // e.g. bad_alloc: a Status, never a terminate on a thread
+        return absl::InternalError(absl::StrCat("read enrolments: ", e.what()));
+      }
+    };
+    absl::Status persons_read, enrolments_read;
+    bool enrolments_beside = false;
     // A second connection only if one is free now (the check works on one otherwise).
     auto second = pool_.TryAcquire();
     std::thread persons_thread;
     if (second.ok()) {
-      persons_thread = std::thread([&] { persons_read = scan_persons(*second); });
+      persons_thread = std::thread([&] {
+        persons_read = scan_persons(*second);
+        if (!persons_read.ok()) return;
+        if (before_second_snapshot_) before_second_snapshot_();
+        common::Transaction same(**second);
+        if (!same.Begin().ok()) return;
+        auto g = Track(*second, repo_.DataGeneration(**second));
+        if (!g.ok() || *g != *generation) return;  // an ingest committed meanwhile: read here after all
+        enrolments_beside = true;
+        enrolments_read = read_enrolments(*second);
+      });
     } else {
       persons_read = scan_persons(*conn);  // no second connection to be had: one after the other
       if (!persons_read.ok()) return persons_read;
@@ -1861,29 +1911,9 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
         if (t.joinable()) t.join();
       }
     } join_persons{persons_thread};
-    auto number = [](int64_t person_no) { return static_cast<PersonKey>(person_no > 0 ? person_no : 0); };
-    BlockRows<Enrolment> enrolments;
-    RepeatCache enrolment_program(in.symbols);
-    std::string last_from;
-    PeriodCode last_from_code{};
     // When each part of the run ended (logged at the end: where a run's time goes).
-    absl::Time t_start_scans = absl::Now(), t_enrolments, t_accounts, t_payments, t_persons, t_engine;
-    auto s = Track(*conn, repo_.ScanEnrolments(**conn, request.program_code(), [&](const StoredEnrolment& e) {
-      Enrolment out;
-      out.amount_fen = e.amount_fen.value_or(kProgrammeAmount);
-      out.person = number(e.person_no);
-      out.program = enrolment_program(e.program_code);
-      if (e.from_period != last_from) {
-        last_from = e.from_period;
-        last_from_code = PeriodCodeOf(common::ParsePeriod(e.from_period).value_or(common::Period{}));
-      }
-      out.from_period = last_from_code;
-      if (!e.to_period.empty()) out.to_period = PeriodCodeOf(common::ParsePeriod(e.to_period).value_or(common::Period{}));
-      enrolments.push_back(out);
-    }));
-    if (!s.ok()) return s;
-    enrolments.MoveInto(in.enrolments);
-    t_enrolments = absl::Now();
+    absl::Time t_start_scans = absl::Now(), t_accounts, t_payments, t_persons, t_enrolments, t_engine;
+    absl::Status s;
     // Accounts with their person's roll entry: the roll first, into an array by person number
     // (8 bytes a number, freed after), then the accounts, joined here (an account of a person on
     // no roll is left out, as the inner join did).
@@ -1951,6 +1981,11 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     if (persons_thread.joinable()) persons_thread.join();
     t_persons = absl::Now();
     if (!persons_read.ok()) return persons_read;
+    if (!enrolments_beside) enrolments_read = read_enrolments(*conn);
+    if (!enrolments_read.ok()) return enrolments_read;
+    enrolments.MoveInto(in.enrolments);
+    for (const auto& [row, code] : enrolments_of_no_programme) in.enrolments[row].program = in.symbols.Intern(code);
+    t_enrolments = absl::Now();
     second = absl::UnavailableError("released");  // the second connection goes back to the pool
     if (unreadable > 0) {
       warnings.push_back(absl::StrCat(unreadable, " stored ID numbers could not be decrypted with this key; "
@@ -2051,11 +2086,12 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
                      {"findings", static_cast<int64_t>(findings.size())},
                      {"payments", record.payments_checked},
                      {"seconds", absl::ToDoubleSeconds(record.finished_at - started)},
-                     {"read_enrolments_s", absl::ToDoubleSeconds(t_enrolments - t_start_scans)},
-                     {"read_accounts_s", absl::ToDoubleSeconds(t_accounts - t_enrolments)},
+                     {"read_accounts_s", absl::ToDoubleSeconds(t_accounts - t_start_scans)},
                      {"read_deaths_payments_s", absl::ToDoubleSeconds(t_payments - t_accounts)},
-                     {"wait_persons_s", absl::ToDoubleSeconds(t_persons - t_payments)},
-                     {"kin_batches_engine_s", absl::ToDoubleSeconds(t_engine - t_persons)},
+                     {"wait_second_connection_s", absl::ToDoubleSeconds(t_persons - t_payments)},
+                     {"enrolments_beside", enrolments_beside},
+                     {"read_enrolments_after_s", absl::ToDoubleSeconds(t_enrolments - t_persons)},
+                     {"kin_batches_engine_s", absl::ToDoubleSeconds(t_engine - t_enrolments)},
                      {"store_s", absl::ToDoubleSeconds(absl::Now() - t_engine)},
                      {"triggered_by", std::string_view(triggered_by)}});
     return ToProto(record);

@@ -96,6 +96,10 @@ class DisbursementLogic final {
   // is before `today` and which no run has checked at the current data generation.
   absl::StatusOr<std::vector<DueScope>> DueScopes(absl::CivilDay today);
 
+  // Tests only: runs on a check's second connection after its persons are read, before it takes
+  // its own snapshot (so a test can commit an ingest in between).
+  void SetBeforeSecondSnapshotForTest(std::function<void()> hook) { before_second_snapshot_ = std::move(hook); }
+
   const common::PiiProtector& pii() const { return pii_; }
   absl::Time Now() const { return clock_(); }
 
@@ -130,6 +134,7 @@ class DisbursementLogic final {
   DisbursementRepository repo_;
   PersonNumberCache person_numbers_;
   std::unique_ptr<Metrics> metrics_;
+  std::function<void()> before_second_snapshot_;  // tests only
 };
 
 // The stable identity of a finding across runs (32 hex characters).

@@ -1333,6 +1333,37 @@ TEST_F(DisbursementLogicTest, ARunReadsOneSnapshotWhileAnIngestCommits) {
   EXPECT_EQ(count(after.value(), "BATCH_MISMATCH"), 0);
 }
 
+// The enrolments are read on the run's second connection only when its snapshot holds the same
+// data as the run's own: an ingest committed in between (here: the enrolment that makes P009
+// entitled) sends the read back to the run's connection, and the run judges its own snapshot.
+TEST_F(DisbursementLogicTest, EnrolmentsReadBesideOnlyFromTheRunsOwnData) {
+  LoadAll();
+  auto count = [](const v1::CheckRun& run, const std::string& rule) {
+    for (const auto& c : run.counts()) {
+      if (c.rule() == rule) return c.count();
+    }
+    return int64_t{-1};
+  };
+  // Beside, nothing in between: the same counts as a run on one connection.
+  const v1::CheckRun plain = Check();
+  EXPECT_EQ(count(plain, "NOT_ENTITLED"), 1);
+  bool ran = false;
+  logic_->SetBeforeSecondSnapshotForTest([&] {
+    ran = true;
+    auto ingest = logic_->StartIngest(FileKind::kEnrolments);
+    ingest->Feed(absl::StrCat("program_code,id_number,amount_fen,from_period,to_period\n", "GDBT,", Id(7), ",,2026-03,\n"));
+    auto report = ingest->Finish();
+    ASSERT_TRUE(report.ok()) << report.status();
+    EXPECT_EQ(report->inserted(), 1);
+  });
+  const v1::CheckRun during = Check();
+  logic_->SetBeforeSecondSnapshotForTest(nullptr);
+  EXPECT_TRUE(ran) << "the run read its persons on a second connection";
+  EXPECT_EQ(count(during, "NOT_ENTITLED"), 1) << "the run saw an enrolment committed after it began";
+  const v1::CheckRun after = Check();
+  EXPECT_EQ(count(after, "NOT_ENTITLED"), 0);
+}
+
 // Keyset pages: the spelled-out condition selects exactly what the row comparison selects, and
 // the server range-scans it (reads about the page, not every row before it).
 TEST_F(DisbursementLogicTest, KeysetAfterSelectsTheRowComparisonAndRangeScans) {
