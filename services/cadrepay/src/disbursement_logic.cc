@@ -728,7 +728,7 @@ class RecipientsIngest final : public IngestBase {
       return Refuse(record.line, problems);
     }
     item.id_hash = logic_.pii().Hash(item.row.id_number);
-    if (int64_t earlier = SeenHashOnLine(absl::HashOf(std::string_view(item.id_hash), DayKey(item.row.account_since)),
+    if (int64_t earlier = SeenHashOnLine(absl::HashOf(std::string_view(item.id_hash), DayNumberOf(item.row.account_since)),
                                          record.line)) {
       return Refuse(record.line, "account_since", "DUPLICATE_IN_FILE",
                     absl::StrCat("this person's account from this date already appears on line ", earlier));
@@ -818,9 +818,9 @@ class RecipientsIngest final : public IngestBase {
     absl::flat_hash_map<std::string_view, Person> person;
     person.reserve(queue_.size() + people.size());
     for (const auto& p : people) person[p.id_hash] = Person{p, true, false, 0};
-    absl::flat_hash_map<std::pair<std::string_view, int32_t>, std::string_view> account;
+    absl::flat_hash_map<std::pair<std::string_view, DayNumber>, std::string_view> account;
     account.reserve(queue_.size() + stored_accounts.size());
-    for (const auto& [h, d, a] : stored_accounts) account.emplace(std::make_pair(std::string_view(h), DayKey(d)), a);
+    for (const auto& [h, d, a] : stored_accounts) account.emplace(std::make_pair(std::string_view(h), DayNumberOf(d)), a);
     struct Head {
       std::string_view hash;
       int64_t line;  // 0: registered before this file's batch
@@ -849,7 +849,7 @@ class RecipientsIngest final : public IngestBase {
           continue;
         }
       }
-      const auto account_key = std::make_pair(h, DayKey(i.row.account_since));
+      const auto account_key = std::make_pair(h, DayNumberOf(i.row.account_since));
       auto acc = account.find(account_key);
       if (acc != account.end() && acc->second != i.row.account_no) {
         Refuse(i.line, "account_no", "ACCOUNT_CONFLICT",
@@ -942,8 +942,6 @@ class RecipientsIngest final : public IngestBase {
     if (pending_recipients_.size() + pending_accounts_.size() >= kLoadRows) return StartLoad();
     return absl::OkStatus();
   }
-  // A day as a small integer key.
-  static int32_t DayKey(absl::CivilDay d) { return static_cast<int32_t>(d - absl::CivilDay(1970, 1, 1)); }
   absl::Status Complete() override {
     if (auto s = StartLoad(); !s.ok()) return s;
     return WaitLoads();
@@ -1354,16 +1352,6 @@ absl::StatusOr<v1::ListProgrammesResponse> DisbursementLogic::ListProgrammes(abs
 
 // ID number as shown, by keyed hash: clear for a caller who may see personal data (a number that
 // cannot be opened is shown masked), masked otherwise.
-std::unordered_map<std::string, std::string> DisbursementLogic::IdNumbersAsShown(
-    const std::vector<PersonRecord>& persons, bool pii) const {
-  std::unordered_map<std::string, std::string> out;
-  for (const auto& p : persons) {
-    absl::StatusOr<std::string> clear = pii ? pii_.Open(p.id_sealed) : absl::StatusOr<std::string>();
-    out.emplace(p.id_hash, pii && clear.ok() ? *clear : p.id_masked);
-  }
-  return out;
-}
-
 absl::StatusOr<DisbursementLogic::SubtreeRead> DisbursementLogic::StartSubtreeRead(const std::string& org_code,
                                                                                  int page_size,
                                                                                  const std::string& page_token,
@@ -1392,7 +1380,12 @@ absl::StatusOr<std::unordered_map<std::string, std::string>> DisbursementLogic::
     common::PooledConnection& conn, const std::vector<std::string>& hashes, bool pii) {
   auto persons = Track(conn, repo_.FindPersons(*conn, hashes));
   if (!persons.ok()) return persons.status();
-  return IdNumbersAsShown(*persons, pii);
+  std::unordered_map<std::string, std::string> out;
+  for (const auto& p : *persons) {
+    absl::StatusOr<std::string> clear = pii ? pii_.Open(p.id_sealed) : absl::StatusOr<std::string>();
+    out.emplace(p.id_hash, pii && clear.ok() ? *clear : p.id_masked);
+  }
+  return out;
 }
 
 absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(const v1::ListRecipientsRequest& request,
@@ -1585,8 +1578,8 @@ absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements
   for (const auto& h : *hashes) keys.push_back({programme->program_code, h, "", "", std::nullopt});
   auto enrolments = Track(*conn, repo_.FindEnrolments(**conn, keys));
   if (!enrolments.ok()) return enrolments.status();
-  auto persons = Track(*conn, repo_.FindPersons(**conn, *hashes));
-  if (!persons.ok()) return persons.status();
+  auto shown = ShownIdNumbers(*conn, *hashes, pii);
+  if (!shown.ok()) return shown.status();
   auto recipients = Track(*conn, repo_.FindRecipients(**conn, *hashes));
   if (!recipients.ok()) return recipients.status();
   std::vector<std::pair<std::string, CivilEventRow>> event_keys;
@@ -1618,14 +1611,13 @@ absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements
   for (const auto& r : *recipients) {
     facts[r.id_hash].cadre_household = r.is_cadre || cadre_set.contains(r.household_id);
   }
-  const auto shown = IdNumbersAsShown(*persons, pii);
   v1::ListEntitlementsResponse response;
   for (const auto& h : *hashes) {
     const EntitlementVerdict v = DecideEntitlement(*programme, *period, facts[h]);
     auto* out = response.add_entitlements();
     out->set_program_code(programme->program_code);
     out->set_period(period->ToString());
-    out->set_id_number(shown.contains(h) ? shown.at(h) : std::string());
+    out->set_id_number(shown->contains(h) ? shown->at(h) : std::string());
     out->set_entitled(v.entitled);
     if (v.entitled) out->set_amount_fen(v.amount_fen);
     out->set_reason(v.reason);

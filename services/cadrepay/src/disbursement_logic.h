@@ -104,8 +104,6 @@ class DisbursementLogic final {
   absl::Time Now() const { return clock_(); }
 
  private:
-  std::unordered_map<std::string, std::string> IdNumbersAsShown(const std::vector<PersonRecord>& persons,
-                                                                bool pii) const;
   // What every read by village subtree starts with: the page size, the page token (its village
   // and the last row's key there, `key_parts` values, the person number second), the
   // organisations under org_code in code order (OrganisationTree), and a connection.
