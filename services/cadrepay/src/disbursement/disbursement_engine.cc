@@ -400,6 +400,9 @@ class Checker final {
   // Batches.
   absl::flat_hash_map<Symbol, uint32_t> batch_index_;  // declared batches
   absl::flat_hash_map<uint64_t, DayNumber> unpaid_due_;  // (programme symbol, period) → due
+  // Programme symbol → the latest period it has a declared batch for (a batch may be scheduled
+  // before its period begins, so an entitlement can be due before as_of though its period is not).
+  absl::flat_hash_map<Symbol, PeriodCode> latest_batch_period_;
 
   // Accounts credited for more people than allowed: (account, period) → number of people.
   absl::flat_hash_map<uint64_t, uint32_t> shared_;
@@ -616,6 +619,10 @@ void Checker::CheckBatches() {
     const DayNumber due = DayNumberOf(batch.scheduled_on);
     auto [it, inserted] = unpaid_due_.try_emplace(key, due);
     if (!inserted) it->second = std::max(it->second, due);
+    auto [latest, first] = latest_batch_period_.try_emplace(batch.program, batch.period);
+    if (!first && PeriodFirstDay(batch.period) > PeriodFirstDay(latest->second)) {
+      latest->second = batch.period;
+    }
   }
   tallies.resize(in_.batches.size());
   Symbol last = kNoSymbol;
@@ -1150,7 +1157,13 @@ void Checker::JudgePerson(PersonKey person, const Facts& facts,
     } else {
       const DayNumber start = std::max(info.window_first, PeriodFirstDay(e.from_period));
       p = PeriodContaining(start, info.monthly);
-      last = std::min(info.window_last, as_of_);
+      // Periods begun by as_of, and later ones up to the latest with a declared batch (one
+      // scheduled early may be due already); the due date decides below.
+      DayNumber reach = as_of_;
+      if (auto it = latest_batch_period_.find(info.symbol); it != latest_batch_period_.end()) {
+        reach = std::max(reach, PeriodFirstDay(it->second));
+      }
+      last = std::min(info.window_last, reach);
       if (e.to_period != kOpenPeriod) last = std::min(last, PeriodLastDay(e.to_period));
     }
     for (; PeriodFirstDay(p) <= last; p = NextPeriod(p)) {

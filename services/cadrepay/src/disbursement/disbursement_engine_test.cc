@@ -299,6 +299,18 @@ TEST_F(RulesTest, WithoutAPeriodScopeEveryBegunPeriodIsChecked) {
                                                        "UNPAID,SUB,2026-02,A,-,12000,0"));
 }
 
+// A batch may be scheduled before its period begins (April's money due in March): once its
+// due date plus grace has passed, the entitlement is unpaid, in a full run as in a scoped one.
+TEST_F(RulesTest, UnpaidByAnEarlyBatchBeforeItsPeriodBegins) {
+  w.in.enrolments[0].from_period = PeriodCodeOf(P("2026-03"));
+  PayA();
+  w.DeclareBatch("B4", "SUB", "2026-04", 0, 0, "2026-03-20");
+  EXPECT_THAT(w.Summary("2026-03-25", "2026-04"), IsEmpty());  // 03-20 + 5: not yet
+  EXPECT_THAT(w.Summary("2026-03-25", ""), IsEmpty());
+  EXPECT_THAT(w.Summary("2026-03-26", "2026-04"), ElementsAre("UNPAID,SUB,2026-04,A,-,12000,0"));
+  EXPECT_THAT(w.Summary("2026-03-26", ""), ElementsAre("UNPAID,SUB,2026-04,A,-,12000,0"));
+}
+
 // --- Death ---------------------------------------------------------------------------------------
 
 TEST_F(RulesTest, DeathOnTheFirstDayOfThePeriodStillEntitles) {
