@@ -370,6 +370,8 @@ class Checker final {
     if (!reversed_[index]) return in_.payments[index].amount_fen;
     return net_.at(index);
   }
+  // Reversed in full: counts for no rule. Every other payment row stands (a 0-fen row too).
+  bool ReversedInFull(uint32_t index) const { return reversed_[index] && net_.at(index) <= 0; }
   uint32_t ProgOf(Symbol program_symbol) const {
     auto it = prog_of_symbol_.find(program_symbol);
     return it == prog_of_symbol_.end() ? kNone : it->second;
@@ -676,7 +678,7 @@ void Checker::FindSharedAccounts() {
   const size_t symbols = in_.symbols.size();
   auto standing = [&](uint32_t i) {
     const Payment& p = pays[i];
-    return !IsReversalRow(p) && p.account < symbols && NetOf(i) > 0;
+    return !IsReversalRow(p) && p.account < symbols && !ReversedInFull(i);
   };
   std::vector<uint32_t> end(symbols + 1, 0);  // first the counts, then each group's end
   size_t total = 0;
@@ -1113,8 +1115,8 @@ void Checker::JudgePerson(PersonKey person, const Facts& facts,
   for (size_t k = 0; k < pay_count; ++k) {
     const uint32_t i = pay[k];
     const Payment& p = in_.payments[i];
+    if (ReversedInFull(i)) continue;  // counts for no rule
     const int64_t net = NetOf(i);
-    if (net <= 0) continue;  // reversed in full: counts for no rule
     const uint32_t prog = ProgOf(p.program);
     const Verdict v = Entitle(person, facts, enr, enr_count, prog, p.period);
     if (v.why != Why::kEntitled) {
@@ -1204,7 +1206,7 @@ void Checker::JudgePerson(PersonKey person, const Facts& facts,
       std::string reversed;
       for (size_t q = 0; q < pay_count; ++q) {
         const Payment& rp = in_.payments[pay[q]];
-        if (rp.program == info.symbol && rp.period == p && NetOf(pay[q]) <= 0) {
+        if (rp.program == info.symbol && rp.period == p && ReversedInFull(pay[q])) {
           absl::StrAppend(&reversed, reversed.empty() ? "" : ",", Av(IdOf(rp)));
         }
       }

@@ -490,6 +490,18 @@ TEST_F(RulesTest, FullReversalCountsForNoRuleSoTheEntitlementIsUnpaid) {
   EXPECT_THAT(w.last().findings[0].detail, HasSubstr("reversed in full: p1"));
 }
 
+// Only a payment reversed in full counts for no rule: a 0-fen row stands, and is short.
+TEST_F(RulesTest, ZeroFenPaymentStandsAndIsShortNotUnpaid) {
+  w.in.batches[0].declared_total_fen = 0;
+  PayA(0);
+  EXPECT_THAT(Run(), ElementsAre("SHORT_PAID,SUB,2026-03,A,p1,12000,0"));
+  PayA(12000, "2026-03-16T10:00:00+08:00", "6228000000000001", "p2");
+  w.in.batches[0].declared_count = 2;
+  w.in.batches[0].declared_total_fen = 12000;
+  EXPECT_THAT(Run(), ElementsAre("DUPLICATE,SUB,2026-03,A,p2,0,12000",
+                                 "SHORT_PAID,SUB,2026-03,A,p1,12000,0"));
+}
+
 TEST_F(RulesTest, ReversalBeyondTheNetIsBadAndNotNetted) {
   PayA(12000);
   w.Pay("r1", "B1", "SUB", "2026-03", "A", "6228000000000001", -7000,
