@@ -378,9 +378,12 @@ class Checker final {
   }
   std::string_view Sym(Symbol s) const { return in_.symbols.Name(s); }
   std::string_view IdOf(const Payment& p) const { return in_.text.Get(p.payment_id); }
-  // Due date of a payment: its batch's scheduled_on when the batch is declared, else the
-  // period's last day. `from_batch` says which.
-  DayNumber DueOf(const Payment& p, bool* from_batch) const;
+  // Where a due date comes from.
+  enum class DueFrom : uint8_t { kBatch, kProgrammePeriodBatches, kPeriodEnd };
+  // Due date of a payment: its batch's scheduled_on when the batch is declared; else, when its
+  // programme and period have declared batches, their latest scheduled_on (as for UNPAID);
+  // else the period's last day.
+  DayNumber DueOf(const Payment& p, DueFrom* from) const;
   std::string PaymentFacts(const Payment& p, int64_t net) const;
   Finding& AddPaymentFinding(Rule rule, const Payment& p, std::optional<int64_t> expected,
                              std::optional<int64_t> actual);
@@ -917,10 +920,17 @@ Verdict Checker::Entitle(PersonKey person, const Facts& facts,
   return v;
 }
 
-DayNumber Checker::DueOf(const Payment& p, bool* from_batch) const {
-  auto it = batch_index_.find(p.batch);
-  *from_batch = it != batch_index_.end();
-  if (*from_batch) return DayNumberOf(in_.batches[it->second].scheduled_on);
+DayNumber Checker::DueOf(const Payment& p, DueFrom* from) const {
+  if (auto it = batch_index_.find(p.batch); it != batch_index_.end()) {
+    *from = DueFrom::kBatch;
+    return DayNumberOf(in_.batches[it->second].scheduled_on);
+  }
+  const uint64_t key = (static_cast<uint64_t>(p.program) << 32) | p.period;
+  if (auto it = unpaid_due_.find(key); it != unpaid_due_.end()) {
+    *from = DueFrom::kProgrammePeriodBatches;
+    return it->second;
+  }
+  *from = DueFrom::kPeriodEnd;
   return PeriodLastDay(p.period);
 }
 
@@ -1044,20 +1054,34 @@ void Checker::JudgeEntitled(const EntitledPayment& ep, const EntitledPayment* fi
       f.evidence = absl::StrCat(base_evidence(), ";owed=", ep.verdict.amount, ";enrolment_from=",
                                 PeriodString(e.from_period));
     }
-    bool from_batch = false;
-    const DayNumber due = DueOf(p, &from_batch);
+    DueFrom from = DueFrom::kPeriodEnd;
+    const DayNumber due = DueOf(p, &from);
     if (paid_day > due + info.grace) {
       Finding& f = AddPaymentFinding(Rule::kLate, p, std::nullopt, std::nullopt);
+      std::string source;
+      std::string_view due_from;
+      switch (from) {
+        case DueFrom::kBatch:
+          source = absl::StrCat(" (batch ", Av(Sym(p.batch)), " scheduled_on)");
+          due_from = "batch";
+          break;
+        case DueFrom::kProgrammePeriodBatches:
+          source = absl::StrCat(" (batch ", Av(Sym(p.batch)), " is not declared; the latest "
+                                "declared batch of ", f.program_code, " ", f.period,
+                                ", scheduled_on)");
+          due_from = "programme_period_batches";
+          break;
+        case DueFrom::kPeriodEnd:
+          source = " (last day of the period; no declared batch)";
+          due_from = "period_end";
+          break;
+      }
       f.detail = absl::StrCat(
           "paid on ", DayString(paid_day), ", ", paid_day - due - info.grace,
           " days after the last day allowed (", DayString(due + info.grace), "): due ",
-          DayString(due),
-          from_batch ? absl::StrCat(" (batch ", Av(Sym(p.batch)), " scheduled_on)")
-                     : std::string(" (last day of the period; no declared batch)"),
-          " plus ", info.grace, " grace days; ", PaymentFacts(p, net));
-      f.evidence = absl::StrCat(base_evidence(), ";due=", DayString(due),
-                                from_batch ? ";due_from=batch" : ";due_from=period_end",
-                                ";grace_days=", info.grace);
+          DayString(due), source, " plus ", info.grace, " grace days; ", PaymentFacts(p, net));
+      f.evidence = absl::StrCat(base_evidence(), ";due=", DayString(due), ";due_from=",
+                                Av(due_from), ";grace_days=", info.grace);
     }
   }
   // The registered account at paid_at: the latest row whose account_since is not after the

@@ -245,6 +245,25 @@ TEST_F(RulesTest, UndeclaredBatchIsDueOnThePeriodsLastDay) {
   EXPECT_THAT(Run(), ElementsAre("LATE,SUB,2026-03,A,p1,-,-"));
 }
 
+// formats.md: "a programme and period with no batch is due on the period's last day". A payment
+// in an undeclared batch of a programme and period that has declared batches is due by them
+// (the latest scheduled_on, as for UNPAID), not at the period's end.
+TEST_F(RulesTest, UndeclaredBatchOfADeclaredProgrammeAndPeriodIsDueByItsBatches) {
+  w.Pay("p1", "B-UNDECLARED", "SUB", "2026-03", "A", "6228000000000001", 12000,
+        "2026-03-20T12:00:00+08:00");  // 03-15 + 5
+  w.in.batches[0].declared_count = 0;
+  w.in.batches[0].declared_total_fen = 0;
+  EXPECT_THAT(Run(), IsEmpty());
+  w.in.payments.clear();
+  w.Pay("p1", "B-UNDECLARED", "SUB", "2026-03", "A", "6228000000000001", 12000,
+        "2026-03-21T00:00:00+08:00");
+  EXPECT_THAT(Run(), ElementsAre("LATE,SUB,2026-03,A,p1,-,-"));
+  EXPECT_THAT(w.last().findings[0].detail, HasSubstr("due 2026-03-15"));
+  EXPECT_THAT(w.last().findings[0].evidence, HasSubstr("due_from=programme_period_batches"));
+  w.DeclareBatch("B2", "SUB", "2026-03", 0, 0, "2026-03-18");  // the latest counts
+  EXPECT_THAT(Run(), IsEmpty());
+}
+
 // --- OVER_PAID / SHORT_PAID --------------------------------------------------------------------
 
 TEST_F(RulesTest, OverAndShortPaid) {
