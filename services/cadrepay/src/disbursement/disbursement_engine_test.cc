@@ -1206,3 +1206,88 @@ TEST(ProvinceTest, EveryPlantedAnomalyIsFoundAndNothingElse) {
 
 }  // namespace
 }  // namespace grassroots::cadrepay
+
+namespace grassroots::cadrepay {
+namespace {
+
+// A chaotic random world (every kind of row, odd dates, reversals naming anything): a check
+// scoped to one programme, one period or both reports exactly the full check's findings in its
+// scope.
+TEST(ScopeTest, ScopedChecksReportTheFullChecksFindingsInTheirScope) {
+  for (uint32_t seed = 1; seed <= 30; ++seed) {
+    std::mt19937 rng(seed);
+    auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+    World w;
+    w.Prog(ProgSpec("PA", 10000).ExcludesCadres().From("2025-11").To("2026-05"));
+    w.Prog(ProgSpec("PH", 30000).Household());
+    w.Prog(ProgSpec("PY", 50000).From("2025").Yearly());
+    const std::vector<std::string> codes = {"PA", "PH", "PY"};
+    auto period_of = [&](const std::string& code) {
+      if (code == "PY") return absl::StrCat(uniform(2025, 2027));
+      return absl::StrFormat("2026-%02d", uniform(1, 6));
+    };
+    auto day = [&]() { return absl::StrFormat("2026-%02d-%02d", uniform(1, 6), uniform(1, 28)); };
+    const int people = 16;
+    for (int i = 0; i < people; ++i) {
+      const std::string who = absl::StrCat("P", i);
+      w.Recipient(who, absl::StrCat("H", i / 3), absl::StrCat("62280000000000", 10 + uniform(0, 6)),
+                  uniform(0, 1) ? "2025-01-01" : day(), i % 3 == 0, uniform(0, 9) == 0);
+      if (uniform(0, 3) == 0) w.Recipient(who, absl::StrCat("H", i / 3), "6228000000000099", day(), i % 3 == 0);
+      for (const std::string& code : codes) {
+        if (uniform(0, 2) == 0) continue;
+        const std::string from = code == "PY" ? "2025" : absl::StrFormat("2026-%02d", uniform(1, 3));
+        w.Enrol(who, code, from, "",
+                uniform(0, 2) == 0 ? std::optional<int64_t>(uniform(1, 9) * 1000) : std::nullopt);
+      }
+      if (uniform(0, 7) == 0) w.Death(who, day());
+    }
+    std::vector<std::string> ids;
+    for (int k = 0; k < 60; ++k) {
+      const std::string code = codes[uniform(0, 2)];
+      const std::string id = absl::StrCat("x", k);
+      const std::string batch = absl::StrCat("B", uniform(0, 7));
+      const std::string at = absl::StrCat(day(), "T", uniform(10, 23), ":00:00+08:00");
+      const std::string who = absl::StrCat("P", uniform(0, people - 1));
+      const std::string account = absl::StrCat("62280000000000", 10 + uniform(0, 6));
+      if (!ids.empty() && uniform(0, 4) == 0) {
+        const std::string target = uniform(0, 5) == 0 ? "nowhere" : ids[uniform(0, ids.size() - 1)];
+        w.Pay(id, batch, code, period_of(code), who, account, -uniform(1, 12) * 1000, at, target);
+      } else {
+        w.Pay(id, batch, code, period_of(code), who, account, uniform(0, 12) * 1000, at);
+      }
+      ids.push_back(id);
+    }
+    for (int b = 0; b < 6; ++b) {
+      const std::string code = codes[uniform(0, 2)];
+      w.DeclareBatch(absl::StrCat("B", b), code, period_of(code), uniform(0, 9), uniform(0, 9) * 1000,
+                     day());
+    }
+    const std::string as_of = day();
+    const std::vector<std::string> full = w.Summary(as_of, "", "", 2);
+    std::set<std::pair<std::string, std::string>> scopes;
+    for (const std::string& code : codes) {
+      for (const std::string& period : {"2025", "2026", "2027", "2026-01", "2026-02", "2026-03",
+                                        "2026-04", "2026-05", "2026-06"}) {
+        const bool yearly = code == "PY";
+        if (yearly != (std::string_view(period).size() == 4)) continue;
+        scopes.emplace(code, period);
+        scopes.emplace("", period);
+      }
+      scopes.emplace(code, "");
+    }
+    for (const auto& [code, period] : scopes) {
+      std::vector<std::string> expected;
+      for (const std::string& line : full) {
+        const std::vector<std::string> f = absl::StrSplit(line, ',');
+        if ((code.empty() || f[1] == code) && (period.empty() || f[2] == period)) {
+          expected.push_back(line);
+        }
+      }
+      EXPECT_EQ(w.Summary(as_of, period, code, 2), expected)
+          << "seed " << seed << " scope " << code << " " << period << " as of " << as_of;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace grassroots::cadrepay
