@@ -404,9 +404,11 @@ class Checker final {
 
   // Batches.
   absl::flat_hash_map<Symbol, uint32_t> batch_index_;  // declared batches
-  absl::flat_hash_map<uint64_t, DayNumber> unpaid_due_;  // (programme symbol, period) → due
-  // Programme symbol → the latest period it has a declared batch for (a batch may be scheduled
-  // before its period begins, so an entitlement can be due before as_of though its period is not).
+  // (programme symbol, period) → the latest scheduled_on of its declared batches.
+  absl::flat_hash_map<uint64_t, DayNumber> period_due_;
+  // Programme symbol → the latest period it has a declared batch for that is scheduled before
+  // as_of (a batch may be scheduled before its period begins, so an entitlement can be due before
+  // as_of though its period has not begun). A batch scheduled later cannot make anything due.
   absl::flat_hash_map<Symbol, PeriodCode> latest_batch_period_;
 
   // Accounts credited for more people than allowed: (account, period) → number of people.
@@ -622,11 +624,13 @@ void Checker::CheckBatches() {
     if (!batch_index_.try_emplace(batch.batch, b).second) continue;
     const uint64_t key = (static_cast<uint64_t>(batch.program) << 32) | batch.period;
     const DayNumber due = DayNumberOf(batch.scheduled_on);
-    auto [it, inserted] = unpaid_due_.try_emplace(key, due);
+    auto [it, inserted] = period_due_.try_emplace(key, due);
     if (!inserted) it->second = std::max(it->second, due);
-    auto [latest, first] = latest_batch_period_.try_emplace(batch.program, batch.period);
-    if (!first && PeriodFirstDay(batch.period) > PeriodFirstDay(latest->second)) {
-      latest->second = batch.period;
+    if (due < as_of_) {
+      auto [latest, first] = latest_batch_period_.try_emplace(batch.program, batch.period);
+      if (!first && PeriodFirstDay(batch.period) > PeriodFirstDay(latest->second)) {
+        latest->second = batch.period;
+      }
     }
   }
   tallies.resize(in_.batches.size());
@@ -926,7 +930,7 @@ DayNumber Checker::DueOf(const Payment& p, DueFrom* from) const {
     return DayNumberOf(in_.batches[it->second].scheduled_on);
   }
   const uint64_t key = (static_cast<uint64_t>(p.program) << 32) | p.period;
-  if (auto it = unpaid_due_.find(key); it != unpaid_due_.end()) {
+  if (auto it = period_due_.find(key); it != period_due_.end()) {
     *from = DueFrom::kProgrammePeriodBatches;
     return it->second;
   }
@@ -1203,8 +1207,8 @@ void Checker::JudgePerson(PersonKey person, const Facts& facts,
           });
       if (paid != scratch_.end() && paid->prog == prog && paid->period == p) continue;
       const uint64_t key = (static_cast<uint64_t>(info.symbol) << 32) | p;
-      auto due_it = unpaid_due_.find(key);
-      const bool from_batch = due_it != unpaid_due_.end();
+      auto due_it = period_due_.find(key);
+      const bool from_batch = due_it != period_due_.end();
       const DayNumber due = from_batch ? due_it->second : PeriodLastDay(p);
       if (as_of_ <= due + info.grace) continue;
       Finding& f = result_.findings.emplace_back();
