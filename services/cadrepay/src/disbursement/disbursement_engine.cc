@@ -370,15 +370,20 @@ class Checker final {
     if (!reversed_[index]) return in_.payments[index].amount_fen;
     return net_.at(index);
   }
+  // Reversed in full: counts for no rule. Every other payment row stands (a 0-fen row too).
+  bool ReversedInFull(uint32_t index) const { return reversed_[index] && net_.at(index) <= 0; }
   uint32_t ProgOf(Symbol program_symbol) const {
     auto it = prog_of_symbol_.find(program_symbol);
     return it == prog_of_symbol_.end() ? kNone : it->second;
   }
   std::string_view Sym(Symbol s) const { return in_.symbols.Name(s); }
   std::string_view IdOf(const Payment& p) const { return in_.text.Get(p.payment_id); }
-  // Due date of a payment: its batch's scheduled_on when the batch is declared, else the
-  // period's last day. `from_batch` says which.
-  DayNumber DueOf(const Payment& p, bool* from_batch) const;
+  // Where a due date comes from.
+  enum class DueFrom : uint8_t { kBatch, kProgrammePeriodBatches, kPeriodEnd };
+  // Due date of a payment: its batch's scheduled_on when the batch is declared; else, when its
+  // programme and period have declared batches, their latest scheduled_on (as for UNPAID);
+  // else the period's last day.
+  DayNumber DueOf(const Payment& p, DueFrom* from) const;
   std::string PaymentFacts(const Payment& p, int64_t net) const;
   Finding& AddPaymentFinding(Rule rule, const Payment& p, std::optional<int64_t> expected,
                              std::optional<int64_t> actual);
@@ -399,7 +404,12 @@ class Checker final {
 
   // Batches.
   absl::flat_hash_map<Symbol, uint32_t> batch_index_;  // declared batches
-  absl::flat_hash_map<uint64_t, DayNumber> unpaid_due_;  // (programme symbol, period) → due
+  // (programme symbol, period) → the latest scheduled_on of its declared batches.
+  absl::flat_hash_map<uint64_t, DayNumber> period_due_;
+  // Programme symbol → the latest period it has a declared batch for that is scheduled before
+  // as_of (a batch may be scheduled before its period begins, so an entitlement can be due before
+  // as_of though its period has not begun). A batch scheduled later cannot make anything due.
+  absl::flat_hash_map<Symbol, PeriodCode> latest_batch_period_;
 
   // Accounts credited for more people than allowed: (account, period) → number of people.
   absl::flat_hash_map<uint64_t, uint32_t> shared_;
@@ -614,8 +624,14 @@ void Checker::CheckBatches() {
     if (!batch_index_.try_emplace(batch.batch, b).second) continue;
     const uint64_t key = (static_cast<uint64_t>(batch.program) << 32) | batch.period;
     const DayNumber due = DayNumberOf(batch.scheduled_on);
-    auto [it, inserted] = unpaid_due_.try_emplace(key, due);
+    auto [it, inserted] = period_due_.try_emplace(key, due);
     if (!inserted) it->second = std::max(it->second, due);
+    if (due < as_of_) {
+      auto [latest, first] = latest_batch_period_.try_emplace(batch.program, batch.period);
+      if (!first && PeriodFirstDay(batch.period) > PeriodFirstDay(latest->second)) {
+        latest->second = batch.period;
+      }
+    }
   }
   tallies.resize(in_.batches.size());
   Symbol last = kNoSymbol;
@@ -669,7 +685,7 @@ void Checker::FindSharedAccounts() {
   const size_t symbols = in_.symbols.size();
   auto standing = [&](uint32_t i) {
     const Payment& p = pays[i];
-    return !IsReversalRow(p) && p.account < symbols && NetOf(i) > 0;
+    return !IsReversalRow(p) && p.account < symbols && !ReversedInFull(i);
   };
   std::vector<uint32_t> end(symbols + 1, 0);  // first the counts, then each group's end
   size_t total = 0;
@@ -908,10 +924,17 @@ Verdict Checker::Entitle(PersonKey person, const Facts& facts,
   return v;
 }
 
-DayNumber Checker::DueOf(const Payment& p, bool* from_batch) const {
-  auto it = batch_index_.find(p.batch);
-  *from_batch = it != batch_index_.end();
-  if (*from_batch) return DayNumberOf(in_.batches[it->second].scheduled_on);
+DayNumber Checker::DueOf(const Payment& p, DueFrom* from) const {
+  if (auto it = batch_index_.find(p.batch); it != batch_index_.end()) {
+    *from = DueFrom::kBatch;
+    return DayNumberOf(in_.batches[it->second].scheduled_on);
+  }
+  const uint64_t key = (static_cast<uint64_t>(p.program) << 32) | p.period;
+  if (auto it = period_due_.find(key); it != period_due_.end()) {
+    *from = DueFrom::kProgrammePeriodBatches;
+    return it->second;
+  }
+  *from = DueFrom::kPeriodEnd;
   return PeriodLastDay(p.period);
 }
 
@@ -1035,20 +1058,34 @@ void Checker::JudgeEntitled(const EntitledPayment& ep, const EntitledPayment* fi
       f.evidence = absl::StrCat(base_evidence(), ";owed=", ep.verdict.amount, ";enrolment_from=",
                                 PeriodString(e.from_period));
     }
-    bool from_batch = false;
-    const DayNumber due = DueOf(p, &from_batch);
+    DueFrom from = DueFrom::kPeriodEnd;
+    const DayNumber due = DueOf(p, &from);
     if (paid_day > due + info.grace) {
       Finding& f = AddPaymentFinding(Rule::kLate, p, std::nullopt, std::nullopt);
+      std::string source;
+      std::string_view due_from;
+      switch (from) {
+        case DueFrom::kBatch:
+          source = absl::StrCat(" (batch ", Av(Sym(p.batch)), " scheduled_on)");
+          due_from = "batch";
+          break;
+        case DueFrom::kProgrammePeriodBatches:
+          source = absl::StrCat(" (batch ", Av(Sym(p.batch)), " is not declared; the latest "
+                                "declared batch of ", f.program_code, " ", f.period,
+                                ", scheduled_on)");
+          due_from = "programme_period_batches";
+          break;
+        case DueFrom::kPeriodEnd:
+          source = " (last day of the period; no declared batch)";
+          due_from = "period_end";
+          break;
+      }
       f.detail = absl::StrCat(
           "paid on ", DayString(paid_day), ", ", paid_day - due - info.grace,
           " days after the last day allowed (", DayString(due + info.grace), "): due ",
-          DayString(due),
-          from_batch ? absl::StrCat(" (batch ", Av(Sym(p.batch)), " scheduled_on)")
-                     : std::string(" (last day of the period; no declared batch)"),
-          " plus ", info.grace, " grace days; ", PaymentFacts(p, net));
-      f.evidence = absl::StrCat(base_evidence(), ";due=", DayString(due),
-                                from_batch ? ";due_from=batch" : ";due_from=period_end",
-                                ";grace_days=", info.grace);
+          DayString(due), source, " plus ", info.grace, " grace days; ", PaymentFacts(p, net));
+      f.evidence = absl::StrCat(base_evidence(), ";due=", DayString(due), ";due_from=",
+                                Av(due_from), ";grace_days=", info.grace);
     }
   }
   // The registered account at paid_at: the latest row whose account_since is not after the
@@ -1106,8 +1143,8 @@ void Checker::JudgePerson(PersonKey person, const Facts& facts,
   for (size_t k = 0; k < pay_count; ++k) {
     const uint32_t i = pay[k];
     const Payment& p = in_.payments[i];
+    if (ReversedInFull(i)) continue;  // counts for no rule
     const int64_t net = NetOf(i);
-    if (net <= 0) continue;  // reversed in full: counts for no rule
     const uint32_t prog = ProgOf(p.program);
     const Verdict v = Entitle(person, facts, enr, enr_count, prog, p.period);
     if (v.why != Why::kEntitled) {
@@ -1150,7 +1187,13 @@ void Checker::JudgePerson(PersonKey person, const Facts& facts,
     } else {
       const DayNumber start = std::max(info.window_first, PeriodFirstDay(e.from_period));
       p = PeriodContaining(start, info.monthly);
-      last = std::min(info.window_last, as_of_);
+      // Periods begun by as_of, and later ones up to the latest with a declared batch (one
+      // scheduled early may be due already); the due date decides below.
+      DayNumber reach = as_of_;
+      if (auto it = latest_batch_period_.find(info.symbol); it != latest_batch_period_.end()) {
+        reach = std::max(reach, PeriodFirstDay(it->second));
+      }
+      last = std::min(info.window_last, reach);
       if (e.to_period != kOpenPeriod) last = std::min(last, PeriodLastDay(e.to_period));
     }
     for (; PeriodFirstDay(p) <= last; p = NextPeriod(p)) {
@@ -1164,8 +1207,8 @@ void Checker::JudgePerson(PersonKey person, const Facts& facts,
           });
       if (paid != scratch_.end() && paid->prog == prog && paid->period == p) continue;
       const uint64_t key = (static_cast<uint64_t>(info.symbol) << 32) | p;
-      auto due_it = unpaid_due_.find(key);
-      const bool from_batch = due_it != unpaid_due_.end();
+      auto due_it = period_due_.find(key);
+      const bool from_batch = due_it != period_due_.end();
       const DayNumber due = from_batch ? due_it->second : PeriodLastDay(p);
       if (as_of_ <= due + info.grace) continue;
       Finding& f = result_.findings.emplace_back();
@@ -1191,7 +1234,7 @@ void Checker::JudgePerson(PersonKey person, const Facts& facts,
       std::string reversed;
       for (size_t q = 0; q < pay_count; ++q) {
         const Payment& rp = in_.payments[pay[q]];
-        if (rp.program == info.symbol && rp.period == p && NetOf(pay[q]) <= 0) {
+        if (rp.program == info.symbol && rp.period == p && ReversedInFull(pay[q])) {
           absl::StrAppend(&reversed, reversed.empty() ? "" : ",", Av(IdOf(rp)));
         }
       }
