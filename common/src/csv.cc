@@ -65,7 +65,7 @@ void CsvReader::Finish() {
       break;
     case State::kQuoted:
       on_error_(CsvSyntaxError{record_line_, static_cast<int>(nfields_ + 1),
-                               "unterminated quoted field at end of file (a quote is missing)"});
+                               "unterminated quoted field at end of file (a quote is missing)", ""});
       break;
     default:
       break;  // nothing pending, or a refused record already reported
@@ -97,7 +97,7 @@ void CsvReader::EmitRecord() {
 }
 
 void CsvReader::Refuse(std::string message, bool in_quotes) {
-  on_error_(CsvSyntaxError{record_line_, static_cast<int>(nfields_ + 1), std::move(message)});
+  on_error_(CsvSyntaxError{record_line_, static_cast<int>(nfields_ + 1), std::move(message), ""});
   state_ = in_quotes ? State::kBadQuoted : State::kBadUnquoted;
   nfields_ = 0;
 }
@@ -327,7 +327,7 @@ std::vector<CsvSyntaxError> CsvHeader::Bind(const std::vector<std::string>& head
     const std::string_view name = Trim(header[i]);
     const int column = static_cast<int>(i + 1);
     if (name.empty()) {
-      errors.push_back({1, column, "empty column name"});
+      errors.push_back({1, column, "empty column name", ""});
       continue;
     }
     bool known = false;
@@ -339,19 +339,19 @@ std::vector<CsvSyntaxError> CsvHeader::Bind(const std::vector<std::string>& head
     }
     if (!known) {
       if (!ignore_unknown_) {
-        errors.push_back({1, column, absl::StrCat("unknown column ", Av(name))});
+        errors.push_back({1, column, absl::StrCat("unknown column ", Av(name)), std::string(name)});
       }
       continue;
     }
     if (Has(name)) {
-      errors.push_back({1, column, absl::StrCat("duplicated column ", Av(name))});
+      errors.push_back({1, column, absl::StrCat("duplicated column ", Av(name)), std::string(name)});
       continue;
     }
     positions_.emplace_back(std::string(name), static_cast<int>(i));
   }
   for (const Column& c : format) {
     if (c.required && !Has(c.name)) {
-      errors.push_back({1, 0, absl::StrCat("missing required column ", c.name)});
+      errors.push_back({1, 0, absl::StrCat("missing required column ", c.name), c.name});
     }
   }
   return errors;

@@ -320,6 +320,10 @@ TEST(CsvHeaderTest, ReportsEveryProblem) {
   for (const auto& e : errors) got.push_back(absl::StrCat(e.line, ":", e.column, ":", e.message));
   EXPECT_THAT(got, ElementsAre("1:2:unknown column nmae", "1:3:duplicated column id_number",
                                "1:4:empty column name", "1:0:missing required column name"));
+  // Each names the column concerned (for the column of a `line,column,code,message` report).
+  std::vector<std::string> names;
+  for (const auto& e : errors) names.push_back(e.column_name);
+  EXPECT_THAT(names, ElementsAre("nmae", "id_number", "", "name"));
 }
 
 TEST(CsvHeaderTest, UnknownColumnsMayBeIgnored) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <cstring>
 #include <map>
 #include <set>
 #include <thread>
@@ -806,8 +807,16 @@ TEST_F(MemberLogicTest, ImportRefusesAFileWithoutARequiredColumn) {
   std::string csv = "id_number,name,gender,birth_date,org_code\n" + std::string("x,y,M,1980-01-01,B1\n");
   auto report = Import(csv);
   EXPECT_TRUE(report.file_refused());
-  ASSERT_GE(report.errors_size(), 1);
+  // Every missing required column is reported on line 1 under its name.
+  std::vector<std::pair<int64_t, std::string>> got;
+  for (const auto& e : report.errors()) got.emplace_back(e.line(), absl::StrCat(e.column(), " ", e.code()));
+  EXPECT_EQ(got, (std::vector<std::pair<int64_t, std::string>>{{1, "status BAD_HEADER"}})) << report.DebugString();
+  // So is an unknown column.
+  report = Import(std::string(kHeader).insert(std::strlen(kHeader) - 1, ",colour"));
+  EXPECT_TRUE(report.file_refused());
+  ASSERT_EQ(report.errors_size(), 1) << report.DebugString();
   EXPECT_EQ(report.errors(0).line(), 1);
+  EXPECT_EQ(report.errors(0).column(), "colour");
   v1::ListMembersRequest lr;
   lr.set_org_code("C");
   EXPECT_EQ(logic_->List(lr, false, kNoDeadline)->members_size(), 0);

@@ -333,7 +333,7 @@ struct OrganisationLogic::Import::State {
       header_names = record.fields;
       auto problems = header.Bind(record.fields, CsvFormat());
       for (const auto& p : problems) {
-        Error(1, "", "BAD_HEADER", p.message);
+        Error(1, p.column_name, "BAD_HEADER", p.message);
       }
       if (!problems.empty()) file_refused = true;
       return;

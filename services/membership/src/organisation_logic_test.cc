@@ -222,8 +222,13 @@ TEST_F(OrganisationLogicTest, ImportRefusesAFileWithoutRequiredColumns) {
   auto r = Import("org_code,name,parent_code\nC,县委,\n");
   EXPECT_TRUE(r.file_refused());
   EXPECT_EQ(r.inserted(), 0);
+  std::vector<std::string> columns;
+  for (const auto& e : r.errors()) columns.push_back(absl::StrCat(e.line(), ",", e.column(), ",", e.code()));
+  EXPECT_EQ(columns, (std::vector<std::string>{"1,org_type,BAD_HEADER", "1,division_code,BAD_HEADER"}));
   r = Import("org_code,name,org_type,division_code,colour\nC,县委,committee,320723000000,red\n");
   EXPECT_TRUE(r.file_refused());
+  ASSERT_EQ(r.errors_size(), 1);
+  EXPECT_EQ(r.errors(0).column(), "colour");
   EXPECT_EQ(logic_->Get("C", kNoDeadline).status().code(), absl::StatusCode::kNotFound);
 }
 

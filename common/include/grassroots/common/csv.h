@@ -25,6 +25,7 @@ struct CsvSyntaxError {
   int64_t line = 0;
   int column = 0;  // 1-based field index
   std::string message;
+  std::string column_name;  // CsvHeader::Bind: the column concerned ("" for an unnamed one)
 };
 
 class CsvReader final {
@@ -92,7 +93,8 @@ class CsvHeader final {
     std::string name;
     bool required;
   };
-  // Errors (line 1) for every problem of the header; empty when it is acceptable.
+  // Errors (line 1) for every problem of the header, each naming its column; empty when it is
+  // acceptable.
   // Header names are trimmed of surrounding spaces and tabs before matching.
   std::vector<CsvSyntaxError> Bind(const std::vector<std::string>& header,
                                    const std::vector<Column>& format);
