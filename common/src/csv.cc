@@ -66,6 +66,11 @@ void CsvReader::Finish() {
     case State::kQuoted:
       on_error_(CsvSyntaxError{record_line_, static_cast<int>(nfields_ + 1),
                                "unterminated quoted field at end of file (a quote is missing)", ""});
+      if (keeping_) {
+        ReadAgain(std::move(after_break_));
+        Finish();
+        return;
+      }
       break;
     default:
       break;  // nothing pending, or a refused record already reported
@@ -74,10 +79,24 @@ void CsvReader::Finish() {
   nfields_ = 0;
 }
 
+void CsvReader::ReadAgain(std::string bytes) {
+  keeping_ = false;
+  read_again_ = false;
+  line_ = record_line_ + 1;
+  state_ = first_break_cr_ ? State::kAfterCr : State::kRecordStart;
+  nfields_ = 0;
+  reading_again_ = true;
+  Process(bytes.data(), bytes.data() + bytes.size());
+  reading_again_ = false;
+  after_break_ = std::move(bytes);  // its capacity, for the next record kept
+  after_break_.clear();
+}
+
 void CsvReader::BeginRecord() {
   record_line_ = line_;
   nfields_ = 0;
   record_bytes_ = 0;
+  crossed_break_ = false;
   BeginField();
 }
 
@@ -94,12 +113,17 @@ void CsvReader::EmitRecord() {
   record_.line = record_line_;
   on_record_(record_);
   nfields_ = 0;
+  if (keeping_) {
+    keeping_ = false;
+    after_break_.clear();
+  }
 }
 
 void CsvReader::Refuse(std::string message, bool in_quotes) {
   on_error_(CsvSyntaxError{record_line_, static_cast<int>(nfields_ + 1), std::move(message), ""});
   state_ = in_quotes ? State::kBadQuoted : State::kBadUnquoted;
   nfields_ = 0;
+  read_again_ = keeping_;
 }
 
 bool CsvReader::Grow(size_t n, bool in_quotes) {
@@ -112,7 +136,16 @@ bool CsvReader::Grow(size_t n, bool in_quotes) {
 }
 
 void CsvReader::Process(const char* p, const char* end) {
+  const char* kept_from = keeping_ ? p : nullptr;  // bytes from here on belong to after_break_
   while (p < end) {
+    if (read_again_) {
+      // The record was refused after a quoted line break: read its bytes after that break again,
+      // then go on from here.
+      after_break_.append(kept_from, p - kept_from);
+      ReadAgain(std::move(after_break_));
+      kept_from = nullptr;
+      continue;
+    }
     const char c = *p;
     switch (state_) {
       case State::kAfterCr:
@@ -197,6 +230,15 @@ void CsvReader::Process(const char* p, const char* end) {
         // A line break inside quotes is field content; CRLF counts as one line.
         if (s == '\r' || !quoted_cr_) ++line_;
         quoted_cr_ = s == '\r';
+        if (!crossed_break_) {
+          crossed_break_ = true;
+          if (!reading_again_) {
+            keeping_ = true;
+            first_break_cr_ = s == '\r';
+            after_break_.clear();
+            kept_from = p;
+          }
+        }
         if (!Grow(1, true)) break;
         record_.fields[nfields_].push_back(s);
         break;
@@ -271,6 +313,12 @@ void CsvReader::Process(const char* p, const char* end) {
         }
         break;
     }
+  }
+  if (read_again_) {
+    after_break_.append(kept_from, end - kept_from);
+    ReadAgain(std::move(after_break_));
+  } else if (keeping_) {
+    after_break_.append(kept_from, end - kept_from);
   }
 }
 
