@@ -81,7 +81,6 @@ void CsvReader::Finish() {
 
 void CsvReader::ReadAgain(std::string bytes) {
   keeping_ = false;
-  read_again_ = false;
   line_ = record_line_ + 1;
   state_ = first_break_cr_ ? State::kAfterCr : State::kRecordStart;
   nfields_ = 0;
@@ -121,9 +120,8 @@ void CsvReader::EmitRecord() {
 
 void CsvReader::Refuse(std::string message, bool in_quotes) {
   on_error_(CsvSyntaxError{record_line_, static_cast<int>(nfields_ + 1), std::move(message), ""});
-  state_ = in_quotes ? State::kBadQuoted : State::kBadUnquoted;
+  state_ = keeping_ ? State::kReadAgain : in_quotes ? State::kBadQuoted : State::kBadUnquoted;
   nfields_ = 0;
-  read_again_ = keeping_;
 }
 
 bool CsvReader::Grow(size_t n, bool in_quotes) {
@@ -138,14 +136,6 @@ bool CsvReader::Grow(size_t n, bool in_quotes) {
 void CsvReader::Process(const char* p, const char* end) {
   const char* kept_from = keeping_ ? p : nullptr;  // bytes from here on belong to after_break_
   while (p < end) {
-    if (read_again_) {
-      // The record was refused after a quoted line break: read its bytes after that break again,
-      // then go on from here.
-      after_break_.append(kept_from, p - kept_from);
-      ReadAgain(std::move(after_break_));
-      kept_from = nullptr;
-      continue;
-    }
     const char c = *p;
     switch (state_) {
       case State::kAfterCr:
@@ -312,9 +302,15 @@ void CsvReader::Process(const char* p, const char* end) {
           state_ = State::kBadUnquoted;  // handles , CR LF or junk
         }
         break;
+      case State::kReadAgain:
+        // Its bytes after that break (those before p), then on from p.
+        after_break_.append(kept_from, p - kept_from);
+        ReadAgain(std::move(after_break_));
+        kept_from = nullptr;
+        break;
     }
   }
-  if (read_again_) {
+  if (state_ == State::kReadAgain) {
     after_break_.append(kept_from, end - kept_from);
     ReadAgain(std::move(after_break_));
   } else if (keeping_) {

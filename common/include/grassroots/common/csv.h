@@ -58,6 +58,7 @@ class CsvReader final {
     kBadUnquoted,       // skipping: inside an unquoted field
     kBadQuoted,         // skipping: inside a quoted field
     kBadQuoteInQuoted,  // skipping: a quote inside a quoted field
+    kReadAgain,         // a record refused after a quoted line break: read again from its second line
   };
   void Process(const char* p, const char* end);
   // Reads again, from its second line, a record refused after a quoted line break.
@@ -83,7 +84,6 @@ class CsvReader final {
   bool keeping_ = false;       // after_break_ holds the current record's bytes after its first break
   bool first_break_cr_ = false;
   bool reading_again_ = false;
-  bool read_again_ = false;    // set by Refuse: the refused record is to be read again
   std::string after_break_;
   int64_t bytes_ = 0;
   size_t record_bytes_ = 0;
