@@ -65,7 +65,12 @@ void CsvReader::Finish() {
       break;
     case State::kQuoted:
       on_error_(CsvSyntaxError{record_line_, static_cast<int>(nfields_ + 1),
-                               "unterminated quoted field at end of file (a quote is missing)"});
+                               "unterminated quoted field at end of file (a quote is missing)", ""});
+      if (keeping_) {
+        ReadAgain(std::move(after_break_));
+        Finish();
+        return;
+      }
       break;
     default:
       break;  // nothing pending, or a refused record already reported
@@ -74,10 +79,23 @@ void CsvReader::Finish() {
   nfields_ = 0;
 }
 
+void CsvReader::ReadAgain(std::string bytes) {
+  keeping_ = false;
+  line_ = record_line_ + 1;
+  state_ = first_break_cr_ ? State::kAfterCr : State::kRecordStart;
+  nfields_ = 0;
+  reading_again_ = true;
+  Process(bytes.data(), bytes.data() + bytes.size());
+  reading_again_ = false;
+  after_break_ = std::move(bytes);  // its capacity, for the next record kept
+  after_break_.clear();
+}
+
 void CsvReader::BeginRecord() {
   record_line_ = line_;
   nfields_ = 0;
   record_bytes_ = 0;
+  crossed_break_ = false;
   BeginField();
 }
 
@@ -94,11 +112,15 @@ void CsvReader::EmitRecord() {
   record_.line = record_line_;
   on_record_(record_);
   nfields_ = 0;
+  if (keeping_) {
+    keeping_ = false;
+    after_break_.clear();
+  }
 }
 
 void CsvReader::Refuse(std::string message, bool in_quotes) {
-  on_error_(CsvSyntaxError{record_line_, static_cast<int>(nfields_ + 1), std::move(message)});
-  state_ = in_quotes ? State::kBadQuoted : State::kBadUnquoted;
+  on_error_(CsvSyntaxError{record_line_, static_cast<int>(nfields_ + 1), std::move(message), ""});
+  state_ = keeping_ ? State::kReadAgain : in_quotes ? State::kBadQuoted : State::kBadUnquoted;
   nfields_ = 0;
 }
 
@@ -112,6 +134,7 @@ bool CsvReader::Grow(size_t n, bool in_quotes) {
 }
 
 void CsvReader::Process(const char* p, const char* end) {
+  const char* kept_from = keeping_ ? p : nullptr;  // bytes from here on belong to after_break_
   while (p < end) {
     const char c = *p;
     switch (state_) {
@@ -197,6 +220,15 @@ void CsvReader::Process(const char* p, const char* end) {
         // A line break inside quotes is field content; CRLF counts as one line.
         if (s == '\r' || !quoted_cr_) ++line_;
         quoted_cr_ = s == '\r';
+        if (!crossed_break_) {
+          crossed_break_ = true;
+          if (!reading_again_) {
+            keeping_ = true;
+            first_break_cr_ = s == '\r';
+            after_break_.clear();
+            kept_from = p;
+          }
+        }
         if (!Grow(1, true)) break;
         record_.fields[nfields_].push_back(s);
         break;
@@ -270,7 +302,19 @@ void CsvReader::Process(const char* p, const char* end) {
           state_ = State::kBadUnquoted;  // handles , CR LF or junk
         }
         break;
+      case State::kReadAgain:
+        // Its bytes after that break (those before p), then on from p.
+        after_break_.append(kept_from, p - kept_from);
+        ReadAgain(std::move(after_break_));
+        kept_from = nullptr;
+        break;
     }
+  }
+  if (state_ == State::kReadAgain) {
+    after_break_.append(kept_from, end - kept_from);
+    ReadAgain(std::move(after_break_));
+  } else if (keeping_) {
+    after_break_.append(kept_from, end - kept_from);
   }
 }
 
@@ -327,7 +371,7 @@ std::vector<CsvSyntaxError> CsvHeader::Bind(const std::vector<std::string>& head
     const std::string_view name = Trim(header[i]);
     const int column = static_cast<int>(i + 1);
     if (name.empty()) {
-      errors.push_back({1, column, "empty column name"});
+      errors.push_back({1, column, "empty column name", ""});
       continue;
     }
     bool known = false;
@@ -339,19 +383,19 @@ std::vector<CsvSyntaxError> CsvHeader::Bind(const std::vector<std::string>& head
     }
     if (!known) {
       if (!ignore_unknown_) {
-        errors.push_back({1, column, absl::StrCat("unknown column ", Av(name))});
+        errors.push_back({1, column, absl::StrCat("unknown column ", Av(name)), std::string(name)});
       }
       continue;
     }
     if (Has(name)) {
-      errors.push_back({1, column, absl::StrCat("duplicated column ", Av(name))});
+      errors.push_back({1, column, absl::StrCat("duplicated column ", Av(name)), std::string(name)});
       continue;
     }
     positions_.emplace_back(std::string(name), static_cast<int>(i));
   }
   for (const Column& c : format) {
     if (c.required && !Has(c.name)) {
-      errors.push_back({1, 0, absl::StrCat("missing required column ", c.name)});
+      errors.push_back({1, 0, absl::StrCat("missing required column ", c.name), c.name});
     }
   }
   return errors;

@@ -172,11 +172,58 @@ TEST(CsvReaderTest, ErrorsAreReportedInFileOrder) {
 
 TEST(CsvReaderTest, UnterminatedQuoteAtEndOfFile) {
   const Events ev = Parse("a,b\nc,\"open\nstill open\n");
-  ASSERT_EQ(ev.records.size(), 1u);
   ASSERT_EQ(ev.errors.size(), 1u);
   EXPECT_EQ(ev.errors[0].line, 2);
   EXPECT_EQ(ev.errors[0].column, 2);
   EXPECT_THAT(ev.errors[0].message, HasSubstr("unterminated"));
+  // The line after the refused one is read again on its own.
+  ASSERT_EQ(ev.records.size(), 2u);
+  EXPECT_EQ(ev.records[1].line, 3);
+  EXPECT_THAT(ev.records[1].fields, ElementsAre("still open"));
+}
+
+// A stray opening quote would swallow the lines after it into one field: the record is refused
+// on its first line and the reader starts again on the next one, so the stray quote costs its
+// own line only, whatever follows (nothing quoted, a quoted line break, CRLF line ends).
+TEST(CsvReaderTest, StrayOpeningQuoteCostsItsOwnLineOnly) {
+  EXPECT_THAT(Log("a,b\n\"bad,1\ngood,2\ngood,3\n"),
+              ElementsAre("R1:[a|b]", "E2:1:unterminated quoted field at end of file (a quote is missing)",
+                          "R3:[good|2]", "R4:[good|3]"));
+  EXPECT_THAT(Log("a,b\r\n\"bad,1\r\ngood,2\r\nx,\"multi\r\nline\"\r\nlast,4\r\n"),
+              ElementsAre("R1:[a|b]",
+                          "E2:1:unexpected character after a closing quote (a quote inside a "
+                          "quoted field must be doubled)",
+                          "R3:[good|2]", "R4:[x|multi\r\nline]", "R6:[last|4]"));
+  // Past the length limit: the same.
+  std::vector<std::string> log;
+  CsvReader reader([&](CsvRecord& r) { log.push_back(absl::StrCat("R", r.line, ":", r.fields[0])); },
+                   [&](const CsvSyntaxError& e) { log.push_back(absl::StrCat("E", e.line)); });
+  reader.set_max_record_bytes(20);
+  reader.Feed("h\n\"x\n");
+  for (int i = 0; i < 10; ++i) reader.Feed(absl::StrCat("row", i, "\n"));
+  reader.Finish();
+  EXPECT_THAT(log, ElementsAre("R1:h", "E2", "R3:row0", "R4:row1", "R5:row2", "R6:row3", "R7:row4", "R8:row5",
+                               "R9:row6", "R10:row7", "R11:row8", "R12:row9"));
+}
+
+// A record broken after a quoted line break is read again from its second line, each line on
+// its own.
+TEST(CsvReaderTest, ARecordBrokenAfterAQuotedLineBreakIsReadAgainFromItsSecondLine) {
+  constexpr char kJunk[] =
+      "unexpected character after a closing quote (a quote inside a quoted field must be doubled)";
+  constexpr char kStray[] = "stray quote in an unquoted field (quote the whole field and double the quote)";
+  EXPECT_THAT(Log("\"a\nb\"x\nc\nd\n"),
+              ElementsAre(absl::StrCat("E1:1:", kJunk), absl::StrCat("E2:1:", kStray), "R3:[c]", "R4:[d]"));
+  EXPECT_THAT(Log("\"a\n\"b\nc\"x\nd\n"),
+              ElementsAre(absl::StrCat("E1:1:", kJunk), absl::StrCat("E2:1:", kJunk), absl::StrCat("E3:1:", kStray),
+                          "R4:[d]"));
+  // Every line of a file of stray opening quotes is refused on its own line.
+  std::string many = "h\n";
+  for (int i = 0; i < 20000; ++i) many += "\"x\n";
+  const Events ev = ParseChunked(many, {4096});
+  EXPECT_EQ(ev.records.size(), 1u);
+  ASSERT_EQ(ev.errors.size(), 20000u);
+  EXPECT_EQ(ev.errors.back().line, 20001);
 }
 
 TEST(CsvReaderTest, ClosingQuoteAtEndOfFileIsFine) {
@@ -320,6 +367,10 @@ TEST(CsvHeaderTest, ReportsEveryProblem) {
   for (const auto& e : errors) got.push_back(absl::StrCat(e.line, ":", e.column, ":", e.message));
   EXPECT_THAT(got, ElementsAre("1:2:unknown column nmae", "1:3:duplicated column id_number",
                                "1:4:empty column name", "1:0:missing required column name"));
+  // Each names the column concerned (for the column of a `line,column,code,message` report).
+  std::vector<std::string> names;
+  for (const auto& e : errors) names.push_back(e.column_name);
+  EXPECT_THAT(names, ElementsAre("nmae", "id_number", "", "name"));
 }
 
 TEST(CsvHeaderTest, UnknownColumnsMayBeIgnored) {

@@ -931,7 +931,7 @@ struct MemberLogic::Import::State {
       have_header = true;
       header_names = record.fields;
       auto problems = header.Bind(record.fields, CsvFormat());
-      for (const auto& p : problems) Error(1, "", "BAD_HEADER", p.message);
+      for (const auto& p : problems) Error(1, p.column_name, "BAD_HEADER", p.message);
       if (!problems.empty()) file_refused = true;
       for (size_t c = 0; c < col.size(); ++c) col[c] = header.IndexOf(CsvFormat()[c].name) - 1;
       return;

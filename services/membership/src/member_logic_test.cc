@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <cstring>
 #include <map>
 #include <set>
 #include <thread>
@@ -461,6 +462,31 @@ TEST_F(MemberLogicTest, ImportRowRules) {
   EXPECT_EQ(r4.errors(0).code(), "BACKWARDS_STEP");
 }
 
+// A stray opening quote costs its own row: the rows it would have swallowed are read on their
+// own lines (CRLF, a quoted line break among them) and taken.
+TEST_F(MemberLogicTest, ImportRefusesAStrayOpeningQuoteAndKeepsTheRowsAfterIt) {
+  std::string csv = kHeader;
+  csv += Row(1);                                         // line 2
+  std::string stray = Row(2);
+  stray.insert(stray.find("党员"), "\"");
+  csv += stray;                                          // 3: "党员2,... never closed here
+  csv += Row(3);                                         // 4
+  std::string multi = Row(4);
+  multi.replace(multi.find("农民"), 6, "\"农民\r\n工人\"");
+  csv += multi;                                          // 5-6
+  csv += Row(5);                                         // 7
+  auto report = Import(csv, 5);
+  EXPECT_EQ(report.rows(), 5) << report.DebugString();
+  EXPECT_EQ(report.inserted(), 4) << report.DebugString();
+  ASSERT_EQ(report.errors_size(), 1) << report.DebugString();
+  EXPECT_EQ(report.errors(0).line(), 3);
+  EXPECT_EQ(report.errors(0).column(), "name");
+  EXPECT_EQ(report.errors(0).code(), "CSV_SYNTAX");
+  auto found = logic_->FindByIdNumber(MakeId("320723", "19800115", "104"), false, kNoDeadline);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->occupation(), "农民\r\n工人");
+}
+
 // More rows than one batch: batches go to two writers, each in its own transaction; a
 // re-import finds its rows registered (first by the skipped load, then by looking them up
 // first); a file that mixes new, changed and unchanged rows writes exactly the changes, and
@@ -806,8 +832,16 @@ TEST_F(MemberLogicTest, ImportRefusesAFileWithoutARequiredColumn) {
   std::string csv = "id_number,name,gender,birth_date,org_code\n" + std::string("x,y,M,1980-01-01,B1\n");
   auto report = Import(csv);
   EXPECT_TRUE(report.file_refused());
-  ASSERT_GE(report.errors_size(), 1);
+  // Every missing required column is reported on line 1 under its name.
+  std::vector<std::pair<int64_t, std::string>> got;
+  for (const auto& e : report.errors()) got.emplace_back(e.line(), absl::StrCat(e.column(), " ", e.code()));
+  EXPECT_EQ(got, (std::vector<std::pair<int64_t, std::string>>{{1, "status BAD_HEADER"}})) << report.DebugString();
+  // So is an unknown column.
+  report = Import(std::string(kHeader).insert(std::strlen(kHeader) - 1, ",colour"));
+  EXPECT_TRUE(report.file_refused());
+  ASSERT_EQ(report.errors_size(), 1) << report.DebugString();
   EXPECT_EQ(report.errors(0).line(), 1);
+  EXPECT_EQ(report.errors(0).column(), "colour");
   v1::ListMembersRequest lr;
   lr.set_org_code("C");
   EXPECT_EQ(logic_->List(lr, false, kNoDeadline)->members_size(), 0);

@@ -333,7 +333,7 @@ struct OrganisationLogic::Import::State {
       header_names = record.fields;
       auto problems = header.Bind(record.fields, CsvFormat());
       for (const auto& p : problems) {
-        Error(1, "", "BAD_HEADER", p.message);
+        Error(1, p.column_name, "BAD_HEADER", p.message);
       }
       if (!problems.empty()) file_refused = true;
       return;
@@ -471,16 +471,18 @@ absl::StatusOr<exchange::v1::ImportReport> OrganisationLogic::Import::Finish() {
           st.Error(row.line, "parent_code", "CYCLE",
                    absl::StrCat("parent ", parent, " (line ", st.rows[p].line, ") is its own descendant in this file"));
           ok = false;
-        } else if (!resolve(p)) {
+        } else if (!resolve(p) && !existing.contains(parent)) {
           st.Error(row.line, "parent_code", "PARENT_REFUSED",
                    absl::StrCat("parent ", parent, " on line ", st.rows[p].line, " was refused"));
           ok = false;
         }
+      } else if (existing.contains(parent)) {
+        // Registered: the parent exists whether or not its own row in the file was refused.
       } else if (auto r = st.refused_codes.find(parent); r != st.refused_codes.end()) {
         st.Error(row.line, "parent_code", "PARENT_REFUSED",
                  absl::StrCat("parent ", parent, " on line ", r->second, " was refused"));
         ok = false;
-      } else if (!existing.contains(parent)) {
+      } else {
         st.Error(row.line, "parent_code", "UNKNOWN_PARENT",
                  absl::StrCat("parent organisation ", parent, " is neither in the file nor registered"));
         ok = false;
@@ -506,9 +508,20 @@ absl::StatusOr<exchange::v1::ImportReport> OrganisationLogic::Import::Finish() {
     std::string path = absl::StrCat("/", o.org_code(), "/");
     int depth = 0;
     if (!o.parent_code().empty()) {
-      const auto& p = placed.at(o.parent_code());
-      path = absl::StrCat(p.first, o.org_code(), "/");
-      depth = p.second + 1;
+      const auto p = placed.find(o.parent_code());
+      if (p == placed.end()) {
+        // The parent is a new row of this file that was refused while writing (too deep).
+        const auto in_file = st.index.find(o.parent_code());
+        st.Error(row.line, "parent_code", "PARENT_REFUSED",
+                 in_file == st.index.end()
+                     ? absl::StrCat("parent ", o.parent_code(), " was refused")
+                     : absl::StrCat("parent ", o.parent_code(), " on line ", st.rows[in_file->second].line,
+                                    " was refused"));
+        row.refused = true;
+        continue;
+      }
+      path = absl::StrCat(p->second.first, o.org_code(), "/");
+      depth = p->second.second + 1;
     }
     auto current = existing.find(o.org_code());
     if (current == existing.end()) {

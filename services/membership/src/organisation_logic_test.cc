@@ -222,8 +222,13 @@ TEST_F(OrganisationLogicTest, ImportRefusesAFileWithoutRequiredColumns) {
   auto r = Import("org_code,name,parent_code\nC,县委,\n");
   EXPECT_TRUE(r.file_refused());
   EXPECT_EQ(r.inserted(), 0);
+  std::vector<std::string> columns;
+  for (const auto& e : r.errors()) columns.push_back(absl::StrCat(e.line(), ",", e.column(), ",", e.code()));
+  EXPECT_EQ(columns, (std::vector<std::string>{"1,org_type,BAD_HEADER", "1,division_code,BAD_HEADER"}));
   r = Import("org_code,name,org_type,division_code,colour\nC,县委,committee,320723000000,red\n");
   EXPECT_TRUE(r.file_refused());
+  ASSERT_EQ(r.errors_size(), 1);
+  EXPECT_EQ(r.errors(0).column(), "colour");
   EXPECT_EQ(logic_->Get("C", kNoDeadline).status().code(), absl::StatusCode::kNotFound);
 }
 
@@ -257,6 +262,53 @@ TEST_F(OrganisationLogicTest, ImportMovesAnExistingOrganisation) {
   EXPECT_EQ(r.refused(), 1);
   ASSERT_EQ(r.errors_size(), 1);
   EXPECT_EQ(r.errors(0).code(), "CYCLE");
+}
+
+// formats.md: "A parent must appear in the same file or already exist." A registered parent
+// whose own row in the file is refused still exists: its children in the file are taken.
+TEST_F(OrganisationLogicTest, ImportPlacesChildrenUnderARegisteredParentWhoseRowIsRefused) {
+  MustCreate("C", "", "committee");
+  MustCreate("T", "C", "committee");
+  auto r = Import("org_code,name,org_type,parent_code,division_code\n"
+                  "V,村,branch,C,320723100201\n"           // line 2: parent registered
+                  "C,县委,committee,,32072300\n"           // line 3: refused (division code)
+                  "W,村2,branch,T,320723100202\n"          // line 4: parent registered
+                  "T,镇,committee,nowhere,320723100000\n"); // line 5: refused (unknown parent)
+  EXPECT_EQ(r.inserted(), 2) << r.DebugString();
+  EXPECT_EQ(r.refused(), 2) << r.DebugString();
+  std::vector<std::pair<int64_t, std::string>> got;
+  for (const auto& e : r.errors()) got.emplace_back(e.line(), e.column());
+  EXPECT_EQ(got, (std::vector<std::pair<int64_t, std::string>>{{3, "division_code"}, {5, "parent_code"}}));
+  auto v = logic_->Get("V", kNoDeadline);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->parent_code(), "C");
+  EXPECT_EQ(logic_->Get("W", kNoDeadline)->parent_code(), "T");
+  EXPECT_EQ(logic_->Get("T", kNoDeadline)->parent_code(), "C");
+  EXPECT_EQ(logic_->Get("C", kNoDeadline)->division_code(), "320723100201");
+}
+
+// A row refused while the file is written (here: the tree would be too deep) refuses the rows
+// below it in the file, precisely, and the import goes on.
+TEST_F(OrganisationLogicTest, ImportRefusesTheChildrenOfARowRefusedWhileWriting) {
+  std::string csv = "org_code,name,org_type,parent_code,division_code\n";
+  std::string parent;
+  int levels = 0;
+  // 32-character codes: every level adds 33 characters to the path; the 22nd is too deep.
+  for (; levels < 22; ++levels) {
+    const std::string code = absl::StrCat("L", std::string(29, 'x'), levels < 10 ? "0" : "", levels);
+    csv += absl::StrCat(code, ",层", levels, ",committee,", parent, ",320723000000\n");
+    parent = code;
+  }
+  csv += absl::StrCat("KID,下级,branch,", parent, ",320723100201\n");
+  csv += "OTHER,另一个,committee,,320723000000\n";
+  auto r = Import(csv);
+  EXPECT_EQ(r.inserted(), 22) << r.DebugString();
+  EXPECT_EQ(r.refused(), 2) << r.DebugString();
+  std::vector<std::pair<int64_t, std::string>> got;
+  for (const auto& e : r.errors()) got.emplace_back(e.line(), e.code());
+  EXPECT_EQ(got, (std::vector<std::pair<int64_t, std::string>>{{23, "TOO_DEEP"}, {24, "PARENT_REFUSED"}}));
+  EXPECT_EQ(logic_->Get("KID", kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(logic_->Get("OTHER", kNoDeadline).ok());
 }
 
 }  // namespace

@@ -19,12 +19,16 @@ struct CsvRecord {
   std::vector<std::string> fields;
 };
 
-// A syntax error in the file: the record it is in is refused (a stray quote) or the rest of
-// the file cannot be read (unterminated quote at end of file).
+// A syntax error in the file: the record it is in is refused (a stray quote, junk after a
+// closing quote, a quote left open at the end of the file, a record over the length limit).
+// A record refused after one of its quoted fields crossed a line break is refused on its first
+// line and read again from its second line, which begins a record of its own: a stray opening
+// quote costs its own line, not the lines it would have swallowed.
 struct CsvSyntaxError {
   int64_t line = 0;
   int column = 0;  // 1-based field index
   std::string message;
+  std::string column_name;  // CsvHeader::Bind: the column concerned ("" for an unnamed one)
 };
 
 class CsvReader final {
@@ -54,8 +58,11 @@ class CsvReader final {
     kBadUnquoted,       // skipping: inside an unquoted field
     kBadQuoted,         // skipping: inside a quoted field
     kBadQuoteInQuoted,  // skipping: a quote inside a quoted field
+    kReadAgain,         // a record refused after a quoted line break: read again from its second line
   };
   void Process(const char* p, const char* end);
+  // Reads again, from its second line, a record refused after a quoted line break.
+  void ReadAgain(std::string bytes);
   void BeginRecord();
   void BeginField();
   void EmitRecord();
@@ -70,6 +77,14 @@ class CsvReader final {
   int64_t line_ = 1;           // the line the reader is on
   int64_t record_line_ = 1;    // the line the current record began on
   bool quoted_cr_ = false;     // last byte inside quotes was a CR (CRLF is one line break)
+  // The current record crossed a line break inside quotes; its bytes after that first break are
+  // kept in after_break_ (bounded by the record limit) while read for the first time, so that
+  // they can be read again if the record is refused (once: not while reading them again).
+  bool crossed_break_ = false;
+  bool keeping_ = false;       // after_break_ holds the current record's bytes after its first break
+  bool first_break_cr_ = false;
+  bool reading_again_ = false;
+  std::string after_break_;
   int64_t bytes_ = 0;
   size_t record_bytes_ = 0;
   size_t max_record_bytes_ = size_t{1} << 20;
@@ -92,7 +107,8 @@ class CsvHeader final {
     std::string name;
     bool required;
   };
-  // Errors (line 1) for every problem of the header; empty when it is acceptable.
+  // Errors (line 1) for every problem of the header, each naming its column; empty when it is
+  // acceptable.
   // Header names are trimmed of surrounding spaces and tabs before matching.
   std::vector<CsvSyntaxError> Bind(const std::vector<std::string>& header,
                                    const std::vector<Column>& format);
