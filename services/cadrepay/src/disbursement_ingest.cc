@@ -323,7 +323,7 @@ class IngestBase : public DisbursementLogic::Ingest {
       have_header_ = true;
       header_names_ = record.fields;
       auto problems = header_.Bind(record.fields, format_);
-      for (const auto& p : problems) Error(1, "", "BAD_HEADER", p.message);
+      for (const auto& p : problems) Error(1, p.column_name, "BAD_HEADER", p.message);
       if (!problems.empty()) {
         file_refused_ = true;
         return;

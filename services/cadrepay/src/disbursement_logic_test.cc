@@ -262,6 +262,14 @@ TEST_F(DisbursementLogicTest, BadEnrolmentsAndRecipientsAreRefused) {
 TEST_F(DisbursementLogicTest, WholeFileRefusalsAndCancelledIngestsWriteNothing) {
   auto bad = Ingest(FileKind::kProgrammes, "program_code,name,unit\nX,y,person\n");
   EXPECT_TRUE(bad.file_refused());
+  // Each header problem names its column (line 1).
+  auto problems = Errors(bad);
+  std::sort(problems.begin(), problems.end());
+  EXPECT_EQ(problems, (std::vector<std::string>{"1 amount_fen BAD_HEADER", "1 frequency BAD_HEADER",
+                                                "1 valid_from BAD_HEADER"}));
+  auto stray = Ingest(FileKind::kEnrolments, "program_code,id_number,from_period,colour\n");
+  EXPECT_TRUE(stray.file_refused());
+  EXPECT_EQ(Errors(stray), std::vector<std::string>{"1 colour BAD_HEADER"});
   auto unknown = Ingest(FileKind::kProgrammes, absl::StrCat(std::string(kProgrammes).substr(0, 10), "x"));
   EXPECT_TRUE(unknown.file_refused());
   {
