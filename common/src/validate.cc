@@ -334,6 +334,23 @@ int64_t Utf8Length(std::string_view s) {
   return n;
 }
 
+std::string ValidUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    const int len = Utf8CodePointLength(s, i);
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
+      ++i;
+    } else {
+      out.append(s.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<std::string> NormaliseIdNumber(std::string_view s) {
   if (s.size() != 18) {
     return absl::InvalidArgumentError(

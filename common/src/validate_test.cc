@@ -189,6 +189,16 @@ TEST(Utf8LengthTest, CountsCodePoints) {
   EXPECT_EQ(Utf8Length("a\xC3\xA9"), 2);
 }
 
+TEST(ValidUtf8Test, KeepsValidTextAndReplacesEveryBadByte) {
+  EXPECT_EQ(ValidUtf8(""), "");
+  EXPECT_EQ(ValidUtf8("org_type 张三明 \xF0\xA0\xAE\xB7"), "org_type 张三明 \xF0\xA0\xAE\xB7");
+  EXPECT_EQ(ValidUtf8("\xFF\xFE" "bad"), "\xEF\xBF\xBD\xEF\xBF\xBD" "bad");       // a UTF-16 BOM
+  EXPECT_EQ(ValidUtf8("b\xE5\xBC"), "b\xEF\xBF\xBD\xEF\xBF\xBD");                // truncated at the end
+  EXPECT_EQ(ValidUtf8("\xC0\xAF/"), "\xEF\xBF\xBD\xEF\xBF\xBD/");                // overlong
+  EXPECT_EQ(ValidUtf8("\xD5\xC5\xC8\xFD"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // 张三 in GBK
+  EXPECT_EQ(Utf8Length(ValidUtf8("\x80\xED\xA0\x80x\xF4\x90\x80\x80")), 9);
+}
+
 TEST(Utf8LengthTest, RejectsInvalid) {
   EXPECT_EQ(Utf8Length("\xC0\xAF"), -1);              // overlong '/'
   EXPECT_EQ(Utf8Length("\xE0\x80\xAF"), -1);          // overlong

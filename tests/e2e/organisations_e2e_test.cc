@@ -249,6 +249,45 @@ TEST_F(OrganisationsE2E, CliImportExportRoundTripAndExitCodes) {
   EXPECT_EQ(s.Cli({"export", "organisations", "--org", "NOPE"}, &out), 2) << out;
 }
 
+// Files that are not UTF-8 (a UTF-16 header, a stray byte in a value that an error message
+// repeats) are answered with their refusals, U+FFFD in place of the bad bytes, instead of a report
+// the CLI cannot read (it aborted).
+TEST_F(OrganisationsE2E, CliReportsFilesThatAreNotUtf8OrEmpty) {
+  Suite& s = Suite::Get();
+  s.EnsureBaseTree();
+  const std::string errors_path = s.dir() + "/not-utf8.errors.csv";
+  const std::string replacement = "\xEF\xBF\xBD";
+  std::string out;
+
+  WriteFile(s.dir() + "/utf16.csv", std::string("\xFF\xFEo\0r\0g\0", 8));
+  EXPECT_EQ(s.Cli({"import", "organisations", s.dir() + "/utf16.csv", "--errors", errors_path}, &out), 2) << out;
+  std::string errors = ReadFile(errors_path);
+  EXPECT_EQ(errors.rfind("line,column,code,message\n1,", 0), 0u) << errors;
+  EXPECT_NE(errors.find(",BAD_HEADER,"), std::string::npos) << errors;
+  EXPECT_NE(errors.find(replacement), std::string::npos) << errors;
+
+  WriteFile(s.dir() + "/bad-byte.csv",
+            "org_code,name,org_type,org_kind,parent_code,division_code\n"
+            "U8-V1,村一,branch,village,E2E-T,320723100201\n"
+            "U8-V2,村二,br\xFF" "anch,village,E2E-T,320723100201\n");
+  EXPECT_EQ(s.Cli({"import", "organisations", s.dir() + "/bad-byte.csv", "--errors", errors_path}, &out), 1) << out;
+  errors = ReadFile(errors_path);
+  EXPECT_NE(errors.find("\n3,org_type,UNKNOWN_ORG_TYPE,"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("br" + replacement + "anch"), std::string::npos) << errors;
+  EXPECT_NE(out.find("inserted 1"), std::string::npos) << out;
+
+  WriteFile(s.dir() + "/members-bad-header.csv", "id_number,n\xFF" "ame\n");
+  EXPECT_EQ(s.Cli({"import", "members", s.dir() + "/members-bad-header.csv", "--errors", errors_path}, &out), 2)
+      << out;
+  EXPECT_NE(ReadFile(errors_path).find("1,n" + replacement + "ame,BAD_HEADER,"), std::string::npos)
+      << ReadFile(errors_path);
+  WriteFile(s.dir() + "/payments-bad-header.csv", "payment_id,\xC0\xAF\n");
+  EXPECT_EQ(s.Cli({"ingest", "payments", s.dir() + "/payments-bad-header.csv", "--errors", errors_path}, &out), 2)
+      << out;
+  EXPECT_NE(ReadFile(errors_path).find("1," + replacement + replacement + ",BAD_HEADER,"), std::string::npos)
+      << ReadFile(errors_path);
+}
+
 TEST_F(OrganisationsE2E, EveryMetricsEndpointPassesPromtool) {
   Suite& s = Suite::Get();
   // Make sure request metrics exist.

@@ -896,9 +896,10 @@ struct MemberLogic::Import::State {
                   std::string_view message) {
     auto* e = r.add_errors();
     e->set_line(line);
-    e->set_column(std::string(column));
+    // A column or message may repeat what the file held; the report's strings must be UTF-8.
+    e->set_column(common::ValidUtf8(column));
     e->set_code(std::string(code));
-    e->set_message(std::string(message));
+    e->set_message(common::ValidUtf8(message));
   }
   void Error(int64_t line, std::string_view column, std::string_view code, std::string_view message) {
     Add(report, line, column, code, message);

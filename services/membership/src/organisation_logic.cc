@@ -321,9 +321,10 @@ struct OrganisationLogic::Import::State {
   void Error(int64_t line, std::string column, std::string code, std::string message) {
     auto* e = report.add_errors();
     e->set_line(line);
-    e->set_column(std::move(column));
+    // A column or message may repeat what the file held; the report's strings must be UTF-8.
+    e->set_column(common::ValidUtf8(column));
     e->set_code(std::move(code));
-    e->set_message(std::move(message));
+    e->set_message(common::ValidUtf8(message));
   }
 
   void OnRecord(common::CsvRecord& record) {

@@ -54,6 +54,10 @@ bool IsDivisionCode(std::string_view s);
 bool IsCode(std::string_view s, size_t max_len = 32);
 // Number of Unicode code points; -1 when not valid UTF-8.
 int64_t Utf8Length(std::string_view s);
+// `s` with every byte that does not belong to a valid UTF-8 sequence replaced by U+FFFD: for text
+// a caller sent (a header name, a value) that goes back in a protobuf string field, which must be
+// valid UTF-8 (a client refuses to parse the answer otherwise).
+std::string ValidUtf8(std::string_view s);
 
 // Resident ID number (GB 11643): 17 digits and a check character, ISO 7064 MOD 11-2;
 // the embedded birth date must be a real date. Lower-case 'x' accepted; returns the
