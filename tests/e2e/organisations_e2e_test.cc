@@ -251,7 +251,7 @@ TEST_F(OrganisationsE2E, CliImportExportRoundTripAndExitCodes) {
 
 // Files that are not UTF-8 (a UTF-16 header, a stray byte in a value that an error message
 // repeats) are answered with their refusals, U+FFFD in place of the bad bytes, instead of a report
-// the CLI cannot read (it aborted).
+// the CLI cannot read (it aborted); an empty file is refused on line 1, where its header belongs.
 TEST_F(OrganisationsE2E, CliReportsFilesThatAreNotUtf8OrEmpty) {
   Suite& s = Suite::Get();
   s.EnsureBaseTree();
@@ -286,6 +286,14 @@ TEST_F(OrganisationsE2E, CliReportsFilesThatAreNotUtf8OrEmpty) {
       << out;
   EXPECT_NE(ReadFile(errors_path).find("1," + replacement + replacement + ",BAD_HEADER,"), std::string::npos)
       << ReadFile(errors_path);
+
+  WriteFile(s.dir() + "/empty.csv", "");
+  for (const std::vector<std::string>& command :
+       {std::vector<std::string>{"import", "organisations"}, {"import", "members"}, {"ingest", "payments"}}) {
+    EXPECT_EQ(s.Cli({command[0], command[1], s.dir() + "/empty.csv", "--errors", errors_path}, &out), 2) << out;
+    EXPECT_EQ(ReadFile(errors_path), "line,column,code,message\n1,,EMPTY_FILE,the file has no header row\n")
+        << command[1];
+  }
 }
 
 TEST_F(OrganisationsE2E, EveryMetricsEndpointPassesPromtool) {

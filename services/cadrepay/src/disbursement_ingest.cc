@@ -121,7 +121,7 @@ class IngestBase : public DisbursementLogic::Ingest {
       return failed_;
     }
     if (!have_header_ && !file_refused_) {
-      Error(0, "", "EMPTY_FILE", "the file has no header row");
+      Error(1, "", "EMPTY_FILE", "the file has no header row");
       file_refused_ = true;
     }
     if (file_refused_) {

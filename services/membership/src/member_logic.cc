@@ -1378,7 +1378,7 @@ absl::StatusOr<exchange::v1::ImportReport> MemberLogic::Import::Finish() {
   const auto t0 = absl::Now();
   if (!st.file_refused && !st.failed.load()) st.reader->Finish();
   if (!st.have_header && !st.file_refused) {
-    st.Error(0, "", "EMPTY_FILE", "the file has no header row");
+    st.Error(1, "", "EMPTY_FILE", "the file has no header row");
     st.file_refused = true;
   }
   if (st.file_refused) {

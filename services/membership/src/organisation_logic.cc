@@ -424,7 +424,7 @@ absl::StatusOr<exchange::v1::ImportReport> OrganisationLogic::Import::Finish() {
                      [](const auto& a, const auto& b) { return a.line() < b.line(); });
   };
   if (!st.have_header && !st.file_refused) {
-    st.Error(0, "", "EMPTY_FILE", "the file has no header row");
+    st.Error(1, "", "EMPTY_FILE", "the file has no header row");
     st.file_refused = true;
   }
   if (st.file_refused) {
