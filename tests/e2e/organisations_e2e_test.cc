@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -294,6 +295,56 @@ TEST_F(OrganisationsE2E, CliReportsFilesThatAreNotUtf8OrEmpty) {
     EXPECT_EQ(ReadFile(errors_path), "line,column,code,message\n1,,EMPTY_FILE,the file has no header row\n")
         << command[1];
   }
+}
+
+// The CLI as an agency's script drives it (formats.md, "The operator command line"): it finds the
+// suite through var/local/endpoints.env from the repository root or from anywhere else (beside
+// build/bin), and its exit codes never say "some rows refused" (1) or "file refused" (2) for a
+// mistyped flag (64) or a suite it cannot find or reach (3).
+TEST_F(OrganisationsE2E, CliFindsTheSuiteAndKeepsItsExitCodesApart) {
+  Suite& s = Suite::Get();
+  s.EnsureBaseTree();
+  // A repository of its own: build/bin/grassroots, var/local/endpoints.env as deploy/local/up writes it.
+  const std::string repo = s.dir() + "/repo";
+  std::filesystem::create_directories(repo + "/build/bin");
+  std::filesystem::create_directories(repo + "/var/local");
+  std::filesystem::copy_file(BinPath("grassroots"), repo + "/build/bin/grassroots",
+                             std::filesystem::copy_options::overwrite_existing);
+  const std::string endpoints = repo + "/var/local/endpoints.env";
+  WriteFile(endpoints, "# Written by deploy/local/up\nGATEWAY_HTTP=127.0.0.1:" + std::to_string(s.http_port()) +
+                           "\nGATEWAY_GRPC=" + s.GrpcAddress("gateway") + "\n");
+  const std::string csv = s.dir() + "/found.csv";
+  WriteFile(csv, "org_code,name,org_type,org_kind,parent_code,division_code\nFOUND-V,村,branch,village,E2E-T,"
+                 "320723100201\n");
+  auto in = [](const std::string& dir, const std::string& command) {
+    return std::vector<std::string>{"/bin/sh", "-c", "cd '" + dir + "' && exec " + command};
+  };
+  std::string out;
+  EXPECT_EQ(RunCommand(in(repo, "build/bin/grassroots import organisations " + csv), &out), 0) << out;
+  EXPECT_EQ(RunCommand(in("/", repo + "/build/bin/grassroots export organisations --org FOUND-V"), &out), 0) << out;
+  EXPECT_EQ(out, "org_code,name,org_type,org_kind,parent_code,division_code,established_on,population\n"
+                 "FOUND-V,村,branch,village,E2E-T,320723100201,,\n");
+  // A script gets the program's usage on --help, with exit 0.
+  EXPECT_EQ(RunCommand(in("/", repo + "/build/bin/grassroots --help"), &out), 0) << out;
+  EXPECT_NE(out.find("import organisations FILE"), std::string::npos) << out;
+
+  // Mistyped: 64, and nothing is sent.
+  EXPECT_EQ(RunCommand(in(repo, "build/bin/grassroots import organisations " + csv + " --error x.csv"), &out), 64)
+      << out;
+  EXPECT_NE(out.find("unknown flag '--error'"), std::string::npos) << out;
+  EXPECT_EQ(s.Cli({"export", "members", "--org", "E2E-V", "--unmasked=maybe"}, &out), 64) << out;
+  EXPECT_EQ(s.Cli({"import", "organisations", csv, "--errors"}, &out), 64) << out;
+  EXPECT_EQ(s.Cli({"import", "organisations"}, &out), 64) << out;
+  // A file that is not there is refused as a whole.
+  EXPECT_EQ(s.Cli({"import", "organisations", s.dir() + "/not-there.csv"}, &out), 2) << out;
+
+  // No suite: 3, with the address or the reason.
+  const std::string nobody = "127.0.0.1:" + std::to_string(FreePort());
+  EXPECT_EQ(RunCommand({"grassroots", "--gateway", nobody, "import", "organisations", csv}, &out), 3) << out;
+  EXPECT_NE(out.find("the gateway at " + nobody + " is unavailable"), std::string::npos) << out;
+  std::filesystem::remove(endpoints);
+  EXPECT_EQ(RunCommand(in("/", repo + "/build/bin/grassroots import organisations " + csv), &out), 3) << out;
+  EXPECT_NE(out.find("cannot find the suite"), std::string::npos) << out;
 }
 
 TEST_F(OrganisationsE2E, EveryMetricsEndpointPassesPromtool) {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -57,13 +58,28 @@ std::string GatewayAddress() {
       dir = dir.parent_path();
     }
   }
-  return "127.0.0.1:9090";
+  return "";
 }
 
+namespace {
+std::string& ChosenGateway() {
+  static std::string address;
+  return address;
+}
+}  // namespace
+
 std::shared_ptr<grpc::Channel> GatewayChannel() {
+  ChosenGateway() = GatewayAddress();
+  if (ChosenGateway().empty()) {
+    std::fprintf(stderr,
+                 "error: cannot find the suite: no --gateway HOST:PORT, and no var/local/endpoints.env under the "
+                 "working directory, the grassroots binary's directory or their parents (is deploy/local/up "
+                 "running?)\n");
+    std::exit(kExitUnavailable);
+  }
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-  return grpc::CreateCustomChannel(GatewayAddress(), grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(ChosenGateway(), grpc::InsecureChannelCredentials(), args);
 }
 
 void AskForPersonalData(grpc::ClientContext& ctx) { ctx.AddMetadata(common::kPiiMetadata, "allow"); }
@@ -157,7 +173,12 @@ int ReceiveFile(grpc::ClientReader<exchange::v1::FileChunk>& reader) {
 }
 
 int ReportFailure(const grpc::Status& status) {
-  std::fprintf(stderr, "error: %s (%d)\n", status.error_message().c_str(), static_cast<int>(status.error_code()));
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    std::fprintf(stderr, "error: the gateway at %s is unavailable: %s (%d)\n", ChosenGateway().c_str(),
+                 status.error_message().c_str(), static_cast<int>(status.error_code()));
+  } else {
+    std::fprintf(stderr, "error: %s (%d)\n", status.error_message().c_str(), static_cast<int>(status.error_code()));
+  }
   const auto code = status.error_code();
   if (code == grpc::StatusCode::INVALID_ARGUMENT || code == grpc::StatusCode::FAILED_PRECONDITION ||
       code == grpc::StatusCode::NOT_FOUND) {

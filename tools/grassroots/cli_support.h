@@ -24,8 +24,9 @@ inline constexpr int kExitUnavailable = 3;   // the suite could not be reached o
 inline constexpr int kExitUsage = 64;
 
 // The gateway's gRPC address: --gateway, else GATEWAY_GRPC from var/local/endpoints.env
-// (searched from the working directory upwards, then beside the binary).
+// (searched from the working directory upwards, then beside the binary); "" when neither.
 std::string GatewayAddress();
+// A channel to GatewayAddress(); when there is none, says so and exits kExitUnavailable.
 std::shared_ptr<grpc::Channel> GatewayChannel();
 // A client context with the request id set and a generous deadline for long transfers.
 std::unique_ptr<grpc::ClientContext> NewContext(int64_t timeout_seconds = 3600);

@@ -11,6 +11,8 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/marshalling.h"
+#include "absl/flags/reflection.h"
 #include "absl/strings/str_cat.h"
 #include "cli_support.h"
 #include "commands.h"
@@ -70,8 +72,8 @@ int Health(const std::vector<std::string>& args) {
   return serving ? 0 : 1;
 }
 
-void Usage() {
-  std::fprintf(stderr,
+void Usage(std::FILE* to = stderr) {
+  std::fprintf(to,
                "usage: grassroots COMMAND ...\n"
                "  health HOST:PORT [SERVICE]\n"
                "  import organisations FILE [--errors F]\n"
@@ -97,6 +99,47 @@ int main(int argc, char** argv) {
   }
   for (std::string& a : storage) argv2.push_back(a.data());
   argv2.push_back(nullptr);
+  // A flag the CLI does not know, or a bad value of a boolean flag, is a usage error (64): left to
+  // Abseil it would exit 1, which scripts read as "some rows were refused". --help is not an error.
+  for (size_t i = 1; i < storage.size(); ++i) {
+    const std::string& a = storage[i];
+    if (a == "--") break;
+    if (a.size() < 2 || a[0] != '-') continue;
+    const size_t dashes = a[1] == '-' ? 2 : 1;
+    const size_t eq = a.find('=');
+    std::string name = a.substr(dashes, eq == std::string::npos ? std::string::npos : eq - dashes);
+    if (name == "help" || name == "h") {
+      Usage(stdout);
+      return 0;
+    }
+    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    bool negated = false;
+    if (flag == nullptr && name.rfind("no", 0) == 0) {  // --noFLAG for a boolean FLAG
+      flag = absl::FindCommandLineFlag(name.substr(2));
+      negated = flag != nullptr && flag->IsOfType<bool>();
+      if (!negated) flag = nullptr;
+    }
+    if (flag == nullptr || name.empty()) {
+      std::fprintf(stderr, "unknown flag '%s'\n", a.c_str());
+      Usage(stderr);
+      return grassroots::cli::kExitUsage;
+    }
+    if (flag->IsOfType<bool>()) {
+      bool value = false;
+      std::string error;
+      if (eq != std::string::npos && (negated || !absl::ParseFlag(a.substr(eq + 1), &value, &error))) {
+        std::fprintf(stderr, "bad value in '%s' (a switch: --%s or --%s=true|false)\n", a.c_str(),
+                     std::string(flag->Name()).c_str(), std::string(flag->Name()).c_str());
+        return grassroots::cli::kExitUsage;
+      }
+    } else if (eq == std::string::npos) {
+      if (i + 1 == storage.size()) {
+        std::fprintf(stderr, "flag '%s' needs a value\n", a.c_str());
+        return grassroots::cli::kExitUsage;
+      }
+      ++i;  // its value, whatever it looks like
+    }
+  }
   std::vector<std::string> args =
       grassroots::common::ParseFlags(argc, argv2.data(), "grassroots COMMAND ... (see --help)");
   grassroots::common::InitLogging("grassroots-cli", "warning");
