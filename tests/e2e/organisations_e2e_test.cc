@@ -337,6 +337,14 @@ TEST_F(OrganisationsE2E, CliFindsTheSuiteAndKeepsItsExitCodesApart) {
   EXPECT_EQ(s.Cli({"import", "organisations"}, &out), 64) << out;
   // A file that is not there is refused as a whole.
   EXPECT_EQ(s.Cli({"import", "organisations", s.dir() + "/not-there.csv"}, &out), 2) << out;
+  // An --errors file that cannot be written: 3, and nothing is imported.
+  const std::string unsent = s.dir() + "/unsent.csv";
+  WriteFile(unsent, "org_code,name,org_type,org_kind,parent_code,division_code\nUNSENT-V,村,branch,village,E2E-T,"
+                    "320723100201\n");
+  EXPECT_EQ(s.Cli({"import", "organisations", unsent, "--errors", s.dir() + "/no/such/dir/errors.csv"}, &out), 3)
+      << out;
+  EXPECT_NE(out.find("cannot write"), std::string::npos) << out;
+  EXPECT_EQ(s.Cli({"export", "organisations", "--org", "UNSENT-V"}, &out), 2) << out;
 
   // No suite: 3, with the address or the reason.
   const std::string nobody = "127.0.0.1:" + std::to_string(FreePort());

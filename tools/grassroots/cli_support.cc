@@ -148,17 +148,32 @@ bool UploadFile(const std::string& path, const std::string& what,
 
 int SendFile(const std::string& path, const std::string& what, grpc::ClientContext& ctx,
              grpc::ClientWriter<exchange::v1::FileChunk>& writer, const exchange::v1::ImportReport& report) {
+  // --errors is opened before the file is sent: when it cannot be written, nothing is imported.
+  const std::string errors_path = absl::GetFlag(FLAGS_errors);
+  std::FILE* errors = nullptr;
+  if (!errors_path.empty()) {
+    errors = OpenOutput(errors_path);
+    if (errors == nullptr) {
+      ctx.TryCancel();
+      writer.Finish();
+      return kExitUnavailable;
+    }
+  }
   std::string error;
   const bool read_ok =
       UploadFile(path, what, [&](const exchange::v1::FileChunk& c) { return writer.Write(c); }, &error);
+  int rc;
   if (!read_ok) {
     ctx.TryCancel();
     writer.Finish();
     std::fprintf(stderr, "error: %s\n", error.c_str());
-    return kExitFileRefused;
+    rc = kExitFileRefused;
+  } else {
+    writer.WritesDone();
+    rc = FinishImport(writer.Finish(), report, errors);
   }
-  writer.WritesDone();
-  return FinishImport(writer.Finish(), report, absl::GetFlag(FLAGS_errors));
+  if (errors != nullptr && errors != stdout) std::fclose(errors);
+  return rc;
 }
 
 int ReceiveFile(grpc::ClientReader<exchange::v1::FileChunk>& reader) {
@@ -187,18 +202,15 @@ int ReportFailure(const grpc::Status& status) {
   return kExitUnavailable;
 }
 
-int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& report,
-                 const std::string& errors_path) {
+int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& report, std::FILE* errors) {
   if (!status.ok()) return ReportFailure(status);
-  if (!errors_path.empty()) {
-    std::FILE* out = OpenOutput(errors_path);
-    if (out == nullptr) return kExitUnavailable;
+  if (errors != nullptr) {
     std::string text = "line,column,code,message\n";
     for (const auto& e : report.errors()) {
       common::AppendCsvRecord(text, {std::to_string(e.line()), e.column(), e.code(), e.message()});
     }
-    std::fwrite(text.data(), 1, text.size(), out);
-    if (out != stdout) std::fclose(out);
+    std::fwrite(text.data(), 1, text.size(), errors);
+    std::fflush(errors);
   }
   if (report.file_refused()) {
     std::fprintf(stderr, "file refused:\n");
@@ -212,7 +224,7 @@ int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& r
               static_cast<long long>(report.rows()), static_cast<long long>(report.inserted()),
               static_cast<long long>(report.updated()), static_cast<long long>(report.unchanged()),
               static_cast<long long>(report.refused()));
-  if (report.refused() > 0 && errors_path.empty()) {
+  if (report.refused() > 0 && errors == nullptr) {
     int shown = 0;
     for (const auto& e : report.errors()) {
       if (++shown > 20) {

@@ -53,16 +53,17 @@ bool UploadFile(const std::string& path, const std::string& what,
                 const std::function<bool(const exchange::v1::FileChunk&)>& write, std::string* error);
 
 // Sends a file through a started client-streaming call (`writer`, whose response is `report`)
-// and finishes it: progress, --errors, the exit code of formats.md.
+// and finishes it: progress, --errors (opened first: when it cannot be written, nothing is sent
+// and the exit code is kExitUnavailable), the exit code of formats.md.
 int SendFile(const std::string& path, const std::string& what, grpc::ClientContext& ctx,
              grpc::ClientWriter<exchange::v1::FileChunk>& writer, const exchange::v1::ImportReport& report);
 
 // Writes a server-streamed file to --out (or stdout); returns the exit code.
 int ReceiveFile(grpc::ClientReader<exchange::v1::FileChunk>& reader);
 
-// Prints the report, writes --errors, returns the exit code for it.
-int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& report,
-                 const std::string& errors_path);
+// Prints the report, writes its refused rows to `errors` (--errors, open; nullptr: none, then the
+// first rows go to stderr), returns the exit code for it.
+int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& report, std::FILE* errors);
 
 // Prints a failed call and returns the exit code for it.
 int ReportFailure(const grpc::Status& status);
