@@ -2,9 +2,9 @@
 # Acceptance check of the local run (formats.md, "the operator command line and the local run"):
 # deploy/local/up --detach brings everything up and writes endpoints.env once all answer health,
 # a second up says it is already up, the demo import is idempotent, down stops exactly what up
-# started, and a second up reuses the data. Uses the binaries in GRASSROOTS_BIN_DIR (default
-# build/bin; nothing is built), its own state directory and a free block of ports, so a
-# developer's own local run is left alone. Exit 0 = pass.
+# started, a second up reuses the data, and up in the foreground stops everything on Ctrl-C. Uses
+# the binaries in GRASSROOTS_BIN_DIR (default build/bin; nothing is built), its own state directory
+# and a free block of ports, so a developer's own local run is left alone. Exit 0 = pass.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -91,6 +91,38 @@ check "up again (no demo) reuses the data" deploy/local/up --detach --no-build -
 check "the membership schema is still there" \
   bash -c "tools/mariadb sql '$GRASSROOTS_STATE_DIR/mariadb' -N -e \"SHOW DATABASES LIKE 'grassroots_membership'\" | grep -q grassroots_membership"
 check "down once more" deploy/local/down
+
+# Without --detach, up stays in the foreground until Ctrl-C: SIGINT to its process group, as a
+# terminal sends it. Job control gives the background up a group of its own and leaves SIGINT
+# to it (a plain & would start it with SIGINT ignored).
+set -m
+deploy/local/up --no-build --no-demo >"$GRASSROOTS_STATE_DIR/foreground.log" 2>&1 &
+fg_pid=$!
+set +m
+for _ in $(seq 1 240); do
+  if [ -f "$env_file" ] || ! kill -0 "$fg_pid" 2>/dev/null; then break; fi
+  sleep 0.5
+done
+check "up in the foreground writes endpoints.env" test -f "$env_file"
+check "up in the foreground stays" kill -0 "$fg_pid"
+pids=()
+for f in "$GRASSROOTS_STATE_DIR"/pids/*.pid "$GRASSROOTS_STATE_DIR"/mariadb/mariadbd.pid; do
+  pids+=("$(cat "$f")")
+done
+kill -INT -- "-$fg_pid" 2>/dev/null || true
+for _ in $(seq 1 240); do
+  kill -0 "$fg_pid" 2>/dev/null || break
+  sleep 0.5
+done
+if kill -0 "$fg_pid" 2>/dev/null; then
+  check "Ctrl-C ends up in the foreground within 120 s" false
+  kill -TERM "$fg_pid" 2>/dev/null || true
+fi
+fg_rc=0
+wait "$fg_pid" || fg_rc=$?
+check "Ctrl-C ends up in the foreground (exit 0)" test "$fg_rc" -eq 0
+check "Ctrl-C stops every process up started" gone
+check "Ctrl-C removes endpoints.env" test ! -e "$env_file"
 
 echo "local-run: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
