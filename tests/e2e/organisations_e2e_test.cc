@@ -345,6 +345,18 @@ TEST_F(OrganisationsE2E, CliFindsTheSuiteAndKeepsItsExitCodesApart) {
       << out;
   EXPECT_NE(out.find("cannot write"), std::string::npos) << out;
   EXPECT_EQ(s.Cli({"export", "organisations", "--org", "UNSENT-V"}, &out), 2) << out;
+  // Output that is lost (a full disk) is never exit 0: to --out, to stdout, the --errors file.
+  EXPECT_EQ(s.Cli({"export", "organisations", "--org", "E2E-C", "--out", "/dev/full"}, &out), 3) << out;
+  EXPECT_NE(out.find("cannot write /dev/full"), std::string::npos) << out;
+  EXPECT_EQ(s.Cli({"report", "type-fit", "--org", "E2E-C", "--out", "/dev/full"}, &out), 3) << out;
+  EXPECT_EQ(RunCommand({"/bin/sh", "-c",
+                        "exec '" + BinPath("grassroots") + "' --gateway " + s.GrpcAddress("gateway") +
+                            " export organisations --org E2E-C >/dev/full"},
+                       &out),
+            3)
+      << out;
+  EXPECT_NE(out.find("cannot write standard output"), std::string::npos) << out;
+  EXPECT_EQ(s.Cli({"import", "organisations", csv, "--errors", "/dev/full"}, &out), 3) << out;
 
   // No suite: 3, with the address or the reason.
   const std::string nobody = "127.0.0.1:" + std::to_string(FreePort());

@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -162,7 +164,7 @@ int SendFile(const std::string& path, const std::string& what, grpc::ClientConte
   std::string error;
   const bool read_ok =
       UploadFile(path, what, [&](const exchange::v1::FileChunk& c) { return writer.Write(c); }, &error);
-  int rc;
+  int rc = kExitOk;
   if (!read_ok) {
     ctx.TryCancel();
     writer.Finish();
@@ -172,7 +174,9 @@ int SendFile(const std::string& path, const std::string& what, grpc::ClientConte
     writer.WritesDone();
     rc = FinishImport(writer.Finish(), report, errors);
   }
-  if (errors != nullptr && errors != stdout) std::fclose(errors);
+  if (errors != nullptr && !CloseOutput(errors, errors_path) && (rc == kExitOk || rc == kExitSomeRefused)) {
+    rc = kExitUnavailable;
+  }
   return rc;
 }
 
@@ -182,9 +186,9 @@ int ReceiveFile(grpc::ClientReader<exchange::v1::FileChunk>& reader) {
   exchange::v1::FileChunk chunk;
   while (reader.Read(&chunk)) std::fwrite(chunk.data().data(), 1, chunk.data().size(), out);
   grpc::Status status = reader.Finish();
-  if (out != stdout) std::fclose(out); else std::fflush(stdout);
+  const bool written = CloseOutput(out, absl::GetFlag(FLAGS_out));
   if (!status.ok()) return ReportFailure(status);
-  return kExitOk;
+  return written ? kExitOk : kExitUnavailable;
 }
 
 int ReportFailure(const grpc::Status& status) {
@@ -210,7 +214,6 @@ int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& r
       common::AppendCsvRecord(text, {std::to_string(e.line()), e.column(), e.code(), e.message()});
     }
     std::fwrite(text.data(), 1, text.size(), errors);
-    std::fflush(errors);
   }
   if (report.file_refused()) {
     std::fprintf(stderr, "file refused:\n");
@@ -241,8 +244,19 @@ int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& r
 std::FILE* OpenOutput(const std::string& path) {
   if (path.empty() || path == "-") return stdout;
   std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) std::fprintf(stderr, "error: cannot write %s\n", path.c_str());
+  if (f == nullptr) std::fprintf(stderr, "error: cannot write %s: %s\n", path.c_str(), std::strerror(errno));
   return f;
+}
+
+bool CloseOutput(std::FILE* f, const std::string& path) {
+  if (f == stdout) return std::fflush(stdout) == 0 && std::ferror(stdout) == 0;  // main reports it
+  const bool written = std::ferror(f) == 0;
+  const int saved = errno;
+  const bool closed = std::fclose(f) == 0;
+  if (!written || !closed) {
+    std::fprintf(stderr, "error: cannot write %s: %s\n", path.c_str(), std::strerror(written ? errno : saved));
+  }
+  return written && closed;
 }
 
 }  // namespace grassroots::cli

@@ -70,5 +70,8 @@ int ReportFailure(const grpc::Status& status);
 
 // Opens --out (or stdout for "" / "-"); returns nullptr with a message when it cannot.
 std::FILE* OpenOutput(const std::string& path);
+// Closes what OpenOutput opened (flushes stdout); false, with a message for a file, when anything
+// written to it was lost (a full disk): the command then exits kExitUnavailable, never 0.
+bool CloseOutput(std::FILE* f, const std::string& path);
 
 }  // namespace grassroots::cli

@@ -174,5 +174,12 @@ int main(int argc, char** argv) {
     Usage();
     return grassroots::cli::kExitUsage;
   }
-  return it->second({args.begin() + 3, args.end()});
+  const int rc = it->second({args.begin() + 3, args.end()});
+  // What went to stdout (a report, an export without --out, the summary) must have been written.
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
+    std::fprintf(stderr, "error: cannot write standard output\n");
+    using grassroots::cli::kExitOk, grassroots::cli::kExitSomeRefused, grassroots::cli::kExitUnavailable;
+    if (rc == kExitOk || rc == kExitSomeRefused) return kExitUnavailable;
+  }
+  return rc;
 }

@@ -71,8 +71,7 @@ int ReportTypeFit(const std::vector<std::string>& args) {
                                    std::to_string(e.members()), e.code()});
   }
   std::fwrite(text.data(), 1, text.size(), out);
-  if (out != stdout) std::fclose(out); else std::fflush(stdout);
-  return kExitOk;
+  return CloseOutput(out, absl::GetFlag(FLAGS_out)) ? kExitOk : kExitUnavailable;
 }
 
 }  // namespace grassroots::cli
