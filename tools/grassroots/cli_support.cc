@@ -193,7 +193,7 @@ int ReceiveFile(grpc::ClientReader<exchange::v1::FileChunk>& reader) {
 
 int ReportFailure(const grpc::Status& status) {
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    std::fprintf(stderr, "error: the gateway at %s is unavailable: %s (%d)\n", ChosenGateway().c_str(),
+    std::fprintf(stderr, "error: unavailable through the gateway at %s: %s (%d)\n", ChosenGateway().c_str(),
                  status.error_message().c_str(), static_cast<int>(status.error_code()));
   } else {
     std::fprintf(stderr, "error: %s (%d)\n", status.error_message().c_str(), static_cast<int>(status.error_code()));
