@@ -335,6 +335,7 @@ TEST_F(OrganisationsE2E, CliFindsTheSuiteAndKeepsItsExitCodesApart) {
   EXPECT_EQ(s.Cli({"export", "members", "--org", "E2E-V", "--unmasked=maybe"}, &out), 64) << out;
   EXPECT_EQ(s.Cli({"import", "organisations", csv, "--errors"}, &out), 64) << out;
   EXPECT_EQ(s.Cli({"import", "organisations"}, &out), 64) << out;
+  EXPECT_EQ(s.Cli({"export", "organisations", "--org", "\xD5\xC5"}, &out), 64) << out;  // GBK, not UTF-8
   // A file that is not there is refused as a whole.
   EXPECT_EQ(s.Cli({"import", "organisations", s.dir() + "/not-there.csv"}, &out), 2) << out;
   // An --errors file that cannot be written: 3, and nothing is imported.

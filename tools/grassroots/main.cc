@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "grassroots/common/config.h"
 #include "grassroots/common/log.h"
+#include "grassroots/common/validate.h"
 
 namespace {
 
@@ -143,6 +144,14 @@ int main(int argc, char** argv) {
   std::vector<std::string> args =
       grassroots::common::ParseFlags(argc, argv2.data(), "grassroots COMMAND ... (see --help)");
   grassroots::common::InitLogging("grassroots-cli", "warning");
+  // Values that go into a request as text must be UTF-8 (protobuf refuses to send them otherwise).
+  for (const char* name : {"org", "program", "period", "as_of", "run"}) {
+    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (flag != nullptr && grassroots::common::Utf8Length(flag->CurrentValue()) < 0) {
+      std::fprintf(stderr, "--%s is not UTF-8 text\n", name);
+      return grassroots::cli::kExitUsage;
+    }
+  }
   const std::map<std::string, Command> commands = {
       {"health", Health},
       {"import organisations", grassroots::cli::ImportOrganisations},
