@@ -85,7 +85,9 @@ void Usage(std::FILE* to = stderr) {
                "  ingest programmes|enrolments|recipients|payments|batches|civil-events FILE [--errors F]\n"
                "  check disbursements [--program CODE] [--period P] [--as-of YYYY-MM-DD]\n"
                "  findings export [--run ID] [--out F] [--unmasked]\n"
-               "common flags: --gateway HOST:PORT (default: var/local/endpoints.env)\n");
+               "common flags: --gateway HOST:PORT (default: var/local/endpoints.env)\n"
+               "exit: 0 file taken whole, 1 some rows refused (good rows kept), 2 file refused as a whole,\n"
+               "      3 suite not found or unavailable, or output not written, 64 usage\n");
 }
 
 }  // namespace
