@@ -371,8 +371,10 @@ absl::StatusOr<v1::ListMembersResponse> MemberLogic::List(const v1::ListMembersR
     return common::InvalidField("page_size", absl::StrCat("must be between 1 and ", kMaxPageSize));
   }
   std::vector<std::string> statuses(request.statuses().begin(), request.statuses().end());
-  for (const auto& s : statuses) {
-    if (!IsMemberStatus(s)) return common::InvalidField("statuses", absl::StrCat("unknown status '", s.substr(0, 30), "'"));
+  for (size_t i = 0; i < statuses.size(); ++i) {
+    if (!IsMemberStatus(statuses[i])) {
+      return common::InvalidField(absl::StrCat("statuses[", i, "]"), std::string(kMemberStatusChoice));
+    }
   }
   int64_t after = 0;
   if (!request.page_token().empty()) {

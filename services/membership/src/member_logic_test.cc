@@ -306,6 +306,19 @@ TEST_F(MemberLogicTest, CachedReadsFollowEveryReplicasWrites) {
   EXPECT_TRUE(replica.Get(later.member_id(), false, kNoDeadline).ok());
 }
 
+TEST_F(MemberLogicTest, ListRefusesAnUnknownStatusByItsEntryWithoutRepeatingIt) {
+  const std::string id = MakeId("320723", "19800115", "123");
+  v1::ListMembersRequest r;
+  r.set_org_code("C");
+  r.add_statuses("full");
+  r.add_statuses(id);
+  const absl::Status s = logic_->List(r, true, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message().find(id.substr(0, 10)), std::string::npos) << s.message();
+  ASSERT_EQ(common::FieldViolationsOf(s).size(), 1u);
+  EXPECT_EQ(common::FieldViolationsOf(s)[0].field, "statuses[1]");
+}
+
 TEST_F(MemberLogicTest, CreateRefusesPreciselyAndWritesNothing) {
   v1::CreateMemberRequest r;
   r.set_recorded_by("clerk");
