@@ -931,6 +931,63 @@ TEST_F(MemberLogicTest, KinByIdAndHash) {
   EXPECT_EQ(k.recorded_by(), "clerk");
 }
 
+TEST_F(MemberLogicTest, KinAndCorrectionNameTheFieldOfAnUnknownOrMalformedId) {
+  v1::Member a = Create(MakeId("320723", "19700101", "111"), "1970-01-01");
+  v1::AddKinRequest r;
+  r.set_member_id(a.member_id());
+  r.set_kin_member_id(a.member_id() + 1000);
+  r.set_relation("child");
+  r.set_source("户口簿");
+  r.set_recorded_by("clerk");
+  absl::Status s = logic_->AddKin(r, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "kin_member_id: ")) << s.message();
+  r.set_member_id(a.member_id() + 1000);
+  r.set_kin_member_id(a.member_id());
+  s = logic_->AddKin(r, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "member_id: ")) << s.message();
+
+  v1::ListKinRequest q;
+  q.set_member_id(-3);  // not an id at all: INVALID_ARGUMENT, as GetMember says
+  s = logic_->ListKin(q, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  ASSERT_EQ(common::FieldViolationsOf(s).size(), 1u);
+  EXPECT_EQ(common::FieldViolationsOf(s)[0].field, "member_id");
+  q.set_member_id(a.member_id() + 1000);
+  s = logic_->ListKin(q, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "member_id: ")) << s.message();
+  q.clear_member_id();
+  q.set_id_number(MakeId("320723", "19700101", "999"));
+  s = logic_->ListKin(q, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "id_number: ")) << s.message();
+
+  v1::CorrectMemberRequest c;
+  c.set_member_id(a.member_id());
+  c.set_recorded_by("clerk");
+  c.mutable_update_mask()->add_paths("org_code");
+  c.mutable_member()->set_org_code("NOPE");
+  s = logic_->Correct(c, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "member.org_code: ")) << s.message();
+  c.mutable_member()->set_org_code("B1");
+  c.set_deciding_org_code("NOPE");
+  s = logic_->Correct(c, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "deciding_org_code: ")) << s.message();
+  c.set_deciding_org_code("not a code");
+  s = logic_->Correct(c, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  ASSERT_EQ(common::FieldViolationsOf(s).size(), 1u);
+  EXPECT_EQ(common::FieldViolationsOf(s)[0].field, "deciding_org_code");
+  // Nothing was written by any of these.
+  auto events = logic_->Events(a.member_id(), kNoDeadline);
+  ASSERT_TRUE(events.ok()) << events.status();
+  EXPECT_EQ(events->events_size(), 1);
+}
+
 // A fresh schema with the migrations below `version` applied.
 void ApplyMigrationsBefore(const common::DbOptions& options, int version) {
   grassroots::testing::DropSchema(options);
