@@ -262,6 +262,12 @@ TEST_F(OrganisationsE2E, EveryMetricsEndpointPassesPromtool) {
     std::string out;
     int rc = RunCommand({"/usr/bin/sh", "-c", absl::StrCat("promtool check metrics < ", file)}, &out);
     EXPECT_EQ(rc, 0) << name << ": " << out;
+    // Every family of ours is named grassroots_* (prometheus-cpp's own exposer_* aside), so one
+    // prefix finds the suite's series on a shared Prometheus.
+    for (size_t at = r.body.find("# TYPE "); at != std::string::npos; at = r.body.find("# TYPE ", at + 1)) {
+      const std::string family = r.body.substr(at + 7, r.body.find(' ', at + 7) - (at + 7));
+      EXPECT_TRUE(family.starts_with("grassroots_") || family.starts_with("exposer_")) << name << ": " << family;
+    }
     if (name == "membership") {
       EXPECT_NE(r.body.find("grassroots_grpc_server_handled_total"), std::string::npos);
       EXPECT_NE(r.body.find("grassroots_db_pool_connections"), std::string::npos);
