@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/support/byte_buffer.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -9,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -249,10 +252,46 @@ TEST_F(OrganisationsE2E, CliImportExportRoundTripAndExitCodes) {
   EXPECT_EQ(s.Cli({"export", "organisations", "--org", "NOPE"}, &out), 2) << out;
 }
 
+// Calls a method by name over gRPC with an empty message: its status code.
+grpc::StatusCode CallByName(const std::string& address, const std::string& method) {
+  grpc::GenericStub stub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::Slice empty;
+  grpc::ByteBuffer request(&empty, 1), response;
+  auto call = stub.PrepareUnaryCall(&ctx, method, request, &cq);
+  call->StartCall();
+  grpc::Status status;
+  call->Finish(&response, &status, reinterpret_cast<void*>(1));
+  void* tag = nullptr;
+  bool ok = false;
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return status.error_code();
+}
+
 TEST_F(OrganisationsE2E, EveryMetricsEndpointPassesPromtool) {
   Suite& s = Suite::Get();
   // Make sure request metrics exist.
   Http("GET", http(), "/v1/organisations/E2E-C");
+  // Methods no service has: UNIMPLEMENTED, counted under method="unknown", never under a name
+  // the caller made up (a label value per made-up name would let any caller grow the series
+  // without bound, and put text of its choosing in labels and logs).
+  for (const std::string name : {"membership", "cadrepay"}) {
+    EXPECT_EQ(CallByName(s.GrpcAddress(name), "/made.Up/Method1"), grpc::StatusCode::UNIMPLEMENTED) << name;
+    EXPECT_EQ(CallByName(s.GrpcAddress(name), "/grassroots.membership.v1.MemberService/MadeUp320723198001010011"),
+              grpc::StatusCode::UNIMPLEMENTED)
+        << name;
+    const std::string body = Http("GET", s.endpoint(name).metrics_port, "/metrics").body;
+    EXPECT_EQ(body.find("made.Up"), std::string::npos) << name << ": " << body;
+    EXPECT_EQ(body.find("MadeUp"), std::string::npos) << name << ": " << body;
+    EXPECT_NE(body.find("grassroots_grpc_server_handled_total{code=\"UNIMPLEMENTED\",method=\"unknown\"} 2"),
+              std::string::npos)
+        << name << ": " << body;
+  }
   for (const std::string name : {"membership", "cadrepay", "assets", "mobility", "gateway"}) {
     int port = s.endpoint(name).metrics_port;
     HttpResponse r = Http("GET", port, "/metrics");
