@@ -14,6 +14,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -614,6 +615,7 @@ absl::StatusOr<v1::Finding> DisbursementLogic::ReviewFinding(const v1::ReviewFin
   if (request.finding_id().size() != 32 || !HexToBytes(request.finding_id(), &raw)) {
     return common::InvalidField("finding_id", "must be the 32 hex characters of a finding id");
   }
+  const std::string finding_id = absl::AsciiStrToLower(request.finding_id());  // as issued
   const std::string& state = request.state();
   if (state != "open" && state != "confirmed" && state != "dismissed" && state != "resolved") {
     return common::InvalidField("state", "must be open, confirmed, dismissed or resolved");
@@ -630,12 +632,12 @@ absl::StatusOr<v1::Finding> DisbursementLogic::ReviewFinding(const v1::ReviewFin
   }
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
-  auto found = Track(*conn, repo_.FindFinding(**conn, request.finding_id()));
+  auto found = Track(*conn, repo_.FindFinding(**conn, finding_id));
   if (!found.ok()) return found.status();
   if (!found->has_value()) {
-    return absl::NotFoundError(absl::StrCat("finding_id: finding ", request.finding_id(), " does not exist"));
+    return absl::NotFoundError(absl::StrCat("finding_id: finding ", finding_id, " does not exist"));
   }
-  ReviewRecord review{request.finding_id(), state, request.reason(), request.reviewer(),
+  ReviewRecord review{finding_id, state, request.reason(), request.reviewer(),
                       absl::FromUnixMicros(absl::ToUnixMicros(clock_()))};
   if (auto s = Track(*conn, repo_.UpsertReview(**conn, review)); !s.ok()) return s;
   FindingRecord f = **found;

@@ -414,6 +414,13 @@ TEST_F(DisbursementLogicTest, ReviewsCarryOverToLaterRuns) {
   v1::ListFindingsRequest dismissed;
   dismissed.set_review_state("dismissed");
   EXPECT_EQ(logic_->ListFindings(dismissed, kNoDeadline)->findings_size(), 1);
+  // The same id in capitals (hex is hex) is the same finding, answered with its id as issued.
+  review.set_finding_id(absl::AsciiStrToUpper(dup->findings(0).finding_id()));
+  review.set_state("confirmed");
+  auto upper = logic_->ReviewFinding(review, kNoDeadline);
+  ASSERT_TRUE(upper.ok()) << upper.status();
+  EXPECT_EQ(upper->finding_id(), dup->findings(0).finding_id());
+  EXPECT_EQ(logic_->ListFindings(by_rule, kNoDeadline)->findings(0).review_state(), "confirmed");
   review.set_finding_id(std::string(32, 'a'));
   EXPECT_EQ(logic_->ReviewFinding(review, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
 }
