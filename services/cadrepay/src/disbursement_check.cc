@@ -158,6 +158,16 @@ v1::Finding ToProto(const FindingRecord& f) {
   return out;
 }
 
+// A finding as the caller may see it: its ID number clear with the personal-data right (masked
+// when this key cannot open it), masked otherwise.
+v1::Finding ShownFinding(const FindingRecord& f, const common::PiiProtector& protector, bool pii) {
+  v1::Finding out = ToProto(f);
+  if (pii && !f.id_sealed.empty()) {
+    if (auto clear = protector.Open(f.id_sealed); clear.ok()) out.set_id_number(*clear);
+  }
+  return out;
+}
+
 std::string NewRunId(absl::Time started) {
   static absl::Mutex mu(absl::kConstInit);
   static absl::BitGen* gen = new absl::BitGen;
@@ -523,7 +533,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::GetCheckRun(const std::string& r
 }
 
 absl::StatusOr<v1::ListFindingsResponse> DisbursementLogic::ListFindings(const v1::ListFindingsRequest& request,
-                                                                        absl::Time deadline) {
+                                                                        bool pii, absl::Time deadline) {
   if (auto s = CheckRunId(request.run_id()); !s.ok()) return s;
   if (!request.rule().empty() && !RuleFromCode(request.rule())) {
     return common::InvalidField("rule", "is not a disbursement rule code");
@@ -556,7 +566,7 @@ absl::StatusOr<v1::ListFindingsResponse> DisbursementLogic::ListFindings(const v
   const bool more = static_cast<int>(rows->size()) > *page_size;
   if (more) rows->resize(*page_size);
   v1::ListFindingsResponse response;
-  for (const auto& f : *rows) *response.add_findings() = ToProto(f);
+  for (const auto& f : *rows) *response.add_findings() = ShownFinding(f, pii_, pii);
   if (more) response.set_next_page_token(MakeToken({std::to_string(rows->back().seq)}));
   return response;
 }
@@ -608,7 +618,7 @@ absl::Status DisbursementLogic::ExportFindings(const v1::ExportFindingsRequest& 
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::Finding> DisbursementLogic::ReviewFinding(const v1::ReviewFindingRequest& request,
+absl::StatusOr<v1::Finding> DisbursementLogic::ReviewFinding(const v1::ReviewFindingRequest& request, bool pii,
                                                              absl::Time deadline) {
   std::string raw;
   if (request.finding_id().empty()) return common::InvalidField("finding_id", "is required");
@@ -645,7 +655,7 @@ absl::StatusOr<v1::Finding> DisbursementLogic::ReviewFinding(const v1::ReviewFin
   f.review_reason = review.reason;
   f.reviewed_by = review.reviewed_by;
   f.reviewed_at = review.reviewed_at;
-  return ToProto(f);
+  return ShownFinding(f, pii_, pii);
 }
 
 absl::StatusOr<std::vector<DueScope>> DisbursementLogic::DueScopes(absl::CivilDay today) {

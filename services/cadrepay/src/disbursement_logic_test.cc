@@ -305,14 +305,27 @@ TEST_F(DisbursementLogicTest, CheckFindsEveryPlantedAnomalyAndExportIsStable) {
   EXPECT_EQ(Export(second.run_id(), false), masked);
   EXPECT_EQ(Export(second.run_id(), true), unmasked);
   auto first_findings = logic_->ListFindings([&] { v1::ListFindingsRequest r; r.set_run_id(run.run_id()); return r; }(),
-                                             kNoDeadline);
-  auto second_findings = logic_->ListFindings(v1::ListFindingsRequest(), kNoDeadline);
+                                             false, kNoDeadline);
+  auto second_findings = logic_->ListFindings(v1::ListFindingsRequest(), false, kNoDeadline);
   ASSERT_TRUE(first_findings.ok() && second_findings.ok());
   ASSERT_EQ(first_findings->findings_size(), second_findings->findings_size());
   for (int i = 0; i < first_findings->findings_size(); ++i) {
     EXPECT_EQ(first_findings->findings(i).finding_id(), second_findings->findings(i).finding_id());
     EXPECT_EQ(first_findings->findings(i).id_number().find(Id(1)), std::string::npos);
   }
+  // With the right to see personal data the list shows them clear, as the export does.
+  auto clear = logic_->ListFindings(v1::ListFindingsRequest(), /*pii=*/true, kNoDeadline);
+  ASSERT_TRUE(clear.ok()) << clear.status();
+  ASSERT_EQ(clear->findings_size(), second_findings->findings_size());
+  int shown_clear = 0;
+  for (int i = 0; i < clear->findings_size(); ++i) {
+    const std::string& masked_id = second_findings->findings(i).id_number();
+    const std::string& clear_id = clear->findings(i).id_number();
+    EXPECT_EQ(clear_id.empty(), masked_id.empty());
+    if (!clear_id.empty()) EXPECT_EQ(common::MaskIdNumber(clear_id), masked_id);
+    shown_clear += clear_id == Id(1);
+  }
+  EXPECT_GT(shown_clear, 0);
 }
 
 // formats.md's rules read the bank's rows whole: a reversal nets off the payment it names
@@ -392,7 +405,7 @@ TEST_F(DisbursementLogicTest, ReviewsCarryOverToLaterRuns) {
   Check();
   v1::ListFindingsRequest by_rule;
   by_rule.set_rule("DUPLICATE");
-  auto dup = logic_->ListFindings(by_rule, kNoDeadline);
+  auto dup = logic_->ListFindings(by_rule, false, kNoDeadline);
   ASSERT_TRUE(dup.ok());
   ASSERT_EQ(dup->findings_size(), 1);
   EXPECT_EQ(dup->findings(0).review_state(), "open");
@@ -400,29 +413,32 @@ TEST_F(DisbursementLogicTest, ReviewsCarryOverToLaterRuns) {
   review.set_finding_id(dup->findings(0).finding_id());
   review.set_state("dismissed");
   review.set_reviewer("auditor-1");
-  auto missing_reason = logic_->ReviewFinding(review, kNoDeadline);
+  auto missing_reason = logic_->ReviewFinding(review, false, kNoDeadline);
   EXPECT_EQ(common::FieldViolationsOf(missing_reason.status())[0].field, "reason");
   review.set_reason("second payment approved by the township");
-  auto reviewed = logic_->ReviewFinding(review, kNoDeadline);
+  auto reviewed = logic_->ReviewFinding(review, false, kNoDeadline);
   ASSERT_TRUE(reviewed.ok()) << reviewed.status();
   EXPECT_EQ(reviewed->review_state(), "dismissed");
   Check();
-  auto again = logic_->ListFindings(by_rule, kNoDeadline);
+  auto again = logic_->ListFindings(by_rule, false, kNoDeadline);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->findings(0).review_state(), "dismissed");
   EXPECT_EQ(again->findings(0).reviewed_by(), "auditor-1");
   v1::ListFindingsRequest dismissed;
   dismissed.set_review_state("dismissed");
-  EXPECT_EQ(logic_->ListFindings(dismissed, kNoDeadline)->findings_size(), 1);
+  EXPECT_EQ(logic_->ListFindings(dismissed, false, kNoDeadline)->findings_size(), 1);
   // The same id in capitals (hex is hex) is the same finding, answered with its id as issued.
   review.set_finding_id(absl::AsciiStrToUpper(dup->findings(0).finding_id()));
   review.set_state("confirmed");
-  auto upper = logic_->ReviewFinding(review, kNoDeadline);
+  auto upper = logic_->ReviewFinding(review, /*pii=*/true, kNoDeadline);
   ASSERT_TRUE(upper.ok()) << upper.status();
   EXPECT_EQ(upper->finding_id(), dup->findings(0).finding_id());
-  EXPECT_EQ(logic_->ListFindings(by_rule, kNoDeadline)->findings(0).review_state(), "confirmed");
+  // Shown as ListFindings shows it: clear with the personal-data right.
+  EXPECT_EQ(common::MaskIdNumber(upper->id_number()), dup->findings(0).id_number());
+  EXPECT_NE(upper->id_number(), dup->findings(0).id_number());
+  EXPECT_EQ(logic_->ListFindings(by_rule, false, kNoDeadline)->findings(0).review_state(), "confirmed");
   review.set_finding_id(std::string(32, 'a'));
-  EXPECT_EQ(logic_->ReviewFinding(review, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(logic_->ReviewFinding(review, false, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(DisbursementLogicTest, RequestsAreValidated) {
