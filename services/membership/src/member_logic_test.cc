@@ -855,6 +855,15 @@ TEST_F(MemberLogicTest, ImportRefusesAFileWithoutARequiredColumn) {
   ASSERT_EQ(report.errors_size(), 1) << report.DebugString();
   EXPECT_EQ(report.errors(0).line(), 1);
   EXPECT_EQ(report.errors(0).column(), "colour");
+  // A file sent without its header row: refused, and its first record (ID number, name, phone)
+  // is nowhere in the report.
+  report = Import(Row(0) + Row(1));
+  EXPECT_TRUE(report.file_refused());
+  EXPECT_GT(report.errors_size(), 0);
+  const std::string id = MakeId("320723", "19800115", "100");
+  for (const std::string& cell : {id.substr(0, 10), std::string("党员0"), std::string("13812345678")}) {
+    EXPECT_EQ(report.DebugString().find(cell), std::string::npos) << cell << "\n" << report.DebugString();
+  }
   v1::ListMembersRequest lr;
   lr.set_org_code("C");
   EXPECT_EQ(logic_->List(lr, false, kNoDeadline)->members_size(), 0);
