@@ -544,22 +544,28 @@ absl::StatusOr<v1::ListFindingsResponse> DisbursementLogic::ListFindings(const v
   }
   auto page_size = PageSize(request.page_size());
   if (!page_size.ok()) return page_size.status();
+  // The token names its run: the next pages of "latest" stay in the run the first page came from.
+  std::string run_id = request.run_id();
   int64_t after = 0;
   if (!request.page_token().empty()) {
-    auto parts = ReadToken(request.page_token(), 1);
+    auto parts = ReadToken(request.page_token(), 2);
     if (!parts.ok()) return parts.status();
-    if (!absl::SimpleAtoi((*parts)[0], &after) || after < 0) {
+    if (!absl::SimpleAtoi((*parts)[1], &after) || after < 0 || !IsReference((*parts)[0], 40)) {
       return common::InvalidField("page_token", "is not a token this service issued");
     }
+    if (!run_id.empty() && run_id != "latest" && run_id != (*parts)[0]) {
+      return common::InvalidField("page_token", "belongs to the findings of another run");
+    }
+    run_id = (*parts)[0];
   }
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
-  auto run = Track(*conn, repo_.FindRun(**conn, request.run_id()));
+  auto run = Track(*conn, repo_.FindRun(**conn, run_id));
   if (!run.ok()) return run.status();
   if (!run->has_value()) {
-    return absl::NotFoundError(request.run_id().empty() || request.run_id() == "latest"
+    return absl::NotFoundError(run_id.empty() || run_id == "latest"
                                    ? std::string("run_id: no check has run yet")
-                                   : absl::StrCat("run_id: check run ", request.run_id(), " does not exist"));
+                                   : absl::StrCat("run_id: check run ", run_id, " does not exist"));
   }
   auto rows = Track(*conn, repo_.ListFindings(**conn, (*run)->run_id, request.rule(), state, after, *page_size + 1));
   if (!rows.ok()) return rows.status();
@@ -567,7 +573,7 @@ absl::StatusOr<v1::ListFindingsResponse> DisbursementLogic::ListFindings(const v
   if (more) rows->resize(*page_size);
   v1::ListFindingsResponse response;
   for (const auto& f : *rows) *response.add_findings() = ShownFinding(f, pii_, pii);
-  if (more) response.set_next_page_token(MakeToken({std::to_string(rows->back().seq)}));
+  if (more) response.set_next_page_token(MakeToken({(*run)->run_id, std::to_string(rows->back().seq)}));
   return response;
 }
 

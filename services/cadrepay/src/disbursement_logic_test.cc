@@ -441,6 +441,45 @@ TEST_F(DisbursementLogicTest, ReviewsCarryOverToLaterRuns) {
   EXPECT_EQ(logic_->ReviewFinding(review, false, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
 }
 
+// Paging through "latest" stays in the run the first page came from, though a run finished
+// meanwhile (the scheduler runs checks on its own).
+TEST_F(DisbursementLogicTest, FindingPagesStayInTheirRun) {
+  LoadAll();
+  const v1::CheckRun first = Check();
+  v1::ListFindingsRequest all;
+  all.set_run_id(first.run_id());
+  all.set_page_size(1000);
+  auto expected = logic_->ListFindings(all, false, kNoDeadline);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  ASSERT_GE(expected->findings_size(), 3);
+  v1::ListFindingsRequest page;
+  page.set_page_size(1);
+  auto one = logic_->ListFindings(page, false, kNoDeadline);  // latest = first
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_FALSE(one->next_page_token().empty());
+  // Another run (of one programme and period) finishes: "latest" is now that run.
+  now_ += absl::Minutes(1);
+  v1::RunCheckRequest other;
+  other.set_program_code("WBBZ");
+  other.set_period("2026-03");
+  other.set_as_of("2026-04-10");
+  auto second = logic_->RunCheck(other);
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_NE(second->run_id(), first.run_id());
+  ASSERT_EQ(logic_->GetCheckRun("latest", kNoDeadline)->run_id(), second->run_id());
+  page.set_page_token(one->next_page_token());
+  auto two = logic_->ListFindings(page, false, kNoDeadline);
+  ASSERT_TRUE(two.ok()) << two.status();
+  ASSERT_EQ(two->findings_size(), 1);
+  EXPECT_EQ(two->findings(0).finding_id(), expected->findings(1).finding_id());
+  // A token of one run is refused for another run named explicitly.
+  page.set_run_id(second->run_id());
+  const absl::Status wrong_run = logic_->ListFindings(page, false, kNoDeadline).status();
+  EXPECT_EQ(wrong_run.code(), absl::StatusCode::kInvalidArgument) << wrong_run;
+  ASSERT_EQ(common::FieldViolationsOf(wrong_run).size(), 1u);
+  EXPECT_EQ(common::FieldViolationsOf(wrong_run)[0].field, "page_token");
+}
+
 TEST_F(DisbursementLogicTest, RequestsAreValidated) {
   LoadAll();
   v1::RunCheckRequest bad;
