@@ -60,6 +60,11 @@ absl::Status CheckCodeArg(std::string_view field, const std::string& code) {
   return absl::OkStatus();
 }
 
+// An optional code: empty, or as CheckCodeArg wants it.
+absl::Status CheckOptionalCodeArg(std::string_view field, const std::string& code) {
+  return code.empty() ? absl::OkStatus() : CheckCodeArg(field, code);
+}
+
 absl::Status CheckRecorder(const std::string& by) {
   const int64_t n = common::Utf8Length(by);
   if (by.empty()) return common::InvalidField("recorded_by", "is required");
@@ -215,6 +220,7 @@ absl::Status MemberLogic::Write(sql::Connection& conn, std::vector<Pending>& pen
 
 absl::StatusOr<v1::Member> MemberLogic::Create(const v1::CreateMemberRequest& request, bool pii, absl::Time deadline) {
   if (auto s = CheckRecorder(request.recorded_by()); !s.ok()) return s;
+  if (auto s = CheckOptionalCodeArg("deciding_org_code", request.deciding_org_code()); !s.ok()) return s;
   v1::Member m = request.member();
   m.clear_member_id();
   m.clear_id_hash();
@@ -446,9 +452,7 @@ absl::StatusOr<v1::Member> MemberLogic::Correct(const v1::CorrectMemberRequest& 
       "joined_on", "full_on", "monthly_income_fen", "is_mobile"};
   if (request.member_id() <= 0) return common::InvalidField("member_id", "must be a positive number");
   if (auto s = CheckRecorder(request.recorded_by()); !s.ok()) return s;
-  if (!request.deciding_org_code().empty()) {
-    if (auto s = CheckCodeArg("deciding_org_code", request.deciding_org_code()); !s.ok()) return s;
-  }
+  if (auto s = CheckOptionalCodeArg("deciding_org_code", request.deciding_org_code()); !s.ok()) return s;
   if (request.update_mask().paths().empty()) return common::InvalidField("update_mask", "name the fields to correct");
   for (const auto& p : request.update_mask().paths()) {
     if (std::find(kFields->begin(), kFields->end(), p) == kFields->end()) {

@@ -344,6 +344,12 @@ TEST_F(MemberLogicTest, CreateRefusesPreciselyAndWritesNothing) {
   m->set_org_code("NOPE");
   EXPECT_EQ(logic_->Create(r, false, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
   m->set_org_code("B1");
+  r.set_deciding_org_code("not a code");  // malformed, not unknown
+  s = logic_->Create(r, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  ASSERT_EQ(common::FieldViolationsOf(s).size(), 1u);
+  EXPECT_EQ(common::FieldViolationsOf(s)[0].field, "deciding_org_code");
+  r.clear_deciding_org_code();
   ASSERT_TRUE(logic_->Create(r, false, kNoDeadline).ok());
   EXPECT_EQ(logic_->Create(r, false, kNoDeadline).status().code(), absl::StatusCode::kAlreadyExists);
   auto found = logic_->FindByIdNumber(m->id_number(), false, kNoDeadline);
