@@ -55,10 +55,8 @@ struct RpcMetrics {
   prometheus::Family<prometheus::Histogram>& latency;
 
   static constexpr int kCodes = 17;
-  // Records a finished call; returns the method's label (valid as long as this lives): its name
-  // when this process knows the method, "unknown" for a name a caller made up (gRPC answers
-  // those UNIMPLEMENTED itself), so no caller can add series without bound or put text of its
-  // choosing in labels and logs.
+  // Records a finished call; returns the method's label (MethodLabel; valid as long as this
+  // lives). A name a caller made up (gRPC answers it UNIMPLEMENTED itself) counts as "unknown".
   std::string_view Record(std::string_view method, grpc::StatusCode code, double seconds) {
     const int c = static_cast<int>(code) >= 0 && static_cast<int>(code) < kCodes ? static_cast<int>(code)
                                                                                   : static_cast<int>(grpc::StatusCode::UNKNOWN);
@@ -68,8 +66,8 @@ struct RpcMetrics {
     {
       std::lock_guard<std::mutex> lock(mu);
       auto it = methods.find(method);
-      if (it == methods.end() && !IsKnownMethod(method)) {
-        method = kUnknownMethod;
+      if (it == methods.end()) {
+        method = MethodLabel(method);
         it = methods.find(method);
       }
       if (it == methods.end()) {
@@ -90,19 +88,6 @@ struct RpcMetrics {
     counter->Increment();
     histogram->Observe(seconds);
     return label;
-  }
-
-  static constexpr std::string_view kUnknownMethod = "unknown";
-  // "/package.Service/Method" of a service in this binary's protos (generated pool), or of the
-  // health service (which gRPC implements without them).
-  static bool IsKnownMethod(std::string_view method) {
-    if (method.starts_with("/grpc.health.v1.Health/")) return true;
-    if (method.size() < 4 || method[0] != '/') return false;
-    const size_t slash = method.find('/', 1);
-    if (slash == std::string_view::npos) return false;
-    std::string full(method.substr(1));
-    full[slash - 1] = '.';
-    return google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full) != nullptr;
   }
 
   struct Series {
@@ -320,6 +305,18 @@ std::string RequestIdOf(const grpc::ServerContextBase& context) {
     return std::string(it->second.data(), it->second.size());
   }
   return NewRequestId();
+}
+
+std::string_view MethodLabel(std::string_view method) {
+  // The health service is implemented by gRPC without protobuf's generated code.
+  if (method.starts_with("/grpc.health.v1.Health/")) return method;
+  const size_t slash = method.size() > 1 && method[0] == '/' ? method.find('/', 1) : std::string_view::npos;
+  if (slash != std::string_view::npos) {
+    std::string full(method.substr(1));
+    full[slash - 1] = '.';
+    if (google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full) != nullptr) return method;
+  }
+  return "unknown";
 }
 
 bool MaySeePersonalData(const grpc::ServerContextBase& context) {

@@ -292,6 +292,13 @@ TEST_F(OrganisationsE2E, EveryMetricsEndpointPassesPromtool) {
               std::string::npos)
         << name << ": " << body;
   }
+  // Nor does the gateway's proxy write a made-up name into its log.
+  EXPECT_EQ(CallByName(s.GrpcAddress("gateway"), "/made.Up/Method1"), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(CallByName(s.GrpcAddress("gateway"), "/grassroots.membership.v1.MemberService/MadeUp2"),
+            grpc::StatusCode::UNIMPLEMENTED);
+  const std::string gateway_log = ReadFile(s.dir() + "/gateway.log");
+  EXPECT_EQ(gateway_log.find("made.Up"), std::string::npos) << gateway_log;
+  EXPECT_EQ(gateway_log.find("MadeUp2"), std::string::npos) << gateway_log;
   for (const std::string name : {"membership", "cadrepay", "assets", "mobility", "gateway"}) {
     int port = s.endpoint(name).metrics_port;
     HttpResponse r = Http("GET", port, "/metrics");
