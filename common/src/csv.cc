@@ -360,6 +360,17 @@ std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
 }
+
+// Shaped like the formats' column names (a lower-case letter, then lower-case letters, digits
+// or '_'; at most 40): a misspelt column. Anything else may be data, e.g. the first record of a
+// file sent without its header row, whose cells (an ID number, a name) are never repeated.
+bool LooksLikeColumnName(std::string_view s) {
+  if (s.empty() || s.size() > 40 || s[0] < 'a' || s[0] > 'z') return false;
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
 }  // namespace
 
 std::vector<CsvSyntaxError> CsvHeader::Bind(const std::vector<std::string>& header,
@@ -382,8 +393,14 @@ std::vector<CsvSyntaxError> CsvHeader::Bind(const std::vector<std::string>& head
       }
     }
     if (!known) {
-      if (!ignore_unknown_) {
+      if (ignore_unknown_) continue;
+      if (LooksLikeColumnName(name)) {
         errors.push_back({1, column, absl::StrCat("unknown column ", Av(name)), std::string(name)});
+      } else {
+        errors.push_back({1, column,
+                          absl::StrCat("column ", column,
+                                       " is not named like a column of this file (is the header row missing?)"),
+                          ""});
       }
       continue;
     }

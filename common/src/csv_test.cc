@@ -373,6 +373,25 @@ TEST(CsvHeaderTest, ReportsEveryProblem) {
   EXPECT_THAT(names, ElementsAre("nmae", "id_number", "", "name"));
 }
 
+// A file sent without its header row: its first record is taken for the header, and its cells
+// (an ID number, a name, a phone number) are personal data, never repeated in the report. A cell
+// shaped like a column name (a typo such as "nmae") is still named.
+TEST(CsvHeaderTest, AHeaderOfDataIsRefusedWithoutRepeatingIt) {
+  CsvHeader h;
+  const auto errors = h.Bind({"11010519491231002X", "张三", "13800000000", "Name", "full_name"}, kFormat);
+  std::vector<std::string> got;
+  for (const auto& e : errors) {
+    got.push_back(absl::StrCat(e.line, ":", e.column, ":", e.column_name));
+    for (const std::string_view cell : {"1101051949", "张三", "13800000000", "Name"}) {
+      EXPECT_EQ(e.message.find(cell), std::string::npos) << e.message;
+      EXPECT_EQ(e.column_name.find(cell), std::string::npos) << e.column_name;
+    }
+  }
+  EXPECT_THAT(got, ElementsAre("1:1:", "1:2:", "1:3:", "1:4:", "1:5:full_name", "1:0:id_number", "1:0:name"));
+  EXPECT_THAT(errors[0].message, ::testing::HasSubstr("header row"));
+  EXPECT_EQ(errors[4].message, "unknown column full_name");
+}
+
 TEST(CsvHeaderTest, UnknownColumnsMayBeIgnored) {
   CsvHeader h;
   h.set_ignore_unknown_columns(true);

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include <google/protobuf/descriptor.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/support/server_interceptor.h>
@@ -54,14 +55,21 @@ struct RpcMetrics {
   prometheus::Family<prometheus::Histogram>& latency;
 
   static constexpr int kCodes = 17;
-  void Record(std::string_view method, grpc::StatusCode code, double seconds) {
+  // Records a finished call; returns the method's label (MethodLabel; valid as long as this
+  // lives). A name a caller made up (gRPC answers it UNIMPLEMENTED itself) counts as "unknown".
+  std::string_view Record(std::string_view method, grpc::StatusCode code, double seconds) {
     const int c = static_cast<int>(code) >= 0 && static_cast<int>(code) < kCodes ? static_cast<int>(code)
                                                                                   : static_cast<int>(grpc::StatusCode::UNKNOWN);
     prometheus::Histogram* histogram;
     prometheus::Counter* counter;
+    std::string_view label;
     {
       std::lock_guard<std::mutex> lock(mu);
       auto it = methods.find(method);
+      if (it == methods.end()) {
+        method = MethodLabel(method);
+        it = methods.find(method);
+      }
       if (it == methods.end()) {
         Series series;
         series.latency = &latency.Add({{"method", std::string(method)}},
@@ -75,9 +83,11 @@ struct RpcMetrics {
       }
       histogram = series.latency;
       counter = series.handled[c];
+      label = it->first;
     }
     counter->Increment();
     histogram->Observe(seconds);
+    return label;
   }
 
   struct Series {
@@ -99,7 +109,7 @@ class ObservingInterceptor final : public grpc::experimental::Interceptor {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
       const std::string_view method = info_->method() != nullptr ? info_->method() : "unknown";
-      metrics_->Record(method, status.error_code(), seconds);
+      const std::string_view label = metrics_->Record(method, status.error_code(), seconds);
       // The access log: failures at info (client errors) or error (server faults), successes at
       // debug. Its request id is read only when the line is written.
       const bool server_fault = status.error_code() == grpc::StatusCode::INTERNAL ||
@@ -110,7 +120,7 @@ class ObservingInterceptor final : public grpc::experimental::Interceptor {
         std::string request_id;
         if (info_->server_context() != nullptr) request_id = RequestIdOf(*info_->server_context());
         RequestScope scope(request_id);
-        Log(level, "rpc", {{"method", method}, {"code", CodeName(status.error_code())},
+        Log(level, "rpc", {{"method", label}, {"code", CodeName(status.error_code())},
                            {"duration_ms", seconds * 1000.0}});
       }
     }
@@ -295,6 +305,18 @@ std::string RequestIdOf(const grpc::ServerContextBase& context) {
     return std::string(it->second.data(), it->second.size());
   }
   return NewRequestId();
+}
+
+std::string_view MethodLabel(std::string_view method) {
+  // The health service is implemented by gRPC without protobuf's generated code.
+  if (method.starts_with("/grpc.health.v1.Health/")) return method;
+  const size_t slash = method.size() > 1 && method[0] == '/' ? method.find('/', 1) : std::string_view::npos;
+  if (slash != std::string_view::npos) {
+    std::string full(method.substr(1));
+    full[slash - 1] = '.';
+    if (google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full) != nullptr) return method;
+  }
+  return "unknown";
 }
 
 bool MaySeePersonalData(const grpc::ServerContextBase& context) {

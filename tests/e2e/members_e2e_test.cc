@@ -196,8 +196,8 @@ TEST(MembersE2E, ReplicasSeeEachOthersWritesThroughTheirCaches) {
   EXPECT_EQ(get(*b).version(), 3);
 
   const std::string metrics = Http("GET", metrics_port, "/metrics").body;
-  EXPECT_NE(metrics.find("membership_member_cache_lookups_total{result=\"hit\"}"), std::string::npos) << metrics;
-  EXPECT_EQ(metrics.find("membership_member_cache_lookups_total{result=\"hit\"} 0\n"), std::string::npos)
+  EXPECT_NE(metrics.find("grassroots_membership_member_cache_lookups_total{result=\"hit\"}"), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("grassroots_membership_member_cache_lookups_total{result=\"hit\"} 0\n"), std::string::npos)
       << "no read was answered from the cache";
   EXPECT_EQ(replica.Terminate(), 0) << ReadFile(log);
 }

@@ -80,7 +80,7 @@ echo "CPU seconds during the gRPC run (${SECS}s + ${BENCH_WARMUP_SECONDS:-10}s w
      "mariadbd $(echo "$d1 - $d0" | bc), load client $(val client_cpu_s) (measured window only)"
 MP=$(sed -n 's/.*"msg":"serving".*"metrics_port":\([0-9]*\).*/\1/p' "$DIR/service.log" | head -1)
 if [ -n "$MP" ]; then
-  echo "member cache after the run: $(curl -s "127.0.0.1:$MP/metrics" | grep '^membership_member_cache' | tr '\n' ' ')"
+  echo "member cache after the run: $(curl -s "127.0.0.1:$MP/metrics" | grep '^grassroots_membership_member_cache' | tr '\n' ' ')"
 fi
 RATIO=$(echo "scale=3; $QPS / $SB_QPS" | bc)
 echo "ratio grpc_qps/sysbench_qps = ${RATIO} (target >= 0.5); grpc p99 = ${P99} ms (target < 5)"

@@ -14,6 +14,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -154,6 +155,16 @@ v1::Finding ToProto(const FindingRecord& f) {
   out.set_reviewed_by(f.reviewed_by);
   if (!f.reviewed_by.empty()) out.set_reviewed_at(Rfc3339(f.reviewed_at));
   out.set_review_reason(f.review_reason);
+  return out;
+}
+
+// A finding as the caller may see it: its ID number clear with the personal-data right (masked
+// when this key cannot open it), masked otherwise.
+v1::Finding ShownFinding(const FindingRecord& f, const common::PiiProtector& protector, bool pii) {
+  v1::Finding out = ToProto(f);
+  if (pii && !f.id_sealed.empty()) {
+    if (auto clear = protector.Open(f.id_sealed); clear.ok()) out.set_id_number(*clear);
+  }
   return out;
 }
 
@@ -522,7 +533,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::GetCheckRun(const std::string& r
 }
 
 absl::StatusOr<v1::ListFindingsResponse> DisbursementLogic::ListFindings(const v1::ListFindingsRequest& request,
-                                                                        absl::Time deadline) {
+                                                                        bool pii, absl::Time deadline) {
   if (auto s = CheckRunId(request.run_id()); !s.ok()) return s;
   if (!request.rule().empty() && !RuleFromCode(request.rule())) {
     return common::InvalidField("rule", "is not a disbursement rule code");
@@ -533,30 +544,36 @@ absl::StatusOr<v1::ListFindingsResponse> DisbursementLogic::ListFindings(const v
   }
   auto page_size = PageSize(request.page_size());
   if (!page_size.ok()) return page_size.status();
+  // The token names its run: the next pages of "latest" stay in the run the first page came from.
+  std::string run_id = request.run_id();
   int64_t after = 0;
   if (!request.page_token().empty()) {
-    auto parts = ReadToken(request.page_token(), 1);
+    auto parts = ReadToken(request.page_token(), 2);
     if (!parts.ok()) return parts.status();
-    if (!absl::SimpleAtoi((*parts)[0], &after) || after < 0) {
+    if (!absl::SimpleAtoi((*parts)[1], &after) || after < 0 || !IsReference((*parts)[0], 40)) {
       return common::InvalidField("page_token", "is not a token this service issued");
     }
+    if (!run_id.empty() && run_id != "latest" && run_id != (*parts)[0]) {
+      return common::InvalidField("page_token", "belongs to the findings of another run");
+    }
+    run_id = (*parts)[0];
   }
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
-  auto run = Track(*conn, repo_.FindRun(**conn, request.run_id()));
+  auto run = Track(*conn, repo_.FindRun(**conn, run_id));
   if (!run.ok()) return run.status();
   if (!run->has_value()) {
-    return absl::NotFoundError(request.run_id().empty() || request.run_id() == "latest"
+    return absl::NotFoundError(run_id.empty() || run_id == "latest"
                                    ? std::string("run_id: no check has run yet")
-                                   : absl::StrCat("run_id: check run ", request.run_id(), " does not exist"));
+                                   : absl::StrCat("run_id: check run ", run_id, " does not exist"));
   }
   auto rows = Track(*conn, repo_.ListFindings(**conn, (*run)->run_id, request.rule(), state, after, *page_size + 1));
   if (!rows.ok()) return rows.status();
   const bool more = static_cast<int>(rows->size()) > *page_size;
   if (more) rows->resize(*page_size);
   v1::ListFindingsResponse response;
-  for (const auto& f : *rows) *response.add_findings() = ToProto(f);
-  if (more) response.set_next_page_token(MakeToken({std::to_string(rows->back().seq)}));
+  for (const auto& f : *rows) *response.add_findings() = ShownFinding(f, pii_, pii);
+  if (more) response.set_next_page_token(MakeToken({(*run)->run_id, std::to_string(rows->back().seq)}));
   return response;
 }
 
@@ -607,13 +624,14 @@ absl::Status DisbursementLogic::ExportFindings(const v1::ExportFindingsRequest& 
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::Finding> DisbursementLogic::ReviewFinding(const v1::ReviewFindingRequest& request,
+absl::StatusOr<v1::Finding> DisbursementLogic::ReviewFinding(const v1::ReviewFindingRequest& request, bool pii,
                                                              absl::Time deadline) {
   std::string raw;
   if (request.finding_id().empty()) return common::InvalidField("finding_id", "is required");
   if (request.finding_id().size() != 32 || !HexToBytes(request.finding_id(), &raw)) {
     return common::InvalidField("finding_id", "must be the 32 hex characters of a finding id");
   }
+  const std::string finding_id = absl::AsciiStrToLower(request.finding_id());  // as issued
   const std::string& state = request.state();
   if (state != "open" && state != "confirmed" && state != "dismissed" && state != "resolved") {
     return common::InvalidField("state", "must be open, confirmed, dismissed or resolved");
@@ -630,12 +648,12 @@ absl::StatusOr<v1::Finding> DisbursementLogic::ReviewFinding(const v1::ReviewFin
   }
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
-  auto found = Track(*conn, repo_.FindFinding(**conn, request.finding_id()));
+  auto found = Track(*conn, repo_.FindFinding(**conn, finding_id));
   if (!found.ok()) return found.status();
   if (!found->has_value()) {
-    return absl::NotFoundError(absl::StrCat("finding_id: finding ", request.finding_id(), " does not exist"));
+    return absl::NotFoundError(absl::StrCat("finding_id: finding ", finding_id, " does not exist"));
   }
-  ReviewRecord review{request.finding_id(), state, request.reason(), request.reviewer(),
+  ReviewRecord review{finding_id, state, request.reason(), request.reviewer(),
                       absl::FromUnixMicros(absl::ToUnixMicros(clock_()))};
   if (auto s = Track(*conn, repo_.UpsertReview(**conn, review)); !s.ok()) return s;
   FindingRecord f = **found;
@@ -643,7 +661,7 @@ absl::StatusOr<v1::Finding> DisbursementLogic::ReviewFinding(const v1::ReviewFin
   f.review_reason = review.reason;
   f.reviewed_by = review.reviewed_by;
   f.reviewed_at = review.reviewed_at;
-  return ToProto(f);
+  return ShownFinding(f, pii_, pii);
 }
 
 absl::StatusOr<std::vector<DueScope>> DisbursementLogic::DueScopes(absl::CivilDay today) {

@@ -87,7 +87,7 @@ grpc::Status DisbursementGrpc::GetCheckRun(grpc::ServerContext* ctx, const v1::G
 grpc::Status DisbursementGrpc::ListFindings(grpc::ServerContext* ctx, const v1::ListFindingsRequest* req,
                                             v1::ListFindingsResponse* resp) {
   common::RequestScope scope(common::RequestIdOf(*ctx));
-  return Reply(logic_.ListFindings(*req, common::DeadlineOf(*ctx)), resp);
+  return Reply(logic_.ListFindings(*req, common::MaySeePersonalData(*ctx), common::DeadlineOf(*ctx)), resp);
 }
 
 grpc::Status DisbursementGrpc::ExportFindings(grpc::ServerContext* ctx, const v1::ExportFindingsRequest* req,
@@ -108,7 +108,7 @@ grpc::Status DisbursementGrpc::ExportFindings(grpc::ServerContext* ctx, const v1
 grpc::Status DisbursementGrpc::ReviewFinding(grpc::ServerContext* ctx, const v1::ReviewFindingRequest* req,
                                              v1::Finding* resp) {
   common::RequestScope scope(common::RequestIdOf(*ctx));
-  return Reply(logic_.ReviewFinding(*req, common::DeadlineOf(*ctx)), resp);
+  return Reply(logic_.ReviewFinding(*req, common::MaySeePersonalData(*ctx), common::DeadlineOf(*ctx)), resp);
 }
 
 grpc::Status DisbursementGrpc::ListDisclosure(grpc::ServerContext* ctx, const v1::ListDisclosureRequest* req,

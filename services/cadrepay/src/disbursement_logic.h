@@ -84,11 +84,14 @@ class DisbursementLogic final {
   // Runs the check over the scope and stores the run. `triggered_by`: "manual" or "scheduler".
   absl::StatusOr<v1::CheckRun> RunCheck(const v1::RunCheckRequest& request, const std::string& triggered_by = "manual");
   absl::StatusOr<v1::CheckRun> GetCheckRun(const std::string& run_id, absl::Time deadline);
-  absl::StatusOr<v1::ListFindingsResponse> ListFindings(const v1::ListFindingsRequest& request, absl::Time deadline);
+  // ID numbers clear when `pii` (the caller may see personal data), masked otherwise.
+  absl::StatusOr<v1::ListFindingsResponse> ListFindings(const v1::ListFindingsRequest& request, bool pii,
+                                                        absl::Time deadline);
   // findings.csv of a run, in chunks. `sink` returns false to stop.
   absl::Status ExportFindings(const v1::ExportFindingsRequest& request,
                               const std::function<bool(std::string_view)>& sink);
-  absl::StatusOr<v1::Finding> ReviewFinding(const v1::ReviewFindingRequest& request, absl::Time deadline);
+  // The finding after the review, shown as ListFindings shows it.
+  absl::StatusOr<v1::Finding> ReviewFinding(const v1::ReviewFindingRequest& request, bool pii, absl::Time deadline);
   absl::StatusOr<v1::ListDisclosureResponse> ListDisclosure(const v1::ListDisclosureRequest& request,
                                                             absl::Time deadline);
 

@@ -62,7 +62,8 @@ struct DisbursementLogic::Metrics {
     if (registry == nullptr) return;
     findings = &prometheus::BuildGauge()
                     .Name("grassroots_cadrepay_findings")
-                    .Help("Findings of the latest disbursement check run, by rule")
+                    .Help("Findings of the latest disbursement check run, by rule (whatever its scope: one programme "
+                          "and period, or all)")
                     .Register(*registry);
     rows = &prometheus::BuildCounter()
                 .Name("grassroots_cadrepay_ingested_rows_total")

@@ -305,14 +305,27 @@ TEST_F(DisbursementLogicTest, CheckFindsEveryPlantedAnomalyAndExportIsStable) {
   EXPECT_EQ(Export(second.run_id(), false), masked);
   EXPECT_EQ(Export(second.run_id(), true), unmasked);
   auto first_findings = logic_->ListFindings([&] { v1::ListFindingsRequest r; r.set_run_id(run.run_id()); return r; }(),
-                                             kNoDeadline);
-  auto second_findings = logic_->ListFindings(v1::ListFindingsRequest(), kNoDeadline);
+                                             false, kNoDeadline);
+  auto second_findings = logic_->ListFindings(v1::ListFindingsRequest(), false, kNoDeadline);
   ASSERT_TRUE(first_findings.ok() && second_findings.ok());
   ASSERT_EQ(first_findings->findings_size(), second_findings->findings_size());
   for (int i = 0; i < first_findings->findings_size(); ++i) {
     EXPECT_EQ(first_findings->findings(i).finding_id(), second_findings->findings(i).finding_id());
     EXPECT_EQ(first_findings->findings(i).id_number().find(Id(1)), std::string::npos);
   }
+  // With the right to see personal data the list shows them clear, as the export does.
+  auto clear = logic_->ListFindings(v1::ListFindingsRequest(), /*pii=*/true, kNoDeadline);
+  ASSERT_TRUE(clear.ok()) << clear.status();
+  ASSERT_EQ(clear->findings_size(), second_findings->findings_size());
+  int shown_clear = 0;
+  for (int i = 0; i < clear->findings_size(); ++i) {
+    const std::string& masked_id = second_findings->findings(i).id_number();
+    const std::string& clear_id = clear->findings(i).id_number();
+    EXPECT_EQ(clear_id.empty(), masked_id.empty());
+    if (!clear_id.empty()) EXPECT_EQ(common::MaskIdNumber(clear_id), masked_id);
+    shown_clear += clear_id == Id(1);
+  }
+  EXPECT_GT(shown_clear, 0);
 }
 
 // formats.md's rules read the bank's rows whole: a reversal nets off the payment it names
@@ -392,7 +405,7 @@ TEST_F(DisbursementLogicTest, ReviewsCarryOverToLaterRuns) {
   Check();
   v1::ListFindingsRequest by_rule;
   by_rule.set_rule("DUPLICATE");
-  auto dup = logic_->ListFindings(by_rule, kNoDeadline);
+  auto dup = logic_->ListFindings(by_rule, false, kNoDeadline);
   ASSERT_TRUE(dup.ok());
   ASSERT_EQ(dup->findings_size(), 1);
   EXPECT_EQ(dup->findings(0).review_state(), "open");
@@ -400,22 +413,71 @@ TEST_F(DisbursementLogicTest, ReviewsCarryOverToLaterRuns) {
   review.set_finding_id(dup->findings(0).finding_id());
   review.set_state("dismissed");
   review.set_reviewer("auditor-1");
-  auto missing_reason = logic_->ReviewFinding(review, kNoDeadline);
+  auto missing_reason = logic_->ReviewFinding(review, false, kNoDeadline);
   EXPECT_EQ(common::FieldViolationsOf(missing_reason.status())[0].field, "reason");
   review.set_reason("second payment approved by the township");
-  auto reviewed = logic_->ReviewFinding(review, kNoDeadline);
+  auto reviewed = logic_->ReviewFinding(review, false, kNoDeadline);
   ASSERT_TRUE(reviewed.ok()) << reviewed.status();
   EXPECT_EQ(reviewed->review_state(), "dismissed");
   Check();
-  auto again = logic_->ListFindings(by_rule, kNoDeadline);
+  auto again = logic_->ListFindings(by_rule, false, kNoDeadline);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->findings(0).review_state(), "dismissed");
   EXPECT_EQ(again->findings(0).reviewed_by(), "auditor-1");
   v1::ListFindingsRequest dismissed;
   dismissed.set_review_state("dismissed");
-  EXPECT_EQ(logic_->ListFindings(dismissed, kNoDeadline)->findings_size(), 1);
+  EXPECT_EQ(logic_->ListFindings(dismissed, false, kNoDeadline)->findings_size(), 1);
+  // The same id in capitals (hex is hex) is the same finding, answered with its id as issued.
+  review.set_finding_id(absl::AsciiStrToUpper(dup->findings(0).finding_id()));
+  review.set_state("confirmed");
+  auto upper = logic_->ReviewFinding(review, /*pii=*/true, kNoDeadline);
+  ASSERT_TRUE(upper.ok()) << upper.status();
+  EXPECT_EQ(upper->finding_id(), dup->findings(0).finding_id());
+  // Shown as ListFindings shows it: clear with the personal-data right.
+  EXPECT_EQ(common::MaskIdNumber(upper->id_number()), dup->findings(0).id_number());
+  EXPECT_NE(upper->id_number(), dup->findings(0).id_number());
+  EXPECT_EQ(logic_->ListFindings(by_rule, false, kNoDeadline)->findings(0).review_state(), "confirmed");
   review.set_finding_id(std::string(32, 'a'));
-  EXPECT_EQ(logic_->ReviewFinding(review, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(logic_->ReviewFinding(review, false, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+}
+
+// Paging through "latest" stays in the run the first page came from, though a run finished
+// meanwhile (the scheduler runs checks on its own).
+TEST_F(DisbursementLogicTest, FindingPagesStayInTheirRun) {
+  LoadAll();
+  const v1::CheckRun first = Check();
+  v1::ListFindingsRequest all;
+  all.set_run_id(first.run_id());
+  all.set_page_size(1000);
+  auto expected = logic_->ListFindings(all, false, kNoDeadline);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  ASSERT_GE(expected->findings_size(), 3);
+  v1::ListFindingsRequest page;
+  page.set_page_size(1);
+  auto one = logic_->ListFindings(page, false, kNoDeadline);  // latest = first
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_FALSE(one->next_page_token().empty());
+  // Another run (of one programme and period) finishes: "latest" is now that run.
+  now_ += absl::Minutes(1);
+  v1::RunCheckRequest other;
+  other.set_program_code("WBBZ");
+  other.set_period("2026-03");
+  other.set_as_of("2026-04-10");
+  auto second = logic_->RunCheck(other);
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_NE(second->run_id(), first.run_id());
+  ASSERT_EQ(logic_->GetCheckRun("latest", kNoDeadline)->run_id(), second->run_id());
+  page.set_page_token(one->next_page_token());
+  auto two = logic_->ListFindings(page, false, kNoDeadline);
+  ASSERT_TRUE(two.ok()) << two.status();
+  ASSERT_EQ(two->findings_size(), 1);
+  EXPECT_EQ(two->findings(0).finding_id(), expected->findings(1).finding_id());
+  // A token of one run is refused for another run named explicitly.
+  page.set_run_id(second->run_id());
+  const absl::Status wrong_run = logic_->ListFindings(page, false, kNoDeadline).status();
+  EXPECT_EQ(wrong_run.code(), absl::StatusCode::kInvalidArgument) << wrong_run;
+  ASSERT_EQ(common::FieldViolationsOf(wrong_run).size(), 1u);
+  EXPECT_EQ(common::FieldViolationsOf(wrong_run)[0].field, "page_token");
 }
 
 TEST_F(DisbursementLogicTest, RequestsAreValidated) {

@@ -199,7 +199,7 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
                       ? common::LogLevel::kWarning
                       : common::LogLevel::kInfo,
                   "proxied call failed",
-                  {{"method", std::string_view(ctx_->method())},
+                  {{"method", common::MethodLabel(ctx_->method())},
                    {"backend", std::string_view(backend_name_)},
                    {"code", int64_t{static_cast<int>(status.error_code())}}});
     }

@@ -80,29 +80,29 @@ class MemberCacheMetrics final {
   MemberCacheMetrics(const grassroots::membership::MemberCache& cache, prometheus::Registry& registry)
       : cache_(cache) {
     auto& lookups = prometheus::BuildCounter()
-                        .Name("membership_member_cache_lookups_total")
+                        .Name("grassroots_membership_member_cache_lookups_total")
                         .Help("GetMember cache lookups by result (bypass: the cache was not fresh enough to use)")
                         .Register(registry);
     hits_ = &lookups.Add({{"result", "hit"}});
     misses_ = &lookups.Add({{"result", "miss"}});
     bypassed_ = &lookups.Add({{"result", "bypass"}});
     invalidations_ = &prometheus::BuildCounter()
-                          .Name("membership_member_cache_invalidations_total")
+                          .Name("grassroots_membership_member_cache_invalidations_total")
                           .Help("Members dropped from the cache because they changed")
                           .Register(registry)
                           .Add({});
     evictions_ = &prometheus::BuildCounter()
-                      .Name("membership_member_cache_evictions_total")
+                      .Name("grassroots_membership_member_cache_evictions_total")
                       .Help("Members dropped from the cache to stay within its memory")
                       .Register(registry)
                       .Add({});
     entries_ = &prometheus::BuildGauge()
-                    .Name("membership_member_cache_entries")
+                    .Name("grassroots_membership_member_cache_entries")
                     .Help("Members held in the cache")
                     .Register(registry)
                     .Add({});
     bytes_ = &prometheus::BuildGauge()
-                  .Name("membership_member_cache_bytes")
+                  .Name("grassroots_membership_member_cache_bytes")
                   .Help("Estimated memory held by the cache's entries")
                   .Register(registry)
                   .Add({});
@@ -154,7 +154,7 @@ int main(int argc, char** argv) {
     auto feed = std::make_shared<membership::ChangeFeed>(pool);
     auto member_grpc = std::make_shared<membership::MemberGrpc>(*member_logic, *feed);
     auto& gauge = prometheus::BuildGauge()
-                      .Name("membership_overdue_probations")
+                      .Name("grassroots_membership_overdue_probations")
                       .Help("Probationary members whose probation ended without a decision (last daily run)")
                       .Register(registry)
                       .Add({});

@@ -60,6 +60,11 @@ absl::Status CheckCodeArg(std::string_view field, const std::string& code) {
   return absl::OkStatus();
 }
 
+// An optional code: empty, or as CheckCodeArg wants it.
+absl::Status CheckOptionalCodeArg(std::string_view field, const std::string& code) {
+  return code.empty() ? absl::OkStatus() : CheckCodeArg(field, code);
+}
+
 absl::Status CheckRecorder(const std::string& by) {
   const int64_t n = common::Utf8Length(by);
   if (by.empty()) return common::InvalidField("recorded_by", "is required");
@@ -215,6 +220,7 @@ absl::Status MemberLogic::Write(sql::Connection& conn, std::vector<Pending>& pen
 
 absl::StatusOr<v1::Member> MemberLogic::Create(const v1::CreateMemberRequest& request, bool pii, absl::Time deadline) {
   if (auto s = CheckRecorder(request.recorded_by()); !s.ok()) return s;
+  if (auto s = CheckOptionalCodeArg("deciding_org_code", request.deciding_org_code()); !s.ok()) return s;
   v1::Member m = request.member();
   m.clear_member_id();
   m.clear_id_hash();
@@ -371,8 +377,10 @@ absl::StatusOr<v1::ListMembersResponse> MemberLogic::List(const v1::ListMembersR
     return common::InvalidField("page_size", absl::StrCat("must be between 1 and ", kMaxPageSize));
   }
   std::vector<std::string> statuses(request.statuses().begin(), request.statuses().end());
-  for (const auto& s : statuses) {
-    if (!IsMemberStatus(s)) return common::InvalidField("statuses", absl::StrCat("unknown status '", s.substr(0, 30), "'"));
+  for (size_t i = 0; i < statuses.size(); ++i) {
+    if (!IsMemberStatus(statuses[i])) {
+      return common::InvalidField(absl::StrCat("statuses[", i, "]"), std::string(kMemberStatusChoice));
+    }
   }
   int64_t after = 0;
   if (!request.page_token().empty()) {
@@ -444,6 +452,7 @@ absl::StatusOr<v1::Member> MemberLogic::Correct(const v1::CorrectMemberRequest& 
       "joined_on", "full_on", "monthly_income_fen", "is_mobile"};
   if (request.member_id() <= 0) return common::InvalidField("member_id", "must be a positive number");
   if (auto s = CheckRecorder(request.recorded_by()); !s.ok()) return s;
+  if (auto s = CheckOptionalCodeArg("deciding_org_code", request.deciding_org_code()); !s.ok()) return s;
   if (request.update_mask().paths().empty()) return common::InvalidField("update_mask", "name the fields to correct");
   for (const auto& p : request.update_mask().paths()) {
     if (std::find(kFields->begin(), kFields->end(), p) == kFields->end()) {
@@ -495,10 +504,14 @@ absl::StatusOr<v1::Member> MemberLogic::Correct(const v1::CorrectMemberRequest& 
   check.set_id_number(*clear);
   if (auto v = NormaliseMember(check, today, m.extension_months()); !v.empty()) return ToStatus(v, "member.");
   const std::string deciding = request.deciding_org_code().empty() ? before.org_code() : request.deciding_org_code();
-  for (const std::string& code : {m.org_code(), deciding}) {
+  for (const auto& [field, code] : {std::pair<std::string_view, std::string>{"member.org_code", m.org_code()},
+                                    std::pair<std::string_view, std::string>{"deciding_org_code", deciding}}) {
     auto org = Track(*conn, orgs_.Find(**conn, code));
     if (!org.ok()) return org.status();
-    if (!org->has_value()) return absl::NotFoundError(absl::StrCat("organisation ", code, " does not exist"));
+    if (!org->has_value()) {
+      return absl::NotFoundError(absl::StrCat(absl::string_view(field.data(), field.size()), ": organisation ", code,
+                                              " does not exist"));
+    }
   }
   const std::string details = Diff(before, m);
   if (details == "{}") return Output(row, pii);  // nothing to correct: no event
@@ -576,10 +589,14 @@ absl::StatusOr<v1::KinRelation> MemberLogic::AddKin(const v1::AddKinRequest& req
   common::Transaction tx(**conn);
   if (auto s = Track(*conn, tx.Begin()); !s.ok()) return s;
   if (auto s = Track(*conn, feed_.Lock(**conn)); !s.ok()) return s;
-  for (int64_t id : {request.member_id(), request.kin_member_id()}) {
+  for (const auto& [field, id] : {std::pair<std::string_view, int64_t>{"member_id", request.member_id()},
+                                   std::pair<std::string_view, int64_t>{"kin_member_id", request.kin_member_id()}}) {
     auto found = Track(*conn, repo_.Find(**conn, id));
     if (!found.ok()) return found.status();
-    if (!found->has_value()) return absl::NotFoundError(absl::StrCat("member ", id, " does not exist"));
+    if (!found->has_value()) {
+      return absl::NotFoundError(absl::StrCat(absl::string_view(field.data(), field.size()), ": member ", id,
+                                              " does not exist"));
+    }
   }
   auto added = Track(*conn, repo_.InsertKin(**conn, request.member_id(), request.kin_member_id(), request.relation(),
                                             request.source(), request.recorded_by()));
@@ -617,6 +634,7 @@ absl::StatusOr<v1::ListKinResponse> MemberLogic::ListKin(const v1::ListKinReques
                                                          absl::Time deadline) {
   const int selectors = (request.member_id() != 0) + !request.id_number().empty() + (request.id_hashes_size() > 0);
   if (selectors != 1) return common::InvalidField("member_id", "give exactly one of member_id, id_number, id_hashes");
+  if (request.member_id() < 0) return common::InvalidField("member_id", "must be a positive number");
   if (request.id_hashes_size() > 1000) return common::InvalidField("id_hashes", "at most 1000 per call");
   std::vector<std::string> hashes;
   if (!request.id_number().empty()) {
@@ -652,8 +670,8 @@ absl::StatusOr<v1::ListKinResponse> MemberLogic::ListKin(const v1::ListKinReques
     }
     if (!exists) {
       return absl::NotFoundError(request.member_id() != 0
-                                     ? absl::StrCat("member ", request.member_id(), " does not exist")
-                                     : std::string("no member has this ID number"));
+                                     ? absl::StrCat("member_id: member ", request.member_id(), " does not exist")
+                                     : std::string("id_number: no member is registered with this ID number"));
     }
   }
   auto rows = Track(*conn, repo_.ListKin(**conn, ids));

@@ -306,6 +306,19 @@ TEST_F(MemberLogicTest, CachedReadsFollowEveryReplicasWrites) {
   EXPECT_TRUE(replica.Get(later.member_id(), false, kNoDeadline).ok());
 }
 
+TEST_F(MemberLogicTest, ListRefusesAnUnknownStatusByItsEntryWithoutRepeatingIt) {
+  const std::string id = MakeId("320723", "19800115", "123");
+  v1::ListMembersRequest r;
+  r.set_org_code("C");
+  r.add_statuses("full");
+  r.add_statuses(id);
+  const absl::Status s = logic_->List(r, true, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message().find(id.substr(0, 10)), std::string::npos) << s.message();
+  ASSERT_EQ(common::FieldViolationsOf(s).size(), 1u);
+  EXPECT_EQ(common::FieldViolationsOf(s)[0].field, "statuses[1]");
+}
+
 TEST_F(MemberLogicTest, CreateRefusesPreciselyAndWritesNothing) {
   v1::CreateMemberRequest r;
   r.set_recorded_by("clerk");
@@ -331,6 +344,12 @@ TEST_F(MemberLogicTest, CreateRefusesPreciselyAndWritesNothing) {
   m->set_org_code("NOPE");
   EXPECT_EQ(logic_->Create(r, false, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
   m->set_org_code("B1");
+  r.set_deciding_org_code("not a code");  // malformed, not unknown
+  s = logic_->Create(r, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  ASSERT_EQ(common::FieldViolationsOf(s).size(), 1u);
+  EXPECT_EQ(common::FieldViolationsOf(s)[0].field, "deciding_org_code");
+  r.clear_deciding_org_code();
   ASSERT_TRUE(logic_->Create(r, false, kNoDeadline).ok());
   EXPECT_EQ(logic_->Create(r, false, kNoDeadline).status().code(), absl::StatusCode::kAlreadyExists);
   auto found = logic_->FindByIdNumber(m->id_number(), false, kNoDeadline);
@@ -842,6 +861,15 @@ TEST_F(MemberLogicTest, ImportRefusesAFileWithoutARequiredColumn) {
   ASSERT_EQ(report.errors_size(), 1) << report.DebugString();
   EXPECT_EQ(report.errors(0).line(), 1);
   EXPECT_EQ(report.errors(0).column(), "colour");
+  // A file sent without its header row: refused, and its first record (ID number, name, phone)
+  // is nowhere in the report.
+  report = Import(Row(0) + Row(1));
+  EXPECT_TRUE(report.file_refused());
+  EXPECT_GT(report.errors_size(), 0);
+  const std::string id = MakeId("320723", "19800115", "100");
+  for (const std::string& cell : {id.substr(0, 10), std::string("党员0"), std::string("13812345678")}) {
+    EXPECT_EQ(report.DebugString().find(cell), std::string::npos) << cell << "\n" << report.DebugString();
+  }
   v1::ListMembersRequest lr;
   lr.set_org_code("C");
   EXPECT_EQ(logic_->List(lr, false, kNoDeadline)->members_size(), 0);
@@ -916,6 +944,63 @@ TEST_F(MemberLogicTest, KinByIdAndHash) {
   EXPECT_EQ(k.relation(), "child");
   EXPECT_EQ(k.source(), "户口簿");
   EXPECT_EQ(k.recorded_by(), "clerk");
+}
+
+TEST_F(MemberLogicTest, KinAndCorrectionNameTheFieldOfAnUnknownOrMalformedId) {
+  v1::Member a = Create(MakeId("320723", "19700101", "111"), "1970-01-01");
+  v1::AddKinRequest r;
+  r.set_member_id(a.member_id());
+  r.set_kin_member_id(a.member_id() + 1000);
+  r.set_relation("child");
+  r.set_source("户口簿");
+  r.set_recorded_by("clerk");
+  absl::Status s = logic_->AddKin(r, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "kin_member_id: ")) << s.message();
+  r.set_member_id(a.member_id() + 1000);
+  r.set_kin_member_id(a.member_id());
+  s = logic_->AddKin(r, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "member_id: ")) << s.message();
+
+  v1::ListKinRequest q;
+  q.set_member_id(-3);  // not an id at all: INVALID_ARGUMENT, as GetMember says
+  s = logic_->ListKin(q, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  ASSERT_EQ(common::FieldViolationsOf(s).size(), 1u);
+  EXPECT_EQ(common::FieldViolationsOf(s)[0].field, "member_id");
+  q.set_member_id(a.member_id() + 1000);
+  s = logic_->ListKin(q, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "member_id: ")) << s.message();
+  q.clear_member_id();
+  q.set_id_number(MakeId("320723", "19700101", "999"));
+  s = logic_->ListKin(q, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "id_number: ")) << s.message();
+
+  v1::CorrectMemberRequest c;
+  c.set_member_id(a.member_id());
+  c.set_recorded_by("clerk");
+  c.mutable_update_mask()->add_paths("org_code");
+  c.mutable_member()->set_org_code("NOPE");
+  s = logic_->Correct(c, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "member.org_code: ")) << s.message();
+  c.mutable_member()->set_org_code("B1");
+  c.set_deciding_org_code("NOPE");
+  s = logic_->Correct(c, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "deciding_org_code: ")) << s.message();
+  c.set_deciding_org_code("not a code");
+  s = logic_->Correct(c, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  ASSERT_EQ(common::FieldViolationsOf(s).size(), 1u);
+  EXPECT_EQ(common::FieldViolationsOf(s)[0].field, "deciding_org_code");
+  // Nothing was written by any of these.
+  auto events = logic_->Events(a.member_id(), kNoDeadline);
+  ASSERT_TRUE(events.ok()) << events.status();
+  EXPECT_EQ(events->events_size(), 1);
 }
 
 // A fresh schema with the migrations below `version` applied.

@@ -121,7 +121,7 @@ std::vector<Violation> NormaliseMember(v1::Member& m, absl::CivilDay today, int 
   else if (!common::IsCode(m.org_code())) out.push_back({"org_code", "INVALID_CODE", "must be 1 to 32 letters, digits or '-'"});
   if (m.status().empty()) m.set_status("applicant");
   if (!IsMemberStatus(m.status())) {
-    out.push_back({"status", "UNKNOWN_STATUS", absl::StrCat("unknown status '", m.status().substr(0, 30), "'")});
+    out.push_back({"status", "UNKNOWN_STATUS", std::string(kMemberStatusChoice)});
   }
   if (m.has_monthly_income_fen() && m.monthly_income_fen() < 0) {
     out.push_back({"monthly_income_fen", std::string(common::kInvalidMoneyCode), "must not be negative"});
@@ -323,9 +323,8 @@ absl::Status ApplyStep(v1::Member& m, std::string_view step, absl::CivilDay effe
     m.set_status(std::string(step));
   } else {
     return common::InvalidField(
-        "step", absl::StrCat("unknown step '", std::string(step.substr(0, 30)),
-                             "': activist, development_target, probationary, extend_probation, full, transferred_out, "
-                             "deceased, lapsed, expelled or left"));
+        "step", "must be activist, development_target, probationary, extend_probation, full, transferred_out, "
+                "deceased, lapsed, expelled or left");
   }
   return absl::OkStatus();
 }

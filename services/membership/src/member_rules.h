@@ -19,6 +19,11 @@ namespace grassroots::membership {
 int StatusRank(std::string_view status);
 bool IsExitStatus(std::string_view status);
 bool IsMemberStatus(std::string_view status);
+// What a refused status is told. Refused values are never repeated in messages: a value from the
+// wrong column (or a caller's slip) may be an ID number.
+inline constexpr std::string_view kMemberStatusChoice =
+    "must be applicant, activist, development_target, probationary, full, transferred_out, deceased, lapsed, "
+    "expelled or left";
 bool IsEducation(std::string_view s);
 bool IsKinRelation(std::string_view s);
 // What `relation` of A to B makes B to A (parent <-> child; the others are symmetric).

@@ -196,6 +196,26 @@ TEST(MemberRules, ActivistMustWaitAYear) {
   EXPECT_NE(s.message().find("TOO_EARLY_FOR_TARGET"), std::string::npos);
 }
 
+// A value in the wrong column (a spreadsheet's shifted paste) is refused without being repeated:
+// RowError messages and statuses never carry an ID number (exchange.proto, README).
+TEST(MemberRules, RefusedValuesAreNotRepeated) {
+  const std::string id = MakeId("320723", "19800115", "123");
+  v1::Member m = Valid();
+  m.set_status(id);
+  auto v = NormaliseMember(m, kToday);
+  ASSERT_EQ(Codes(v), std::vector<std::string>{"UNKNOWN_STATUS"});
+  EXPECT_EQ(v[0].message.find(id.substr(0, 10)), std::string::npos) << v[0].message;
+  EXPECT_NE(v[0].message.find("applicant"), std::string::npos) << "names what is allowed: " << v[0].message;
+  m = Valid();
+  m.set_status("probationary");
+  m.clear_full_on();
+  const absl::Status step = ApplyStep(m, id, absl::CivilDay(2026, 2, 10), 0, absl::CivilDay(2022, 5, 1), kToday);
+  EXPECT_EQ(step.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(step.message().find(id.substr(0, 10)), std::string::npos) << step.message();
+  ASSERT_EQ(common::FieldViolationsOf(step).size(), 1u);
+  EXPECT_EQ(common::FieldViolationsOf(step)[0].description.find(id.substr(0, 10)), std::string::npos);
+}
+
 TEST(MemberRules, Masks) {
   EXPECT_EQ(MaskPhone("13812345678"), "138****5678");
   EXPECT_EQ(AgeOn(absl::CivilDay(2000, 5, 2), absl::CivilDay(2018, 5, 1)), 17);

@@ -46,15 +46,12 @@ std::vector<Violation> ValidateOrganisation(const v1::Organisation& org, const s
     if (org.org_type().empty()) {
       out.push_back({"org_type", "MISSING_VALUE", "is required: committee, general_branch, branch or group"});
     } else if (!IsOrgType(org.org_type())) {
-      out.push_back({"org_type", "UNKNOWN_ORG_TYPE",
-                     absl::StrCat("unknown type '", org.org_type().substr(0, 40),
-                                  "': must be committee, general_branch, branch or group")});
+      out.push_back({"org_type", "UNKNOWN_ORG_TYPE", "must be committee, general_branch, branch or group"});
     }
   }
   if (Wanted(fields, "org_kind") && !org.org_kind().empty() && !IsOrgKind(org.org_kind())) {
     out.push_back({"org_kind", "UNKNOWN_ORG_KIND",
-                   absl::StrCat("unknown kind '", org.org_kind().substr(0, 40),
-                                "': must be village, community, township, county, two_new, industrial, mobile or joint")});
+                   "must be village, community, township, county, two_new, industrial, mobile or joint"});
   }
   if (Wanted(fields, "parent_code") && !org.parent_code().empty() && !common::IsCode(org.parent_code())) {
     out.push_back({"parent_code", "INVALID_CODE", "must be 1 to 32 letters, digits or '-'"});

@@ -53,6 +53,19 @@ TEST(OrganisationRulesTest, TypeAndKindMustBeKnown) {
   EXPECT_EQ(o.org_kind(), "village");
 }
 
+TEST(OrganisationRulesTest, RefusedTypeAndKindAreNotRepeated) {
+  const std::string id = "32072319800115123X";  // a value from the wrong column
+  auto o = Valid();
+  o.set_org_type(id);
+  o.set_org_kind(id);
+  auto v = ValidateOrganisation(o);
+  ASSERT_EQ(Fields(v), (std::vector<std::string>{"org_type", "org_kind"}));
+  for (const auto& x : v) {
+    EXPECT_EQ(x.message.find("3207231980"), std::string::npos) << x.message;
+    EXPECT_NE(x.message.find("must be "), std::string::npos) << x.message;
+  }
+}
+
 TEST(OrganisationRulesTest, NameIsCountedInCharactersNotBytes) {
   auto o = Valid();
   std::string hundred;

@@ -89,4 +89,10 @@ absl::Time DeadlineOf(const grpc::ServerContextBase& context);
 inline constexpr char kPiiMetadata[] = "x-grassroots-pii";
 bool MaySeePersonalData(const grpc::ServerContextBase& context);
 
+// How metrics and logs name a called gRPC method ("/package.Service/Method"): by its name when
+// this binary's protos have it (or it is the health service's), "unknown" otherwise, so that no
+// caller can add series without bound, or put text of its choosing in labels and logs, by
+// calling made-up methods.
+std::string_view MethodLabel(std::string_view method);
+
 }  // namespace grassroots::common
