@@ -5,6 +5,7 @@
 
 #include <cppconn/connection.h>
 #include <cppconn/resultset.h>
+#include <cppconn/resultset_metadata.h>
 #include <cppconn/prepared_statement.h>
 #include <cppconn/statement.h>
 #include <gtest/gtest.h>
@@ -915,9 +916,6 @@ TEST_F(DisbursementLogicTest, SchedulerCoversSeveralDueScopesWithOneFullCheck) {
   EXPECT_EQ(scheduler.RunDue(), 0);
 }
 
-}  // namespace
-}  // namespace grassroots::cadrepay
-
 namespace grassroots::cadrepay {
 namespace {
 
@@ -1500,6 +1498,52 @@ TEST_F(DisbursementLogicTest, KeysetAfterSelectsTheRowComparisonAndRangeScans) {
   const std::string where = KeysetAfter(columns, key, params);
   EXPECT_LT(rows_read(where, params), 100) << "the page was not range-scanned";
   EXPECT_GT(rows_read("(a, b, c) > (?, ?, ?)", key), 1000) << "the row comparison is range-scanned now";
+}
+
+}  // namespace
+}  // namespace grassroots::cadrepay
+
+// V006 re-clusters enrolments by person: the enrolments stored before it are there after it, row
+// for row, the table has no index but its primary key (person_no first), and the check finds
+// what it found; a check of one programme still reads only that programme's enrolments.
+TEST_F(DisbursementLogicTest, EnrolmentsStoredBeforeTheirReclusteringAreKept) {
+  testing::DropSchema(options_);
+  std::vector<common::Migration> before;
+  for (const auto& m : generated::cadrepay_migrations()) {
+    if (m.version < 6) before.push_back(m);
+  }
+  ASSERT_EQ(before.size() + 1, generated::cadrepay_migrations().size());
+  ASSERT_TRUE(common::ApplyMigrations(options_, before).ok());
+  LoadAll();
+  auto rows = [&](const std::string& sql) {
+    auto conn = pool_->Acquire(absl::InfiniteFuture());
+    EXPECT_TRUE(conn.ok());
+    std::unique_ptr<sql::ResultSet> rs(std::unique_ptr<sql::Statement>((*conn)->createStatement())->executeQuery(sql));
+    std::vector<std::string> out;
+    const int n = static_cast<int>(rs->getMetaData()->getColumnCount());
+    while (rs->next()) {
+      std::vector<std::string> cells;
+      for (int i = 1; i <= n; ++i) cells.push_back(rs->isNull(i) ? "NULL" : std::string(rs->getString(i)));
+      out.push_back(absl::StrJoin(cells, "|"));
+    }
+    return out;
+  };
+  const std::string all = "SELECT program_code, person_no, from_period, to_period, amount_fen FROM enrolments "
+                          "ORDER BY program_code, person_no, from_period";
+  const std::vector<std::string> stored = rows(all);
+  ASSERT_EQ(stored.size(), 7u);
+  ASSERT_TRUE(common::ApplyMigrations(options_, generated::cadrepay_migrations()).ok());
+  EXPECT_EQ(rows(all), stored);
+  EXPECT_EQ(rows("SELECT index_name, column_name FROM information_schema.statistics WHERE table_schema = DATABASE() "
+                 "AND table_name = 'enrolments' ORDER BY index_name, seq_in_index"),
+            (std::vector<std::string>{"PRIMARY|person_no", "PRIMARY|program_code", "PRIMARY|from_period"}));
+  EXPECT_EQ(Export(Check().run_id(), false), kExpectedFindingsCsv);
+  v1::CheckRun wbbz = Check("WBBZ", "2026-03");
+  std::map<std::string, int64_t> counts;
+  for (const auto& c : wbbz.counts()) {
+    if (c.count() > 0) counts[c.rule()] = c.count();
+  }
+  EXPECT_EQ(counts, (std::map<std::string, int64_t>{{"UNPAID", 1}}));
 }
 
 }  // namespace

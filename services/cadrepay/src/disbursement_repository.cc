@@ -676,9 +676,9 @@ absl::Status DisbursementRepository::ScanEnrolments(sql::Connection& conn, const
   if (!program_code.empty()) params.push_back(SqlValue::Text(program_code));
   return ScanByKey<StoredEnrolment>(
       conn, "read enrolments", absl::StrCat("SELECT ", kEnrolmentColumns, " FROM enrolments"),
-      program_code.empty() ? "" : "program_code = ?", params, {"program_code", "person_no", "from_period"},
+      program_code.empty() ? "" : "program_code = ?", params, {"person_no", "program_code", "from_period"},
       [](const StoredEnrolment& e) {
-        return SqlRow{SqlValue::Text(e.program_code), SqlValue::Int(e.person_no), SqlValue::Text(e.from_period)};
+        return SqlRow{SqlValue::Int(e.person_no), SqlValue::Text(e.program_code), SqlValue::Text(e.from_period)};
       },
       [](sql::ResultSet& rs) { return ReadEnrolment(rs, false); }, fn);
 }

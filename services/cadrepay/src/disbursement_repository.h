@@ -193,8 +193,9 @@ class DisbursementRepository final {
   absl::Status UpsertEnrolments(sql::Connection& conn, const std::vector<StoredEnrolment>& rows) const;
   // New enrolments only, with LOAD DATA LOCAL INFILE; ABORTED when any of them exists already.
   absl::Status LoadEnrolments(sql::Connection& conn, const std::vector<StoredEnrolment>& rows) const;
-  // Enrolments of one programme (all when empty), in (program_code, person_no) order, in pages;
-  // person_no set, id_hash empty.
+  // Enrolments of one programme (all when empty), in the table's (person_no, program_code,
+  // from_period) order, in pages; person_no set, id_hash empty. One programme's are read from the
+  // whole table (V006: no index by programme).
   absl::Status ScanEnrolments(sql::Connection& conn, const std::string& program_code,
                               const std::function<void(const StoredEnrolment&)>& fn) const;
 
