@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <tuple>
 
 #include "absl/strings/ascii.h"
@@ -1079,6 +1080,27 @@ TEST_F(DisbursementLogicTest, ALargePaymentsFileIsLoadedWholeAndReingestedAsUnch
   EXPECT_EQ(rs->getInt64(2), int64_t{kRows} * 100 + int64_t{kRows} * (kRows - 1) / 2);
   EXPECT_EQ(rs->getInt64(3), 500);
   EXPECT_EQ(rs->getInt64(4), kRows + 1);
+  rs.reset(std::unique_ptr<sql::Statement>((*conn)->createStatement())->executeQuery("SELECT COUNT(*) FROM persons"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(rs->getInt64(1), 500);
+  // The check's scan streams them back whole, in payment_id order, across its pages (exactly
+  // five of 50,000: the last read finds none), and leaves the connection usable.
+  DisbursementRepository repo;
+  int64_t scanned = 0, sum = 0;
+  std::string last;
+  bool ordered = true;
+  ASSERT_TRUE(repo.ScanPayments(**conn, [&](const StoredPayment& p) {
+                    ++scanned;
+                    sum += p.amount_fen;
+                    ordered = ordered && last < p.payment_id;
+                    last = p.payment_id;
+                  }).ok());
+  EXPECT_EQ(scanned, kRows);
+  EXPECT_EQ(sum, int64_t{kRows} * 100 + int64_t{kRows} * (kRows - 1) / 2);
+  EXPECT_TRUE(ordered);
+  // A scan its reader leaves early (the consumer throws) reads off the rest: the next statement works.
+  EXPECT_THROW((void)repo.ScanPayments(**conn, [](const StoredPayment&) { throw std::runtime_error("enough"); }),
+               std::runtime_error);
   rs.reset(std::unique_ptr<sql::Statement>((*conn)->createStatement())->executeQuery("SELECT COUNT(*) FROM persons"));
   ASSERT_TRUE(rs->next());
   EXPECT_EQ(rs->getInt64(1), 500);
