@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "disbursement/disbursement_engine.h"
 #include "disbursement/findings_csv.h"
+#include "block_rows.h"
 #include "disbursement_logic_internal.h"
 #include "entitlement.h"
 #include "grassroots/common/log.h"
@@ -68,38 +69,6 @@ class RepeatCache final {
   std::string last_;
   Symbol symbol_ = kNoSymbol;
   bool valid_ = false;
-};
-
-// Rows gathered in blocks of a fixed size, then moved into one vector of exactly their number,
-// each block freed as it is moved: the peak is the rows plus one block (a block is above the
-// service's mmap threshold, main.cc, so a freed block leaves the process at once).
-template <typename T>
-class BlockRows final {
- public:
-  void push_back(const T& row) {
-    if (blocks_.empty() || blocks_.back().size() == kBlock) {
-      blocks_.emplace_back();
-      blocks_.back().reserve(kBlock);
-    }
-    blocks_.back().push_back(row);
-    ++size_;
-  }
-  void MoveInto(std::vector<T>& out) {
-    out.clear();
-    out.shrink_to_fit();
-    out.reserve(size_);
-    for (auto& block : blocks_) {
-      out.insert(out.end(), block.begin(), block.end());
-      std::vector<T>().swap(block);
-    }
-    blocks_.clear();
-    size_ = 0;
-  }
-
- private:
-  static constexpr size_t kBlock = size_t{1} << 18;
-  std::vector<std::vector<T>> blocks_;
-  size_t size_ = 0;
 };
 
 // The engine's person key of every stored person, indexed by person number (0: unknown or
@@ -273,7 +242,14 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     // after (the symbol table is this thread's).
     std::map<std::string, Symbol, std::less<>> programme_symbol;
     for (const auto& p : *programmes) programme_symbol.emplace(p.program_code, in.symbols.Intern(p.program_code));
+    // Sizes from the statistics, for the first blocks of the big inputs (an estimate the
+    // database cannot give is no error: the blocks then start small).
+    auto estimated = [&](const char* table) -> int64_t {
+      auto n = repo_.EstimatedRows(**conn, table);
+      return n.ok() ? *n : 0;
+    };
     BlockRows<Enrolment> enrolments;
+    enrolments.ExpectRows(estimated("enrolments"));
     std::vector<std::pair<size_t, std::string>> enrolments_of_no_programme;  // (row, code)
     size_t enrolment_rows = 0;
     auto read_enrolments = [&](common::PooledConnection& c) -> absl::Status {
@@ -309,9 +285,16 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     // A second connection only if one is free now (the check works on one otherwise).
     auto second = pool_.TryAcquire();
     std::thread persons_thread;
+    const absl::Time t_second_start = absl::Now();
+    absl::Time t_second_persons = t_second_start, t_second_end = t_second_start;  // set by its thread
     if (second.ok()) {
       persons_thread = std::thread([&] {
+        struct End {
+          absl::Time& t;
+          ~End() { t = absl::Now(); }
+        } end{t_second_end};
         persons_read = scan_persons(*second);
+        t_second_persons = absl::Now();
         if (!persons_read.ok()) return;
         if (before_second_snapshot_) before_second_snapshot_();
         common::Transaction same(**second);
@@ -350,6 +333,11 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     }));
     if (!s.ok()) return s;
     BlockRows<RecipientRow> recipients;
+    recipients.ExpectRows(estimated("recipient_accounts"));
+    // The account each person's history names last (accounts are read in (person, since)
+    // order), by person number: nearly every payment is made to it, and comparing the payment's
+    // account with it (one string) spares the symbol table's search for it.
+    std::vector<Symbol> last_account(roll.size(), kNoSymbol);
     s = Track(*conn, repo_.ScanAccounts(**conn, [&](const DisbursementRepository::AccountRow& a) {
       const auto no = static_cast<size_t>(std::max<int64_t>(a.person_no, 0));
       if (no >= roll.size() || !roll[no].on_roll) return;
@@ -357,6 +345,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       r.person = number(a.person_no);
       r.household = roll[no].household;
       r.account = in.symbols.Intern(a.account_no);
+      last_account[no] = r.account;
       r.account_since = DayNumberOf(a.since);
       r.is_household_head = roll[no].head;
       r.is_cadre = roll[no].cadre;
@@ -371,6 +360,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     }));
     if (!s.ok()) return s;
     BlockRows<Payment> payments;
+    payments.ExpectRows(estimated("payments"));
     // Batch, programme and period repeat from row to row: interned once per run of equal values.
     RepeatCache batch_of(in.symbols), program_of(in.symbols);
     std::string last_period;
@@ -387,7 +377,13 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
       out.amount_fen = p.amount_fen;
       out.batch = batch_of(p.batch_id);
       out.program = program_of(p.program_code);
-      out.account = in.symbols.Intern(p.account_no);
+      const auto no = static_cast<size_t>(std::max<int64_t>(p.person_no, 0));
+      if (no < last_account.size() && last_account[no] != kNoSymbol &&
+          in.symbols.Name(last_account[no]) == p.account_no) {
+        out.account = last_account[no];
+      } else {
+        out.account = in.symbols.Intern(p.account_no);
+      }
       if (p.period != last_period) {
         last_period = p.period;
         last_period_code = PeriodCodeOf(common::ParsePeriod(p.period).value_or(common::Period{}));
@@ -397,6 +393,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     }));
     if (!s.ok()) return s;
     payments.MoveInto(in.payments);
+    std::vector<Symbol>().swap(last_account);
     t_payments = absl::Now();
     if (persons_thread.joinable()) persons_thread.join();
     t_persons = absl::Now();
@@ -509,6 +506,8 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
                      {"read_accounts_s", absl::ToDoubleSeconds(t_accounts - t_start_scans)},
                      {"read_deaths_payments_s", absl::ToDoubleSeconds(t_payments - t_accounts)},
                      {"wait_second_connection_s", absl::ToDoubleSeconds(t_persons - t_payments)},
+                     {"second_persons_s", absl::ToDoubleSeconds(t_second_persons - t_second_start)},
+                     {"second_all_s", absl::ToDoubleSeconds(t_second_end - t_second_start)},
                      {"enrolments_beside", enrolments_beside},
                      {"read_enrolments_after_s", absl::ToDoubleSeconds(t_enrolments - t_persons)},
                      {"kin_batches_engine_s", absl::ToDoubleSeconds(t_engine - t_enrolments)},

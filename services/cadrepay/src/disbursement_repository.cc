@@ -584,6 +584,19 @@ absl::StatusOr<int64_t> DisbursementRepository::MaxPersonNumber(sql::Connection&
   }
 }
 
+absl::StatusOr<int64_t> DisbursementRepository::EstimatedRows(sql::Connection& conn, const std::string& table) const {
+  try {
+    auto st = Prepare(conn,
+                      "SELECT COALESCE(MAX(TABLE_ROWS), 0) FROM information_schema.TABLES "
+                      "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                      {SqlValue::Text(table)});
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    return rs->next() ? std::max<int64_t>(rs->getInt64(1), 0) : 0;
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, absl::StrCat("read the size of ", table));
+  }
+}
+
 // ---- programmes
 
 absl::StatusOr<std::vector<ProgrammeRow>> DisbursementRepository::LoadProgrammes(sql::Connection& conn) const {

@@ -184,6 +184,10 @@ class DisbursementRepository final {
   absl::Status ScanPersons(sql::Connection& conn, const std::function<void(const PersonRecord&)>& fn) const;
   // The greatest person number stored (0: none), for sizing a table indexed by number.
   absl::StatusOr<int64_t> MaxPersonNumber(sql::Connection& conn) const;
+  // The database's estimate of the rows of `table` (a table of this schema; the statistics'
+  // figure, not a count: it may be off either way, and 0 when there is none). For sizing
+  // buffers only.
+  absl::StatusOr<int64_t> EstimatedRows(sql::Connection& conn, const std::string& table) const;
 
   absl::StatusOr<std::vector<ProgrammeRow>> LoadProgrammes(sql::Connection& conn) const;
   absl::Status UpsertProgrammes(sql::Connection& conn, const std::vector<ProgrammeRow>& rows) const;
