@@ -22,7 +22,6 @@
 #include "disbursement/findings_csv.h"
 #include "block_rows.h"
 #include "disbursement_logic_internal.h"
-#include "entitlement.h"
 #include "grassroots/common/log.h"
 #include "grassroots/common/status.h"
 #include "grassroots/common/validate.h"

@@ -14,7 +14,6 @@
 #include "absl/strings/str_split.h"
 #include "disbursement/disbursement_engine.h"
 #include "disbursement_logic_internal.h"
-#include "entitlement.h"
 #include "grassroots/common/status.h"
 #include "grassroots/common/validate.h"
 
@@ -409,6 +408,142 @@ absl::StatusOr<v1::ListCivilEventsResponse> DisbursementLogic::ListCivilEvents(
   return response;
 }
 
+// What decides the entitlements of `hashes` (enrolled persons) to `programme`, as the check
+// would read it: their enrolments in it, roll rows and deaths, and the same of everyone else in
+// their households (a household programme's entitlement goes to one member; a cadre anywhere in a
+// household excludes it); when the programme excludes cadre households, the cadres among the
+// recorded kin of all of them (the member registry) and those cadres' kin. Kin that could not be
+// looked up are UNAVAILABLE, never left out (without a registry configured there are none).
+absl::StatusOr<DisbursementLogic::EntitlementData> DisbursementLogic::EntitlementInput(
+    common::PooledConnection& conn, const std::vector<ProgrammeRow>& programmes, const ProgrammeRow& programme,
+    const std::vector<std::string>& hashes) {
+  EntitlementData data;
+  DisbursementInput& in = data.in;
+  for (const auto& p : programmes) {
+    Programme e;
+    e.code = p.program_code;
+    e.unit = p.unit == "household" ? ProgrammeUnit::kHousehold : ProgrammeUnit::kPerson;
+    e.frequency = p.frequency == "yearly" ? Frequency::kYearly : Frequency::kMonthly;
+    e.amount_fen = p.amount_fen;
+    e.valid_from = p.valid_from;
+    e.valid_to = p.valid_to;
+    e.excludes_cadre_households = p.excludes_cadre_households;
+    e.grace_days = p.grace_days;
+    in.symbols.Intern(p.program_code);
+    in.programmes.push_back(std::move(e));
+  }
+  auto page_roll = Track(conn, repo_.FindRecipients(*conn, hashes));
+  if (!page_roll.ok()) return page_roll.status();
+  std::vector<std::string> households;
+  for (const auto& r : *page_roll) households.push_back(r.household_id);
+  auto members = Track(conn, repo_.FindHouseholdMembers(*conn, households));
+  if (!members.ok()) return members.status();
+  std::vector<std::string> all = hashes;
+  for (const auto& [household, h] : *members) all.push_back(h);
+  std::sort(all.begin(), all.end());
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  // Keys: the ID numbers, opened here (in memory only).
+  auto persons = Track(conn, repo_.FindPersons(*conn, all));
+  if (!persons.ok()) return persons.status();
+  for (const auto& p : *persons) {
+    auto id = pii_.Open(p.id_sealed);
+    std::optional<PersonKey> key = id.ok() ? PersonKeyOf(*id) : std::nullopt;
+    if (!key) {
+      return absl::InternalError(
+          "a stored ID number this listing needs cannot be decrypted with the configured key");
+    }
+    data.key_of_hash[p.id_hash] = *key;
+  }
+  for (const auto& h : hashes) {
+    if (!data.key_of_hash.contains(h)) return absl::InternalError("an enrolled person is missing from persons");
+  }
+  auto key = [&](const std::string& h) -> std::optional<PersonKey> {
+    auto it = data.key_of_hash.find(h);
+    return it == data.key_of_hash.end() ? std::nullopt : std::make_optional(it->second);
+  };
+  auto roll = Track(conn, repo_.FindRecipients(*conn, all));
+  if (!roll.ok()) return roll.status();
+  auto accounts = Track(conn, repo_.FindAccounts(*conn, all));
+  if (!accounts.ok()) return accounts.status();
+  absl::flat_hash_map<std::string, const StoredRecipient*> roll_of;
+  for (const auto& r : *roll) roll_of[r.id_hash] = &r;
+  for (const auto& [h, since, account] : *accounts) {
+    auto r = roll_of.find(h);
+    auto k = key(h);
+    if (r == roll_of.end() || !k) continue;
+    RecipientRow row;
+    row.person = *k;
+    row.household = in.symbols.Intern(r->second->household_id);
+    row.account = in.symbols.Intern(account);
+    row.account_since = DayNumberOf(since);
+    row.is_household_head = r->second->is_household_head;
+    row.is_cadre = r->second->is_cadre;
+    in.recipients.push_back(row);
+  }
+  std::vector<StoredEnrolment> enrolment_keys;
+  for (const auto& h : all) enrolment_keys.push_back({programme.program_code, h, "", "", std::nullopt});
+  auto enrolments = Track(conn, repo_.FindEnrolments(*conn, enrolment_keys));
+  if (!enrolments.ok()) return enrolments.status();
+  const Symbol program = in.symbols.Find(programme.program_code);
+  for (const auto& e : *enrolments) {
+    auto k = key(e.id_hash);
+    if (e.program_code != programme.program_code || !k) continue;
+    Enrolment out;
+    out.person = *k;
+    out.program = program;
+    out.from_period = PeriodCodeOf(common::ParsePeriod(e.from_period).value_or(common::Period{}));
+    out.to_period = e.to_period.empty()
+                        ? kOpenPeriod
+                        : PeriodCodeOf(common::ParsePeriod(e.to_period).value_or(common::Period{}));
+    out.amount_fen = e.amount_fen.value_or(kProgrammeAmount);
+    in.enrolments.push_back(out);
+  }
+  std::vector<std::pair<std::string, CivilEventRow>> event_keys;
+  for (const auto& h : all) event_keys.emplace_back(h, CivilEventRow{});
+  std::vector<std::string> event_hashes;
+  auto events = Track(conn, repo_.FindCivilEvents(*conn, event_keys, &event_hashes));
+  if (!events.ok()) return events.status();
+  for (size_t i = 0; i < events->size(); ++i) {
+    auto k = key(event_hashes[i]);
+    if ((*events)[i].event == "death" && k) in.civil_events.push_back({*k, CivilEventKind::kDeath, (*events)[i].event_date});
+  }
+  if (programme.excludes_cadre_households && kinship_.configured()) {
+    // Kinship is recorded both ways: a cadre whose kin include one of them is among their kin.
+    std::vector<PersonKey> asked;
+    for (const auto& [h, k] : data.key_of_hash) asked.push_back(k);
+    std::sort(asked.begin(), asked.end());
+    std::vector<std::string> warnings;
+    auto kin = kinship_.KinOfCadres(asked, warnings);
+    if (!kin.ok()) return kin.status();
+    std::vector<std::string> kin_hashes;
+    absl::flat_hash_map<std::string, PersonKey> kin_of_hash;
+    for (PersonKey k : *kin) {
+      std::string h = pii_.Hash(IdNumberOf(k));
+      kin_hashes.push_back(h);
+      kin_of_hash.emplace(std::move(h), k);
+    }
+    auto kin_roll = Track(conn, repo_.FindRecipients(*conn, kin_hashes));
+    if (!kin_roll.ok()) return kin_roll.status();
+    std::vector<PersonKey> cadres;
+    for (const auto& r : *kin_roll) {
+      if (r.is_cadre) cadres.push_back(kin_of_hash.at(r.id_hash));
+    }
+    std::sort(cadres.begin(), cadres.end());
+    cadres.erase(std::unique(cadres.begin(), cadres.end()), cadres.end());
+    if (!cadres.empty()) {
+      auto theirs = kinship_.KinOfCadres(cadres, warnings);
+      if (!theirs.ok()) return theirs.status();
+      in.kin_of_cadres = std::move(*theirs);
+    }
+    if (!warnings.empty()) {
+      return absl::UnavailableError(absl::StrCat(
+          "the recorded kin of cadres could not be looked up, so who is excluded as a cadre's kin is not known: ",
+          warnings.front()));
+    }
+  }
+  return data;
+}
+
 absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements(
     const v1::ListEntitlementsRequest& request, bool pii, absl::Time deadline) {
   if (auto s = CheckCode("program_code", request.program_code(), true); !s.ok()) return s;
@@ -440,55 +575,29 @@ absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements
   if (!enrolled.ok()) return enrolled.status();
   const bool more = static_cast<int>(enrolled->size()) > *page_size;
   if (more) enrolled->resize(*page_size);
-  auto hashes = std::make_optional<std::vector<std::string>>();
-  for (const auto& [no, h] : *enrolled) hashes->push_back(h);
-  std::vector<StoredEnrolment> keys;
-  for (const auto& h : *hashes) keys.push_back({programme->program_code, h, "", "", std::nullopt});
-  auto enrolments = Track(*conn, repo_.FindEnrolments(**conn, keys));
-  if (!enrolments.ok()) return enrolments.status();
-  auto shown = ShownIdNumbers(*conn, *hashes, pii);
+  std::vector<std::string> hashes;
+  for (const auto& [no, h] : *enrolled) hashes.push_back(h);
+  auto shown = ShownIdNumbers(*conn, hashes, pii);
   if (!shown.ok()) return shown.status();
-  auto recipients = Track(*conn, repo_.FindRecipients(**conn, *hashes));
-  if (!recipients.ok()) return recipients.status();
-  std::vector<std::pair<std::string, CivilEventRow>> event_keys;
-  for (const auto& h : *hashes) event_keys.emplace_back(h, CivilEventRow{});
-  std::vector<std::string> event_hashes;
-  auto events = Track(*conn, repo_.FindCivilEvents(**conn, event_keys, &event_hashes));
-  if (!events.ok()) return events.status();
-  std::vector<std::string> households;
-  for (const auto& r : *recipients) households.push_back(r.household_id);
-  auto cadre_households = Track(*conn, repo_.CadreHouseholds(**conn, households));
-  if (!cadre_households.ok()) return cadre_households.status();
-  const std::unordered_set<std::string> cadre_set(cadre_households->begin(), cadre_households->end());
-
-  std::unordered_map<std::string, EntitlementFacts> facts;
-  for (const auto& e : *enrolments) {
-    if (e.program_code != programme->program_code) continue;
-    EnrolmentSpan span;
-    span.from = common::ParsePeriod(e.from_period).value_or(common::Period{});
-    if (!e.to_period.empty()) span.to = common::ParsePeriod(e.to_period).value_or(common::Period{});
-    span.amount_fen = e.amount_fen;
-    facts[e.id_hash].enrolments.push_back(span);
-  }
-  for (size_t k = 0; k < events->size(); ++k) {
-    const auto& ev = (*events)[k];
-    if (ev.event != "death") continue;
-    auto& f = facts[event_hashes[k]];
-    if (!f.death || ev.event_date < *f.death) f.death = ev.event_date;
-  }
-  for (const auto& r : *recipients) {
-    facts[r.id_hash].cadre_household = r.is_cadre || cadre_set.contains(r.household_id);
-  }
+  auto input = EntitlementInput(*conn, *programmes, *programme, hashes);
+  if (!input.ok()) return input.status();
+  std::vector<PersonKey> keys;
+  for (const auto& h : hashes) keys.push_back(input->key_of_hash.at(h));
+  auto answers = DecideEntitlements(input->in, programme->program_code, *period, keys);
+  if (!answers.ok()) return answers.status();
+  absl::flat_hash_map<PersonKey, const EntitlementAnswer*> answer_of;
+  for (const auto& a : *answers) answer_of[a.person] = &a;
   v1::ListEntitlementsResponse response;
-  for (const auto& h : *hashes) {
-    const EntitlementVerdict v = DecideEntitlement(*programme, *period, facts[h]);
+  for (const auto& h : hashes) {
+    const EntitlementAnswer& a = *answer_of.at(input->key_of_hash.at(h));
     auto* out = response.add_entitlements();
     out->set_program_code(programme->program_code);
     out->set_period(period->ToString());
     out->set_id_number(shown->contains(h) ? shown->at(h) : std::string());
-    out->set_entitled(v.entitled);
-    if (v.entitled) out->set_amount_fen(v.amount_fen);
-    out->set_reason(v.reason);
+    out->set_entitled(a.entitled);
+    if (a.entitled) out->set_amount_fen(a.amount_fen);
+    out->set_reason(std::string(a.reason));
+    if (a.held_by) out->set_held_by(pii ? IdNumberOf(*a.held_by) : MaskedIdNumberOf(*a.held_by));
   }
   if (more) response.set_next_page_token(MakeToken({absl::StrCat(enrolled->back().first)}));
   return response;

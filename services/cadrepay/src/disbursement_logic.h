@@ -14,9 +14,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
+#include "disbursement/disbursement_engine.h"
 #include "disbursement_repository.h"
 #include "grassroots/cadrepay/v1/cadrepay.pb.h"
 #include "grassroots/common/db.h"
@@ -124,6 +126,16 @@ class DisbursementLogic final {
                                                                               bool pii);
   // OK for an empty code or a stored programme; NOT_FOUND naming program_code otherwise.
   absl::Status KnownProgramme(common::PooledConnection& conn, const std::string& program_code);
+  // The engine's input for deciding the entitlements of these enrolled persons to `programme`
+  // (ListEntitlements), and each person's key (ID number) by hash.
+  struct EntitlementData {
+    DisbursementInput in;
+    absl::flat_hash_map<std::string, PersonKey> key_of_hash;
+  };
+  absl::StatusOr<EntitlementData> EntitlementInput(common::PooledConnection& conn,
+                                                   const std::vector<ProgrammeRow>& programmes,
+                                                   const ProgrammeRow& programme,
+                                                   const std::vector<std::string>& hashes);
   friend class IngestBase;
   struct Metrics;
   common::ConnectionPool& pool_;

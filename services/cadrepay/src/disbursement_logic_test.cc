@@ -868,6 +868,95 @@ TEST_F(DisbursementLogicTest, CheckLeavesOutThePersonWhoseIdNumberCannotBeRead) 
   EXPECT_NE(masked.find("are 8 payments totalling 72000 fen"), std::string::npos) << masked;
 }
 
+// Recorded kin, both ways, as the member registry keeps them; `fail` makes every lookup a warning.
+class FakeKinship final : public KinshipSource {
+ public:
+  void Relate(const std::string& a, const std::string& b) {
+    kin_[*PersonKeyOf(a)].push_back(*PersonKeyOf(b));
+    kin_[*PersonKeyOf(b)].push_back(*PersonKeyOf(a));
+  }
+  absl::StatusOr<std::vector<PersonKey>> KinOfCadres(const std::vector<PersonKey>& asked,
+                                                     std::vector<std::string>& warnings) override {
+    ++calls;
+    if (fail) {
+      warnings.push_back("CADRE_KIN: membership at test could not be reached");
+      return std::vector<PersonKey>{};
+    }
+    std::vector<PersonKey> out;
+    for (PersonKey k : asked) {
+      if (auto it = kin_.find(k); it != kin_.end()) out.insert(out.end(), it->second.begin(), it->second.end());
+    }
+    return out;
+  }
+  bool fail = false;
+  int calls = 0;
+
+ private:
+  std::map<PersonKey, std::vector<PersonKey>> kin_;
+};
+
+// ListEntitlements answers as the check decides: a household programme's one entitlement is the
+// head's (the other enrolled member is told who holds it), and a cadre's recorded kin outside the
+// household is excluded where the programme excludes cadre households.
+TEST_F(DisbursementLogicTest, EntitlementsOfHouseholdsAndOfCadresKinAreTheChecks) {
+  FakeKinship kinship;
+  kinship.Relate(Id(23), Id(24));
+  DisbursementLogic logic(*pool_, pii_, kinship, nullptr, [this] { return now_; });
+  auto ingest = [&](FileKind kind, const std::string& csv) {
+    auto in = logic.StartIngest(kind);
+    in->Feed(csv);
+    auto report = in->Finish();
+    ASSERT_TRUE(report.ok()) << report.status();
+    ASSERT_EQ(report->refused(), 0) << FileKindName(kind);
+  };
+  ingest(FileKind::kProgrammes,
+         "program_code,name,unit,frequency,amount_fen,valid_from,valid_to,excludes_cadre_households,grace_days\n"
+         "HHX,户补贴,household,monthly,30000,2026-01,,1,5\n");
+  ingest(FileKind::kRecipients,
+         absl::StrCat("id_number,name,org_code,household_id,is_household_head,account_no,account_since,is_cadre\n",
+                      Id(21), ",户主,V001,HA,1,622200000000000021,2025-01-01,0\n",
+                      Id(22), ",成员,V001,HA,0,622200000000000022,2025-01-01,0\n",
+                      Id(23), ",亲属,V001,HB,1,622200000000000023,2025-01-01,0\n",
+                      Id(24), ",村官,V002,HC,1,622200000000000024,2025-01-01,1\n",
+                      Id(25), ",无关,V002,HD,1,622200000000000025,2025-01-01,0\n"));
+  ingest(FileKind::kEnrolments, absl::StrCat("program_code,id_number,amount_fen,from_period,to_period\n",
+                                             "HHX,", Id(21), ",,2026-01,\n", "HHX,", Id(22), ",,2026-01,\n",
+                                             "HHX,", Id(23), ",,2026-01,\n", "HHX,", Id(25), ",25000,2026-01,\n"));
+  v1::ListEntitlementsRequest request;
+  request.set_program_code("HHX");
+  request.set_period("2026-03");
+  request.set_page_size(2);  // the household's two members on different pages
+  std::map<std::string, std::string> answers;
+  while (true) {
+    auto page = logic.ListEntitlements(request, true, kNoDeadline);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const auto& e : page->entitlements()) {
+      answers[e.id_number()] = e.entitled() ? absl::StrCat("entitled ", e.amount_fen())
+                                            : absl::StrCat(e.reason(), e.held_by().empty() ? "" : " by ", e.held_by());
+    }
+    if (page->next_page_token().empty()) break;
+    request.set_page_token(page->next_page_token());
+  }
+  const std::map<std::string, std::string> expected = {
+      {Id(21), "entitled 30000"},
+      {Id(22), absl::StrCat("HOUSEHOLD_MEMBER by ", Id(21))},
+      {Id(23), "CADRE_KIN"},
+      {Id(25), "entitled 25000"}};
+  EXPECT_EQ(answers, expected);
+  // Without the right to see personal data, the holder is masked too.
+  request.clear_page_token();
+  request.set_page_size(10);
+  auto masked = logic.ListEntitlements(request, false, kNoDeadline);
+  ASSERT_TRUE(masked.ok()) << masked.status();
+  for (const auto& e : masked->entitlements()) {
+    if (e.reason() == "HOUSEHOLD_MEMBER") EXPECT_EQ(e.held_by(), common::MaskIdNumber(Id(21)));
+  }
+  // Kin that cannot be looked up: no answer rather than a wrong one.
+  kinship.fail = true;
+  auto failed = logic.ListEntitlements(request, false, kNoDeadline);
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable) << failed.status();
+}
+
 // With no second connection to be had, the check reads the persons first on its own connection:
 // the same findings, byte for byte.
 TEST_F(DisbursementLogicTest, CheckWithOneConnectionFindsTheSame) {

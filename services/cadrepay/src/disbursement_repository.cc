@@ -764,6 +764,18 @@ absl::StatusOr<std::vector<std::tuple<std::string, absl::CivilDay, std::string>>
   return out;
 }
 
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> DisbursementRepository::FindHouseholdMembers(
+    sql::Connection& conn, const std::vector<std::string>& households) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto s = ForEachInGroup(conn,
+                          "SELECT r.household_id, pe.id_hash FROM recipients r "
+                          "JOIN persons pe ON pe.person_no = r.person_no WHERE r.household_id IN ",
+                          "", Unique(households), "read households",
+                          [&](sql::ResultSet& rs) { out.emplace_back(Str(rs, 1), Str(rs, 2)); });
+  if (!s.ok()) return s;
+  return out;
+}
+
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> DisbursementRepository::FindHeads(
     sql::Connection& conn, const std::vector<std::string>& households) const {
   std::vector<std::pair<std::string, std::string>> out;

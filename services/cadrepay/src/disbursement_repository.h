@@ -208,6 +208,9 @@ class DisbursementRepository final {
   // (id_hash, account_since, account_no) of these persons.
   absl::StatusOr<std::vector<std::tuple<std::string, absl::CivilDay, std::string>>> FindAccounts(
       sql::Connection& conn, const std::vector<std::string>& hashes) const;
+  // (household_id, id_hash) of everyone on a roll in these households.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> FindHouseholdMembers(
+      sql::Connection& conn, const std::vector<std::string>& households) const;
   // (household_id, id_hash) of the heads of these households.
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> FindHeads(
       sql::Connection& conn, const std::vector<std::string>& households) const;

@@ -20,6 +20,9 @@ class KinshipSource {
   // fails the run.
   virtual absl::StatusOr<std::vector<PersonKey>> KinOfCadres(const std::vector<PersonKey>& cadres,
                                                              std::vector<std::string>& warnings) = 0;
+  // False when no member registry is configured: no kin are recorded anywhere, and the warnings
+  // only say so (a listing then decides without kin; a lookup that failed is another matter).
+  virtual bool configured() const { return true; }
 };
 
 // No member registry configured (cadrepay without --membership_addr): no kin, and a warning
@@ -34,6 +37,7 @@ class NoKinshipRecords final : public KinshipSource {
         "household were not checked (rule applied to cadres and their households only)");
     return std::vector<PersonKey>{};
   }
+  bool configured() const override { return false; }
 };
 
 }  // namespace grassroots::cadrepay

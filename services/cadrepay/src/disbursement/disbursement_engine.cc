@@ -336,6 +336,8 @@ class Checker final {
       : in_(in), options_(options) {}
 
   absl::StatusOr<CheckResult> Run();
+  // DecideEntitlements: the programme and period are the options' scope.
+  absl::StatusOr<std::vector<EntitlementAnswer>> Entitlements(std::vector<PersonKey> persons);
 
  private:
   absl::Status PreparePrograms();
@@ -1288,7 +1290,77 @@ absl::StatusOr<CheckResult> Checker::Run() {
   return std::move(result_);
 }
 
+absl::StatusOr<std::vector<EntitlementAnswer>> Checker::Entitlements(std::vector<PersonKey> persons) {
+  if (absl::Status s = PreparePrograms(); !s.ok()) return s;
+  uint32_t prog = kNone;
+  for (uint32_t i = 0; i < progs_.size(); ++i) {
+    if (progs_[i].in_scope) prog = i;
+  }
+  if (prog == kNone || !scope_period_.has_value()) {
+    return absl::InvalidArgumentError("an entitlement is of one programme and one period");
+  }
+  SortStreams();
+  BuildHouseholds();
+  std::sort(persons.begin(), persons.end());
+  persons.erase(std::unique(persons.begin(), persons.end()), persons.end());
+  std::vector<EntitlementAnswer> out;
+  out.reserve(persons.size());
+  ResetCursors();
+  size_t b = 0;
+  for (const PersonKey person : persons) {
+    while (b < enr_.size() && EnrKey(b) < person) ++b;
+    size_t e = b;
+    while (e < enr_.size() && EnrKey(e) == person) ++e;
+    const Facts facts = Seek(person);
+    const Verdict v = Entitle(person, facts, enr_.data() + b, e - b, prog, *scope_period_);
+    b = e;
+    EntitlementAnswer a;
+    a.person = person;
+    switch (v.why) {
+      case Why::kEntitled:
+        a.entitled = true;
+        a.amount_fen = v.amount;
+        break;
+      case Why::kWrongForm:
+      case Why::kOutsideWindow:
+        a.reason = "OUTSIDE_WINDOW";
+        break;
+      case Why::kAfterDeath:
+        a.reason = "DECEASED";
+        break;
+      case Why::kCadre:
+      case Why::kCadreHousehold:
+        a.reason = "CADRE_HOUSEHOLD";
+        break;
+      case Why::kKin:
+        a.reason = "CADRE_KIN";
+        break;
+      case Why::kSuperseded:
+        a.reason = "HOUSEHOLD_MEMBER";
+        a.held_by = v.other;
+        break;
+      case Why::kUnknownProgramme:
+      case Why::kNotEnrolled:
+        a.reason = "NOT_ENROLLED";
+        break;
+    }
+    out.push_back(a);
+  }
+  return out;
+}
+
 }  // namespace
+
+absl::StatusOr<std::vector<EntitlementAnswer>> DecideEntitlements(const DisbursementInput& input,
+                                                                  const std::string& program_code,
+                                                                  const common::Period& period,
+                                                                  std::vector<PersonKey> persons) {
+  CheckOptions options;
+  options.program_code = program_code;
+  options.period = period;
+  Checker checker(input, options);
+  return checker.Entitlements(std::move(persons));
+}
 
 absl::StatusOr<CheckResult> CheckDisbursements(const DisbursementInput& input,
                                                const CheckOptions& options) {

@@ -262,4 +262,30 @@ struct CheckResult {
 absl::StatusOr<CheckResult> CheckDisbursements(const DisbursementInput& input,
                                                const CheckOptions& options);
 
+// ---------------------------------------------------------------------------------------------
+// Entitlements, decided as the check decides them (one definition: docs/disbursement-rules.md,
+// "Entitlement"), for ListEntitlements.
+
+struct EntitlementAnswer {
+  PersonKey person = 0;
+  bool entitled = false;
+  int64_t amount_fen = 0;     // what is owed, when entitled
+  // Why not: OUTSIDE_WINDOW, DECEASED, CADRE_HOUSEHOLD (a cadre, or in a cadre's household),
+  // CADRE_KIN (recorded kin of a cadre), NOT_ENROLLED, HOUSEHOLD_MEMBER (a household programme
+  // whose entitlement another member of the household holds: `held_by`); "" when entitled.
+  std::string_view reason;
+  std::optional<PersonKey> held_by;
+};
+
+// The entitlement of each of `persons` (any order; answered in ascending key order, once each)
+// to programme `program_code` for `period`. `input` must hold every row that bears on them: the
+// programmes, their enrolments in the programme, their roll rows, deaths, cadres and kin of
+// cadres, and for a household programme the same of the other members of their households.
+// Payments and batches are not read. NOT_FOUND for a programme not in `input`; INVALID_ARGUMENT
+// as CheckDisbursements for a programme given twice or a negative grace_days.
+absl::StatusOr<std::vector<EntitlementAnswer>> DecideEntitlements(const DisbursementInput& input,
+                                                                  const std::string& program_code,
+                                                                  const common::Period& period,
+                                                                  std::vector<PersonKey> persons);
+
 }  // namespace grassroots::cadrepay

@@ -171,6 +171,29 @@ class World {
                         opt(f.actual_fen));
   }
   const CheckResult& last() const { return last_; }
+  // DecideEntitlements for these people: "who:entitled AMOUNT" or "who:REASON[ by WHO]", in the
+  // order of the answers (ascending key: the aliases' order of first use).
+  std::vector<std::string> Entitlements(const std::string& code, const std::string& period,
+                                        const std::vector<std::string>& who) {
+    std::vector<PersonKey> keys;
+    for (const auto& w : who) keys.push_back(Key(w));
+    auto got = DecideEntitlements(in, code, P(period), keys);
+    EXPECT_TRUE(got.ok()) << got.status();
+    std::vector<std::string> out;
+    if (!got.ok()) return out;
+    for (const EntitlementAnswer& a : *got) {
+      std::string line = absl::StrCat(aliases_.at(a.person), ":");
+      if (a.entitled) {
+        EXPECT_TRUE(a.reason.empty());
+        absl::StrAppend(&line, "entitled ", a.amount_fen);
+      } else {
+        absl::StrAppend(&line, std::string(a.reason));
+      }
+      if (a.held_by) absl::StrAppend(&line, " by ", aliases_.at(*a.held_by));
+      out.push_back(line);
+    }
+    return out;
+  }
 
   DisbursementInput in;
 
@@ -766,6 +789,140 @@ TEST_F(HouseholdTest, PersonProgrammeIsNotMergedByHousehold) {
   w.Pay("p1", "BP", "PP", "2026-03", "HEAD", "6228000000000071", 100);
   w.Pay("p2", "BP", "PP", "2026-03", "MEMBER", "6228000000000072", 100);
   EXPECT_THAT(w.Summary("2026-04-30"), IsEmpty());
+}
+
+TEST_F(HouseholdTest, EntitlementsGoToTheHeadOnceAndToTheNextMemberWhenTheHeadIsDead) {
+  // Only the head enrolled: the head's; the member is not enrolled.
+  EXPECT_THAT(w.Entitlements("HH", "2026-03", {"HEAD", "MEMBER"}),
+              ElementsAre("HEAD:entitled 30000", "MEMBER:NOT_ENROLLED"));
+  w.Enrol("MEMBER", "HH", "2026-01");
+  EXPECT_THAT(w.Entitlements("HH", "2026-03", {"MEMBER", "HEAD"}),
+              ElementsAre("HEAD:entitled 30000", "MEMBER:HOUSEHOLD_MEMBER by HEAD"));
+  w.Death("HEAD", "2026-02-01");
+  EXPECT_THAT(w.Entitlements("HH", "2026-03", {"HEAD", "MEMBER"}),
+              ElementsAre("HEAD:DECEASED", "MEMBER:entitled 30000"));
+  // Before the head died: the head's.
+  EXPECT_THAT(w.Entitlements("HH", "2026-01", {"HEAD", "MEMBER"}),
+              ElementsAre("HEAD:entitled 30000", "MEMBER:HOUSEHOLD_MEMBER by HEAD"));
+}
+
+TEST(EntitlementTest, CadresTheirHouseholdsAndTheirKinAreExcludedWhereTheProgrammeSaysSo) {
+  World w;
+  w.Prog(ProgSpec("EX", 10000).ExcludesCadres());
+  w.Prog(ProgSpec("OPEN", 5000));
+  for (const std::string who : {"CADRE", "SPOUSE", "COUSIN", "POSTHOLDER", "OTHER"}) {
+    w.Enrol(who, "EX", "2026-01");
+    w.Enrol(who, "OPEN", "2026-01");
+  }
+  w.Recipient("CADRE", "H1", "6228000000000001", "2025-01-01", true, true);
+  w.Recipient("SPOUSE", "H1", "6228000000000002", "2025-01-01", false);
+  w.Recipient("COUSIN", "H2", "6228000000000003");
+  w.Recipient("POSTHOLDER", "H3", "6228000000000004");
+  w.Recipient("OTHER", "H4", "6228000000000005");
+  w.in.kin_of_cadres.push_back(w.Key("COUSIN"));
+  w.in.cadres.push_back(w.Key("POSTHOLDER"));
+  const std::vector<std::string> all = {"CADRE", "SPOUSE", "COUSIN", "POSTHOLDER", "OTHER"};
+  EXPECT_THAT(w.Entitlements("EX", "2026-03", all),
+              ElementsAre("CADRE:CADRE_HOUSEHOLD", "SPOUSE:CADRE_HOUSEHOLD", "COUSIN:CADRE_KIN",
+                          "POSTHOLDER:CADRE_HOUSEHOLD", "OTHER:entitled 10000"));
+  EXPECT_THAT(w.Entitlements("OPEN", "2026-03", all),
+              ElementsAre("CADRE:entitled 5000", "SPOUSE:entitled 5000", "COUSIN:entitled 5000",
+                          "POSTHOLDER:entitled 5000", "OTHER:entitled 5000"));
+}
+
+TEST(EntitlementTest, ReasonsComeInTheCheckOrderAndTheLatestEnrolmentSetsTheAmount) {
+  World w;
+  w.Prog(ProgSpec("EX", 10000).ExcludesCadres().From("2026-01").To("2026-06"));
+  w.Recipient("A", "H1", "6228000000000001", "2025-01-01", true, true);  // a cadre
+  w.Death("A", "2026-02-10");
+  w.Enrol("A", "EX", "2026-04");
+  w.Enrol("B", "EX", "2026-01");
+  w.Enrol("B", "EX", "2026-03", "2026-03", 7000);
+  // Outside the window before dead, dead before a cadre, a cadre before not enrolled.
+  EXPECT_THAT(w.Entitlements("EX", "2026-07", {"A", "B"}), ElementsAre("A:OUTSIDE_WINDOW", "B:OUTSIDE_WINDOW"));
+  EXPECT_THAT(w.Entitlements("EX", "2026-03", {"A", "B"}), ElementsAre("A:DECEASED", "B:entitled 7000"));
+  // Alive when February began.
+  EXPECT_THAT(w.Entitlements("EX", "2026-02", {"A", "B"}), ElementsAre("A:CADRE_HOUSEHOLD", "B:entitled 10000"));
+  EXPECT_THAT(w.Entitlements("EX", "2026-04", {"B", "B"}), ElementsAre("B:entitled 10000"));
+  EXPECT_THAT(w.Entitlements("EX", "2026-02", {"C"}), ElementsAre("C:NOT_ENROLLED"));
+  EXPECT_EQ(DecideEntitlements(w.in, "NOPE", P("2026-02"), {w.Key("A")}).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+// The listing's answer for a person, programme and period is the check's: a payment gets
+// OUTSIDE_WINDOW, AFTER_DEATH, CADRE_KIN or NOT_ENTITLED exactly when DecideEntitlements says
+// the person is not entitled, for the matching reason.
+TEST(EntitlementTest, AgreesWithTheCheckOnRandomWorlds) {
+  std::set<std::string> reasons_met;
+  for (uint32_t seed = 1; seed <= 40; ++seed) {
+    std::mt19937 rng(seed);
+    auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+    World w;
+    w.Prog(ProgSpec("PA", 10000).ExcludesCadres().From("2025-11").To("2026-05"));
+    w.Prog(ProgSpec("PH", 30000).Household().ExcludesCadres());
+    w.Prog(ProgSpec("PY", 50000).From("2025").Yearly());
+    const std::vector<std::string> codes = {"PA", "PH", "PY"};
+    auto period_of = [&](const std::string& code) {
+      if (code == "PY") return absl::StrCat(uniform(2024, 2027));
+      return absl::StrFormat("2026-%02d", uniform(1, 7));
+    };
+    auto day = [&]() { return absl::StrFormat("2026-%02d-%02d", uniform(1, 6), uniform(1, 28)); };
+    const int people = 18;
+    std::vector<std::string> everyone;
+    for (int i = 0; i < people; ++i) {
+      const std::string who = absl::StrCat("P", i);
+      everyone.push_back(who);
+      w.Recipient(who, absl::StrCat("H", i / 3), absl::StrCat("62280000000000", 10 + i),
+                  "2025-01-01", i % 3 == uniform(0, 3), uniform(0, 7) == 0);
+      for (const std::string& code : codes) {
+        if (uniform(0, 2) == 0) continue;
+        const std::string from = code == "PY" ? absl::StrCat(uniform(2024, 2026))
+                                              : absl::StrFormat("2026-%02d", uniform(1, 4));
+        w.Enrol(who, code, from, uniform(0, 3) == 0 ? (code == "PY" ? "2026" : "2026-05") : "",
+                uniform(0, 2) == 0 ? std::optional<int64_t>(uniform(1, 9) * 1000) : std::nullopt);
+      }
+      if (uniform(0, 6) == 0) w.Death(who, day());
+      if (uniform(0, 8) == 0) w.in.kin_of_cadres.push_back(w.Key(who));
+      if (uniform(0, 12) == 0) w.in.cadres.push_back(w.Key(who));
+    }
+    w.Enrol("NOBODY", "PA", "2026-01");  // enrolled, on no roll
+    everyone.push_back("NOBODY");
+    for (int k = 0; k < 80; ++k) {
+      const std::string code = codes[uniform(0, 2)];
+      const std::string who = everyone[uniform(0, static_cast<int>(everyone.size()) - 1)];
+      w.Pay(absl::StrCat("x", k), "B0", code, period_of(code), who, "6228000000000099", uniform(0, 9) * 1000,
+            absl::StrCat(day(), "T10:00:00+08:00"));
+    }
+    const std::vector<std::string> findings = w.Summary("2026-12-31", "", "", 100);
+    std::map<std::string, std::string> not_entitled;  // payment id -> rule
+    for (const std::string& line : findings) {
+      const std::vector<std::string> f = absl::StrSplit(line, ',');
+      if (f[0] == "OUTSIDE_WINDOW" || f[0] == "AFTER_DEATH" || f[0] == "CADRE_KIN" || f[0] == "NOT_ENTITLED") {
+        ASSERT_FALSE(not_entitled.contains(f[4])) << "seed " << seed << ": two of the four for " << f[4];
+        not_entitled[f[4]] = f[0];
+      }
+    }
+    for (const Payment& p : w.in.payments) {
+      const std::string id(w.in.text.Get(p.payment_id));
+      const std::string code(w.in.symbols.Name(p.program));
+      auto answers = DecideEntitlements(w.in, code, PeriodOf(p.period), {p.person});
+      ASSERT_TRUE(answers.ok()) << answers.status();
+      ASSERT_EQ(answers->size(), 1u);
+      const std::string_view reason = (*answers)[0].reason;
+      reasons_met.insert(std::string(reason));
+      std::string expected;
+      if (reason == "OUTSIDE_WINDOW") expected = "OUTSIDE_WINDOW";
+      if (reason == "DECEASED") expected = "AFTER_DEATH";
+      if (reason == "CADRE_HOUSEHOLD" || reason == "CADRE_KIN") expected = "CADRE_KIN";
+      if (reason == "NOT_ENROLLED" || reason == "HOUSEHOLD_MEMBER") expected = "NOT_ENTITLED";
+      const std::string found = not_entitled.contains(id) ? not_entitled[id] : "";
+      EXPECT_EQ(found, expected) << "seed " << seed << " payment " << id << " " << code << " "
+                                 << PeriodOf(p.period).ToString() << " reason " << reason;
+    }
+  }
+  // The worlds reach every answer.
+  EXPECT_THAT(reasons_met, ElementsAre("", "CADRE_HOUSEHOLD", "CADRE_KIN", "DECEASED", "HOUSEHOLD_MEMBER",
+                                       "NOT_ENROLLED", "OUTSIDE_WINDOW"));
 }
 
 // --- BATCH_MISMATCH ------------------------------------------------------------------------------
