@@ -440,7 +440,8 @@ std::string MaskName(std::string_view name) {
     i += len;
     ++n;
   }
-  if (n <= 1) return std::string(name);
+  if (n == 0) return "";
+  if (n == 1) return "*";  // one character is the whole name: nothing of it is shown
   std::string out(name.substr(first_last[0], first_len));
   if (n == 2) {
     out.push_back('*');

@@ -265,7 +265,7 @@ TEST(MaskTest, IdNumber) {
 }
 
 TEST(MaskTest, Name) {
-  EXPECT_EQ(MaskName("张"), "张");
+  EXPECT_EQ(MaskName("张"), "*");  // the whole name would show
   EXPECT_EQ(MaskName("张三"), "张*");
   EXPECT_EQ(MaskName("张三明"), "张*明");
   EXPECT_EQ(MaskName("欧阳小明"), "欧**明");

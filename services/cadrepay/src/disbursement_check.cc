@@ -634,8 +634,8 @@ absl::StatusOr<v1::Finding> DisbursementLogic::ReviewFinding(const v1::ReviewFin
   if (state != "open" && state != "confirmed" && state != "dismissed" && state != "resolved") {
     return common::InvalidField("state", "must be open, confirmed, dismissed or resolved");
   }
-  if (state == "dismissed" && request.reason().empty()) {
-    return common::InvalidField("reason", "is required when dismissing a finding");
+  if (state == "dismissed" && absl::StripAsciiWhitespace(request.reason()).empty()) {
+    return common::InvalidField("reason", "is required when dismissing a finding (blank is no reason)");
   }
   if (common::Utf8Length(request.reason()) < 0 || common::Utf8Length(request.reason()) > 500) {
     return common::InvalidField("reason", "must be UTF-8 text of at most 500 characters");

@@ -657,11 +657,28 @@ class RecipientsIngest final : public IngestBase {
     };
     absl::flat_hash_map<std::string_view, Head> head;
     for (const auto& [household, h] : heads) head.emplace(household, Head{h, 0});
-    // People this batch declares not to be heads no longer count as heads of their household.
-    for (const auto& i : queue_) {
-      if (i.row.is_household_head) continue;
-      auto it = head.find(i.row.household_id);
-      if (it != head.end() && it->second.hash == i.id_hash) head.erase(it);
+    // A row takes effect as the person's current attributes unless it is dated before them (then
+    // it only adds to the account history) or it is refused as an account conflict.
+    auto takes_effect = [&](const Item& i) {
+      auto p = person.find(std::string_view(i.id_hash));
+      if (p != person.end() && i.row.account_since < p->second.state.latest_since) return false;
+      auto acc = account.find(std::make_pair(std::string_view(i.id_hash), DayNumberOf(i.row.account_since)));
+      return acc == account.end() || acc->second == i.row.account_no;
+    };
+    // A registered head whose row in this batch takes effect and makes them no longer that
+    // household's head (not a head, or of another household) does not count as its head for this
+    // batch's other rows, whichever comes first in the file.
+    if (!head.empty()) {
+      absl::flat_hash_map<std::string_view, std::string_view> household_headed_by;  // hash -> household
+      for (const auto& [household, hd] : head) household_headed_by.emplace(hd.hash, household);
+      for (const auto& i : queue_) {
+        auto it = household_headed_by.find(std::string_view(i.id_hash));
+        if (it == household_headed_by.end()) continue;
+        if (i.row.is_household_head && i.row.household_id == it->second) continue;
+        if (!takes_effect(i)) continue;
+        head.erase(it->second);
+        household_headed_by.erase(it);
+      }
     }
     // The persons written, in the order of the file (numbered in that order), with their ID number;
     // the accounts new in this batch.
@@ -669,7 +686,9 @@ class RecipientsIngest final : public IngestBase {
     std::vector<std::tuple<std::string_view, absl::CivilDay, std::string*>> new_accounts;
     for (auto& i : queue_) {
       const std::string_view h = i.id_hash;
-      if (i.row.is_household_head) {
+      // Only a row that takes effect makes its person a head: an earlier-dated row is history.
+      const bool effective = takes_effect(i);
+      if (i.row.is_household_head && effective) {
         auto it = head.find(i.row.household_id);
         if (it != head.end() && it->second.hash != h) {
           Refuse(i.line, "is_household_head", "SECOND_HEAD",
@@ -714,7 +733,7 @@ class RecipientsIngest final : public IngestBase {
         }
       }
       // (A head's household key is a view of the row's string: the row outlives the map.)
-      if (i.row.is_household_head) head[i.row.household_id] = Head{h, i.line};
+      if (i.row.is_household_head && effective) head[i.row.household_id] = Head{h, i.line};
       if (inserted) Inserted(); else if (updated) Updated(); else Unchanged();
       if ((inserted || updated) && p->second.number == 0) {
         p->second.number = -1;  // listed below once

@@ -622,14 +622,46 @@ absl::StatusOr<v1::ListDisclosureResponse> DisbursementLogic::ListDisclosure(con
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
   if (auto s = KnownProgramme(*conn, request.program_code()); !s.ok()) return s;
-  auto rows = Track(*conn, repo_.ListDisclosure(**conn, request.org_code(), period->ToString(), request.program_code(),
-                                                after[0], after[1], after[2], *page_size + 1));
-  if (!rows.ok()) return rows.status();
-  const bool more = static_cast<int>(rows->size()) > *page_size;
-  if (more) rows->resize(*page_size);
+  // Each payment net of its reversals, applied as the check applies them: in (paid_at,
+  // payment_id) order, one that would bring the payment below zero skipped. A payment reversed in
+  // full was not paid and is not listed; pages are filled past such rows.
+  std::vector<DisclosureRow> rows;
+  std::vector<std::string> cursor = after;
+  for (bool exhausted = false; !exhausted && static_cast<int>(rows.size()) <= *page_size;) {
+    auto chunk = Track(*conn, repo_.ListDisclosure(**conn, request.org_code(), period->ToString(),
+                                                   request.program_code(), cursor[0], cursor[1], cursor[2],
+                                                   *page_size + 1));
+    if (!chunk.ok()) return chunk.status();
+    exhausted = static_cast<int>(chunk->size()) < *page_size + 1;
+    if (chunk->empty()) break;
+    cursor = {chunk->back().program_code, chunk->back().id_masked, chunk->back().payment_id};
+    std::vector<std::string> ids;
+    for (const auto& d : *chunk) ids.push_back(d.payment_id);
+    auto reversals = Track(*conn, repo_.FindReversalsOf(**conn, ids));
+    if (!reversals.ok()) return reversals.status();
+    absl::flat_hash_map<std::string_view, std::pair<size_t, size_t>> reversals_of;  // [first, end)
+    for (size_t k = 0; k < reversals->size(); ++k) {
+      auto [it, fresh] = reversals_of.try_emplace((*reversals)[k].reverses, k, k + 1);
+      if (!fresh) it->second.second = k + 1;
+    }
+    for (auto& d : *chunk) {
+      bool reversed = false;
+      if (auto it = reversals_of.find(d.payment_id); it != reversals_of.end()) {
+        for (size_t k = it->second.first; k < it->second.second; ++k) {
+          const int64_t amount = (*reversals)[k].amount_fen;
+          if (amount >= 0 || d.amount_fen + amount < 0) continue;  // a bad reversal nets nothing
+          d.amount_fen += amount;
+          reversed = true;
+        }
+      }
+      if (reversed && d.amount_fen <= 0) continue;  // reversed in full: nothing was paid
+      rows.push_back(std::move(d));
+    }
+  }
+  const bool more = static_cast<int>(rows.size()) > *page_size;
+  if (more) rows.resize(*page_size);
   v1::ListDisclosureResponse response;
-  for (const auto& d : *rows) {
-    if (d.amount_fen <= 0) continue;  // reversed in full: nothing was paid
+  for (const auto& d : rows) {
     auto* out = response.add_payments();
     out->set_program_code(d.program_code);
     out->set_period(d.period);
@@ -638,7 +670,7 @@ absl::StatusOr<v1::ListDisclosureResponse> DisbursementLogic::ListDisclosure(con
     out->set_amount_fen(d.amount_fen);
     out->set_paid_on(common::FormatDate(common::ChinaDateOf(d.paid_at)));
   }
-  if (more) response.set_next_page_token(MakeToken({rows->back().program_code, rows->back().id_masked, rows->back().payment_id}));
+  if (more) response.set_next_page_token(MakeToken({rows.back().program_code, rows.back().id_masked, rows.back().payment_id}));
   return response;
 }
 

@@ -261,6 +261,42 @@ TEST_F(DisbursementLogicTest, BadEnrolmentsAndRecipientsAreRefused) {
   EXPECT_EQ(Errors(later), std::vector<std::string>{"2 is_household_head SECOND_HEAD"});
 }
 
+// Only a row that takes effect as a person's current attributes makes or unmakes a household's
+// head: a row dated before the person's current one only adds to the account history, and a row
+// refused (an account conflict) changes nothing. Exactly one head per household either way.
+TEST_F(DisbursementLogicTest, TheHeadOfAHouseholdIsWhatTakesEffect) {
+  const std::string header = "id_number,name,org_code,household_id,is_household_head,account_no,account_since\n";
+  // One file on an empty table: F's earlier-dated row saying head is history; G becomes H9's head.
+  auto first = Ingest(FileKind::kRecipients,
+                      absl::StrCat(header, Id(1), ",甲,V001,H1,1,622200000000000001,2025-01-01\n",
+                                   Id(6), ",己,V001,H9,0,622200000000000006,2025-01-01\n",
+                                   Id(6), ",己,V001,H9,1,622200000000000066,2024-01-01\n",
+                                   Id(7), ",庚,V001,H9,1,622200000000000007,2025-01-01\n"));
+  EXPECT_EQ(Errors(first), std::vector<std::string>{});
+  // A's earlier-dated row saying "not head" does not unmake A: B is a second head.
+  auto history = Ingest(FileKind::kRecipients,
+                        absl::StrCat(header, Id(1), ",甲,V001,H1,0,622200000000000011,2024-01-01\n",
+                                     Id(2), ",乙,V001,H1,1,622200000000000002,2025-01-01\n"));
+  EXPECT_EQ(Errors(history), std::vector<std::string>{"3 is_household_head SECOND_HEAD"});
+  // A refused row does not unmake A either.
+  auto refused = Ingest(FileKind::kRecipients,
+                        absl::StrCat(header, Id(1), ",甲,V001,H1,0,622200000000000099,2025-01-01\n",
+                                     Id(3), ",丙,V001,H1,1,622200000000000003,2025-01-01\n"));
+  EXPECT_EQ(Errors(refused), (std::vector<std::string>{"2 account_no ACCOUNT_CONFLICT",
+                                                       "3 is_household_head SECOND_HEAD"}));
+  // A new head listed before the old head's later row that hands the household over: both taken.
+  auto handover = Ingest(FileKind::kRecipients,
+                         absl::StrCat(header, Id(4), ",丁,V001,H1,1,622200000000000004,2025-01-01\n",
+                                      Id(1), ",甲,V001,H1,0,622200000000000001,2026-01-01\n"));
+  EXPECT_EQ(Errors(handover), std::vector<std::string>{});
+  // D is now H1's one head; G is H9's.
+  auto after = Ingest(FileKind::kRecipients,
+                      absl::StrCat(header, Id(5), ",戊,V001,H1,1,622200000000000005,2025-01-01\n",
+                                   Id(8), ",辛,V001,H9,1,622200000000000008,2025-01-01\n"));
+  EXPECT_EQ(Errors(after), (std::vector<std::string>{"2 is_household_head SECOND_HEAD",
+                                                     "3 is_household_head SECOND_HEAD"}));
+}
+
 TEST_F(DisbursementLogicTest, WholeFileRefusalsAndCancelledIngestsWriteNothing) {
   auto bad = Ingest(FileKind::kProgrammes, "program_code,name,unit\nX,y,person\n");
   EXPECT_TRUE(bad.file_refused());
@@ -417,6 +453,10 @@ TEST_F(DisbursementLogicTest, ReviewsCarryOverToLaterRuns) {
   review.set_reviewer("auditor-1");
   auto missing_reason = logic_->ReviewFinding(review, false, kNoDeadline);
   EXPECT_EQ(common::FieldViolationsOf(missing_reason.status())[0].field, "reason");
+  review.set_reason(" \t ");  // blank is no reason
+  auto blank_reason = logic_->ReviewFinding(review, false, kNoDeadline);
+  EXPECT_EQ(blank_reason.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(common::FieldViolationsOf(blank_reason.status())[0].field, "reason");
   review.set_reason("second payment approved by the township");
   auto reviewed = logic_->ReviewFinding(review, false, kNoDeadline);
   ASSERT_TRUE(reviewed.ok()) << reviewed.status();
@@ -815,9 +855,14 @@ TEST_F(DisbursementLogicTest, DisclosureNetsPaymentsOfTheirReversals) {
             4);
   ASSERT_EQ(Ingest(FileKind::kPayments,
                    absl::StrCat(header, "R5,B1,GDBT,2026-03,", Id(2), ",622200000000000002,-5000,2026-03-12T09:00:00+08:00,R2\n",
-                                "R6,B1,GDBT,2026-03,", Id(3), ",622200000000000003,-20000,2026-03-12T09:00:00+08:00,R3\n"))
+                                "R6,B1,GDBT,2026-03,", Id(3), ",622200000000000003,-20000,2026-03-12T09:00:00+08:00,R3\n",
+                                // Two reversals of R7: the second (by paid_at) would overdraw it and is skipped,
+                                // as the check skips it (BAD_REVERSAL); the first still applies.
+                                "R7,B1,GDBT,2026-03,", Id(4), ",622200000000000004,12000,2026-03-10T09:00:00+08:00,\n",
+                                "R9,B1,GDBT,2026-03,", Id(4), ",622200000000000004,-8000,2026-03-14T09:00:00+08:00,R7\n",
+                                "R8,B1,GDBT,2026-03,", Id(4), ",622200000000000004,-5000,2026-03-13T09:00:00+08:00,R7\n"))
                 .inserted(),
-            2);
+            5);
   v1::ListDisclosureRequest d;
   d.set_org_code("V001");
   d.set_period("2026-03");
@@ -825,10 +870,25 @@ TEST_F(DisbursementLogicTest, DisclosureNetsPaymentsOfTheirReversals) {
   ASSERT_TRUE(disclosed.ok()) << disclosed.status();
   std::map<std::string, int64_t> amounts;
   for (const auto& p : disclosed->payments()) amounts[p.id_number()] += p.amount_fen();
-  EXPECT_EQ(disclosed->payments_size(), 2);  // R2, R3: a reversal is not listed itself
+  EXPECT_EQ(disclosed->payments_size(), 3);  // R2, R3, R7: a reversal is not listed itself
   EXPECT_EQ(amounts.count(common::MaskIdNumber(Id(1))), 0u);  // R1 reversed in full: nothing was paid
   EXPECT_EQ(amounts[common::MaskIdNumber(Id(2))], 7000);   // R2 less 5000
   EXPECT_EQ(amounts[common::MaskIdNumber(Id(3))], 12000);  // -20000 would bring R3 below zero: not netted
+  EXPECT_EQ(amounts[common::MaskIdNumber(Id(4))], 7000);   // R7 less R8's 5000; R9's 8000 would overdraw
+  // Pages of one: the first row in order (R1, reversed in full) is passed over, no page is empty.
+  d.set_page_size(1);
+  std::vector<std::string> paged;
+  while (true) {
+    auto page = logic_->ListDisclosure(d, kNoDeadline);
+    ASSERT_TRUE(page.ok()) << page.status();
+    ASSERT_EQ(page->payments_size(), 1);
+    paged.push_back(absl::StrCat(page->payments(0).id_number(), " ", page->payments(0).amount_fen()));
+    if (page->next_page_token().empty()) break;
+    d.set_page_token(page->next_page_token());
+  }
+  EXPECT_EQ(paged, (std::vector<std::string>{absl::StrCat(common::MaskIdNumber(Id(2)), " 7000"),
+                                             absl::StrCat(common::MaskIdNumber(Id(3)), " 12000"),
+                                             absl::StrCat(common::MaskIdNumber(Id(4)), " 7000")}));
   auto conn = pool_->Acquire(absl::Now() + absl::Seconds(10));
   ASSERT_TRUE(conn.ok()) << conn.status();
   std::unique_ptr<sql::ResultSet> rs(
@@ -836,7 +896,7 @@ TEST_F(DisbursementLogicTest, DisclosureNetsPaymentsOfTheirReversals) {
           ->executeQuery("SELECT GROUP_CONCAT(CONCAT(reverses, '<', payment_id, ':', amount_fen) ORDER BY payment_id) "
                          "FROM payment_reversals"));
   ASSERT_TRUE(rs->next());
-  EXPECT_EQ(rs->getString(1), "R1<R4:-12000,R2<R5:-5000,R3<R6:-20000");
+  EXPECT_EQ(rs->getString(1), "R1<R4:-12000,R2<R5:-5000,R3<R6:-20000,R7<R8:-5000,R7<R9:-8000");
 }
 
 // The check decrypts ID numbers on a second connection beside the other reads, then turns person

@@ -1439,12 +1439,9 @@ absl::StatusOr<std::vector<DisclosureRow>> DisbursementRepository::ListDisclosur
                                   params));
     }
     params.push_back(SqlValue::Int(limit));
-    // Net of reversals that name the payment and do not bring it below zero.
     auto st = Prepare(
         conn,
-        absl::StrCat("SELECT p.program_code, p.period, r.name, pe.id_masked, pe.id_hash, "
-                     "p.amount_fen + COALESCE((SELECT CASE WHEN SUM(x.amount_fen) + p.amount_fen >= 0 "
-                     "THEN SUM(x.amount_fen) ELSE 0 END FROM payment_reversals x WHERE x.reverses = p.payment_id), 0), "
+        absl::StrCat("SELECT p.program_code, p.period, r.name, pe.id_masked, pe.id_hash, p.amount_fen, "
                      "DATE_FORMAT(p.paid_at, '%Y-%m-%d %H:%i:%s.%f'), p.payment_id "
                      "FROM payments p JOIN recipients r ON r.person_no = p.person_no "
                      "JOIN persons pe ON pe.person_no = p.person_no ",
@@ -1468,6 +1465,25 @@ absl::StatusOr<std::vector<DisclosureRow>> DisbursementRepository::ListDisclosur
   } catch (const sql::SQLException& e) {
     return common::SqlError(e, "list disclosure");
   }
+}
+
+absl::StatusOr<std::vector<ReversalRow>> DisbursementRepository::FindReversalsOf(
+    sql::Connection& conn, const std::vector<std::string>& payment_ids) const {
+  std::vector<ReversalRow> out;
+  auto s = ForEachInGroup(conn,
+                          "SELECT x.reverses, x.payment_id, x.amount_fen, "
+                          "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 08:00:00', r.paid_at) "
+                          "FROM payment_reversals x JOIN payments r ON r.payment_id = x.payment_id "
+                          "WHERE x.reverses IN ",
+                          "", Unique(payment_ids), "read reversals", [&](sql::ResultSet& rs) {
+                            out.push_back({Str(rs, 1), Str(rs, 2), rs.getInt64(3),
+                                           absl::FromUnixMicros(rs.getInt64(4))});
+                          });
+  if (!s.ok()) return s;
+  std::sort(out.begin(), out.end(), [](const ReversalRow& a, const ReversalRow& b) {
+    return std::tie(a.reverses, a.paid_at, a.payment_id) < std::tie(b.reverses, b.paid_at, b.payment_id);
+  });
+  return out;
 }
 
 }  // namespace grassroots::cadrepay

@@ -140,9 +140,17 @@ struct DisclosureRow {
   std::string name;
   std::string id_masked;
   std::string id_hash;
-  int64_t amount_fen = 0;  // net of good reversals
+  int64_t amount_fen = 0;  // as paid (ListDisclosure); DisbursementLogic nets the reversals off
   absl::Time paid_at;
   std::string payment_id;
+};
+
+// A reversal naming a payment (payment_reversals, with the reversal row's paid_at).
+struct ReversalRow {
+  std::string reverses;
+  std::string payment_id;
+  int64_t amount_fen = 0;
+  absl::Time paid_at;
 };
 
 // "YYYY-MM-DD HH:MM:SS.ffffff" in China Standard Time, and back.
@@ -321,6 +329,10 @@ class DisbursementRepository final {
                                                             const std::string& after_program,
                                                             const std::string& after_masked,
                                                             const std::string& after_payment, int limit) const;
+  // The reversals naming these payments, in (reverses, paid_at, payment_id) order: the order in
+  // which they apply.
+  absl::StatusOr<std::vector<ReversalRow>> FindReversalsOf(sql::Connection& conn,
+                                                           const std::vector<std::string>& payment_ids) const;
 };
 
 }  // namespace grassroots::cadrepay

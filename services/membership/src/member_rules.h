@@ -29,7 +29,8 @@ bool IsKinRelation(std::string_view s);
 // What `relation` of A to B makes B to A (parent <-> child; the others are symmetric).
 std::string InverseRelation(std::string_view relation);
 
-// The day `months` months after `d` (29 February + 12 months is 1 March).
+// The day `months` months after `d`, on the month's last day when it has no such day (29 February
+// + 12 months is 28 February).
 absl::CivilDay AddMonths(absl::CivilDay d, int months);
 // Completed years of age on `on`.
 int AgeOn(absl::CivilDay birth, absl::CivilDay on);
