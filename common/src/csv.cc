@@ -430,6 +430,15 @@ std::string_view CsvHeader::Get(const CsvRecord& record, std::string_view column
 
 bool CsvHeader::Has(std::string_view column) const { return IndexOf(column) != 0; }
 
+std::string_view CsvHeader::FirstMissingColumn(const CsvRecord& record) const {
+  if (record.fields.size() >= width_) return "";
+  const int missing = static_cast<int>(record.fields.size());  // 0-based position of the first absent field
+  for (const auto& [name, index] : positions_) {
+    if (index == missing) return name;
+  }
+  return "";
+}
+
 int CsvHeader::IndexOf(std::string_view column) const {
   for (const auto& [name, index] : positions_) {
     if (name == column) return index + 1;

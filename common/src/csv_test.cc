@@ -352,6 +352,15 @@ TEST(CsvHeaderTest, BindsInAnyOrderWithTrimmedNames) {
   EXPECT_EQ(h.Get(short_record, "id_number"), "");
 }
 
+TEST(CsvHeaderTest, ARecordWithTooFewFieldsLacksItsFirstMissingColumn) {
+  CsvHeader h;
+  EXPECT_THAT(h.Bind({"name", "id_number", "phone"}, kFormat), IsEmpty());
+  EXPECT_EQ(h.FirstMissingColumn(CsvRecord{2, {"张三"}}), "id_number");
+  EXPECT_EQ(h.FirstMissingColumn(CsvRecord{2, {"张三", "x"}}), "phone");
+  EXPECT_EQ(h.FirstMissingColumn(CsvRecord{2, {"张三", "x", "y"}}), "");       // complete
+  EXPECT_EQ(h.FirstMissingColumn(CsvRecord{2, {"张三", "x", "y", "z"}}), "");  // an extra field has no column
+}
+
 TEST(CsvHeaderTest, OptionalColumnMayBeAbsent) {
   CsvHeader h;
   EXPECT_THAT(h.Bind({"id_number", "name"}, kFormat), IsEmpty());

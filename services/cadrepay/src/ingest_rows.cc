@@ -11,7 +11,7 @@ class RowReader final {
  public:
   RowReader(const common::CsvHeader& h, const common::CsvRecord& r) : h_(h), r_(r) {
     if (r.fields.size() != h.width()) {
-      Problem("", "WRONG_FIELD_COUNT", absl::StrCat("has ", r.fields.size(), " fields; the header has ", h.width()));
+      Problem(h.FirstMissingColumn(r), "WRONG_FIELD_COUNT", absl::StrCat("has ", r.fields.size(), " fields; the header has ", h.width()));
     }
   }
   std::string_view Get(std::string_view column) const { return h_.Get(r_, column); }

@@ -959,7 +959,7 @@ struct MemberLogic::Import::State {
     const int64_t line = record.line;
     std::vector<Violation> v;
     if (record.fields.size() != header.width()) {
-      Refuse(line, "", "WRONG_FIELD_COUNT",
+      Refuse(line, std::string(header.FirstMissingColumn(record)), "WRONG_FIELD_COUNT",
              absl::StrCat("has ", record.fields.size(), " fields; the header has ", header.width()));
       return;
     }

@@ -352,7 +352,7 @@ struct OrganisationLogic::Import::State {
     o.set_established_on(std::string(header.Get(record, "established_on")));
     bool bad = false;
     if (record.fields.size() != header.width()) {
-      Error(record.line, "", "WRONG_FIELD_COUNT",
+      Error(record.line, std::string(header.FirstMissingColumn(record)), "WRONG_FIELD_COUNT",
             absl::StrCat("has ", record.fields.size(), " fields; the header has ", header.width()));
       bad = true;
     }

@@ -120,6 +120,9 @@ class CsvHeader final {
   // 1-based column index in the file, 0 when absent (for error reports).
   int IndexOf(std::string_view column) const;
   size_t width() const { return width_; }
+  // For a record with the wrong number of fields, the column to name in its error: the first
+  // column the record lacks ("" when it has too many: that field has no column).
+  std::string_view FirstMissingColumn(const CsvRecord& record) const;
  private:
   std::vector<std::pair<std::string, int>> positions_;
   size_t width_ = 0;
