@@ -673,15 +673,21 @@ absl::StatusOr<std::vector<DueScope>> DisbursementLogic::DueScopes(absl::CivilDa
   for (const auto& p : *programmes) grace[p.program_code] = p.grace_days;
   auto batches = Track(*conn, repo_.LoadBatches(**conn));
   if (!batches.ok()) return batches.status();
-  std::map<std::pair<std::string, std::string>, bool> due;
+  // Each scope with the last day of grace of its latest batch that is past: a run counts for it
+  // only when its "as of" date is after that day (one as of an earlier date could not find what
+  // that batch left unpaid).
+  std::map<std::pair<std::string, std::string>, absl::CivilDay> due;
   for (const auto& b : *batches) {
     auto g = grace.find(b.program_code);
     if (g == grace.end()) continue;
-    if (b.scheduled_on + g->second < today) due[{b.program_code, b.period.ToString()}] = true;
+    const absl::CivilDay last_day = b.scheduled_on + g->second;
+    if (!(last_day < today)) continue;
+    auto [it, fresh] = due.try_emplace({b.program_code, b.period.ToString()}, last_day);
+    if (!fresh && it->second < last_day) it->second = last_day;
   }
   std::vector<DueScope> out;
-  for (const auto& [scope, _] : due) {
-    auto done = Track(*conn, repo_.HasRunAt(**conn, scope.first, scope.second, *generation));
+  for (const auto& [scope, last_day] : due) {
+    auto done = Track(*conn, repo_.HasRunAt(**conn, scope.first, scope.second, *generation, last_day));
     if (!done.ok()) return done.status();
     if (!*done) out.push_back({scope.first, scope.second});
   }

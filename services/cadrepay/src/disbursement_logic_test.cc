@@ -1048,6 +1048,25 @@ TEST_F(DisbursementLogicTest, SchedulerRunsDueScopesOnceUntilTheDataChanges) {
   EXPECT_EQ(scheduler.RunDue(), 0);  // not yet due
 }
 
+// A run made before a batch's grace ran out (as of an earlier date) does not count for it: the
+// scheduler still checks once it is due, when what was left unpaid can be found.
+TEST_F(DisbursementLogicTest, AnEarlierRunDoesNotStandForTheCheckDueAfterTheGrace) {
+  LoadAll();
+  Check("", "", "2026-03-12");  // before GDBT 2026-03's batch (2026-03-10) plus 5 days
+  ASSERT_EQ(logic_->DueScopes(absl::CivilDay(2026, 4, 10))->size(), 1u);
+  now_ += absl::Minutes(1);  // the scheduler's run is the latest
+  CheckScheduler scheduler(*logic_, absl::Hours(1));
+  EXPECT_EQ(scheduler.RunDue(), 1);
+  auto run = logic_->GetCheckRun("latest", kNoDeadline);
+  ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->as_of(), "2026-04-10");
+  EXPECT_EQ(scheduler.RunDue(), 0);
+  // A run as of a day after the grace counts: nothing more is due.
+  Ingest(FileKind::kCivilEvents, absl::StrCat("id_number,event,event_date,source_ref\n", Id(2), ",emigration,2026-03-01,\n"));
+  Check("", "", "2026-03-16");
+  EXPECT_EQ(scheduler.RunDue(), 0);
+}
+
 // Several scopes due at once are covered by one full check (each check reads everything anyway).
 TEST_F(DisbursementLogicTest, SchedulerCoversSeveralDueScopesWithOneFullCheck) {
   LoadAll();

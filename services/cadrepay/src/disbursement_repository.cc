@@ -1322,12 +1322,14 @@ absl::StatusOr<std::optional<CheckRunRecord>> DisbursementRepository::FindRun(sq
 }
 
 absl::StatusOr<bool> DisbursementRepository::HasRunAt(sql::Connection& conn, const std::string& program_code,
-                                                      const std::string& period, int64_t generation) const {
+                                                      const std::string& period, int64_t generation,
+                                                      absl::CivilDay due) const {
   try {
     auto st = Prepare(conn,
                       "SELECT 1 FROM check_runs WHERE ((program_code = ? AND period = ?) OR "
-                      "(program_code = '' AND period = '')) AND data_generation = ? LIMIT 1",
-                      {SqlValue::Text(program_code), SqlValue::Text(period), SqlValue::Int(generation)});
+                      "(program_code = '' AND period = '')) AND data_generation = ? AND as_of > ? LIMIT 1",
+                      {SqlValue::Text(program_code), SqlValue::Text(period), SqlValue::Int(generation),
+                       SqlValue::Text(common::FormatDate(due))});
     std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
     return rs->next();
   } catch (const sql::SQLException& e) {

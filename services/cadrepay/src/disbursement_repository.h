@@ -311,9 +311,10 @@ class DisbursementRepository final {
                               const std::vector<FindingRecord>& findings) const;
   // "latest" or "" for the most recent run.
   absl::StatusOr<std::optional<CheckRunRecord>> FindRun(sql::Connection& conn, const std::string& run_id) const;
-  // Whether a run of exactly this scope saw this data generation.
+  // Whether a run of this scope (or a full run) saw this data generation with an "as of" date
+  // after `due` (a run as of an earlier date could not find what was unpaid by then).
   absl::StatusOr<bool> HasRunAt(sql::Connection& conn, const std::string& program_code, const std::string& period,
-                                int64_t generation) const;
+                                int64_t generation, absl::CivilDay due) const;
   // A page of a run's findings after seq, optionally filtered.
   absl::StatusOr<std::vector<FindingRecord>> ListFindings(sql::Connection& conn, const std::string& run_id,
                                                           const std::string& rule, const std::string& review_state,

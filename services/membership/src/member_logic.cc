@@ -478,6 +478,12 @@ absl::StatusOr<v1::Member> MemberLogic::Correct(const v1::CorrectMemberRequest& 
     return absl::NotFoundError(absl::StrCat("member_id: member ", request.member_id(), " does not exist"));
   }
   StoredMember row = **found;
+  // History is appended to, never rewritten: a correction dated before the last event is refused.
+  if (auto s = CheckCorrectionDate(
+          effective, common::ParseDate(row.last_effective).value_or(absl::CivilDay(1900, 1, 1)));
+      !s.ok()) {
+    return s;
+  }
   const v1::Member before = row.m;
   const v1::Member& c = request.member();
   v1::Member& m = row.m;

@@ -997,6 +997,12 @@ TEST_F(MemberLogicTest, KinAndCorrectionNameTheFieldOfAnUnknownOrMalformedId) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   ASSERT_EQ(common::FieldViolationsOf(s).size(), 1u);
   EXPECT_EQ(common::FieldViolationsOf(s)[0].field, "deciding_org_code");
+  // A correction dated before the member's last event (the created one, today) is refused, as a step is.
+  c.clear_deciding_org_code();
+  c.set_effective_on("2000-01-01");
+  s = logic_->Correct(c, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_TRUE(absl::StartsWith(s.message(), "BEFORE_PREVIOUS_EVENT: ")) << s.message();
   // Nothing was written by any of these.
   auto events = logic_->Events(a.member_id(), kNoDeadline);
   ASSERT_TRUE(events.ok()) << events.status();

@@ -246,6 +246,14 @@ bool SameFileFacts(const v1::Member& a, const v1::Member& b) {
          a.monthly_income_fen() == b.monthly_income_fen() && a.is_mobile() == b.is_mobile();
 }
 
+absl::Status CheckCorrectionDate(absl::CivilDay effective, absl::CivilDay last_effective) {
+  if (effective < last_effective) {
+    return Rule("BEFORE_PREVIOUS_EVENT", absl::StrCat("effective_on is before the member's last recorded event (",
+                                                      common::FormatDate(last_effective), ")"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ApplyStep(v1::Member& m, std::string_view step, absl::CivilDay effective, int extension_months,
                        absl::CivilDay last_effective, absl::CivilDay today) {
   const std::string eff = common::FormatDate(effective);

@@ -58,6 +58,9 @@ bool SameFileFacts(const v1::Member& a, const v1::Member& b);
 
 // One lifecycle step on `m` (StepMember). On success `m` holds the state after the step.
 // FAILED_PRECONDITION "RULE: why" for a broken rule; INVALID_ARGUMENT for an unknown step.
+// A correction's effective date: FAILED_PRECONDITION BEFORE_PREVIOUS_EVENT when it is before the
+// member's latest event (`last_effective`), as for a step.
+absl::Status CheckCorrectionDate(absl::CivilDay effective, absl::CivilDay last_effective);
 // `last_effective` is the effective date of the member's latest event.
 absl::Status ApplyStep(v1::Member& m, std::string_view step, absl::CivilDay effective, int extension_months,
                        absl::CivilDay last_effective, absl::CivilDay today);
