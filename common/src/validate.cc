@@ -398,23 +398,26 @@ std::string MaskIdNumber(std::string_view id) {
 }
 
 std::string MaskIdNumbersIn(std::string_view text) {
+  // Runs of digits, whatever is next to them: escapes and encodings put letters right before a
+  // number ("\n3207...", "%0A3207...") and must not hide it. A run of 15 to 18 digits, or of 15 to
+  // 17 followed by X or x, is masked; shorter and longer runs (codes, account numbers) are not.
   std::string out(text);
-  auto alnum = [](char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)); };
+  auto digit = [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); };
   size_t i = 0;
   while (i < out.size()) {
-    if (!alnum(out[i])) {
+    if (!digit(out[i])) {
       ++i;
       continue;
     }
     size_t end = i;
-    while (end < out.size() && alnum(out[end])) ++end;
-    size_t digits = end - i;
-    if (digits > 0 && (out[end - 1] == 'X' || out[end - 1] == 'x')) --digits;
-    bool all_digits = true;
-    for (size_t k = i; k < i + digits; ++k) all_digits = all_digits && absl::ascii_isdigit(static_cast<unsigned char>(out[k]));
-    if (all_digits && digits >= 15 && end - i <= 18) {
-      const std::string masked = MaskIdNumber(std::string_view(out).substr(i, end - i));
-      out.replace(i, end - i, masked);
+    while (end < out.size() && digit(out[end])) ++end;
+    const size_t digits = end - i;
+    size_t len = digits;
+    if (digits >= 15 && digits <= 17 && end < out.size() && (out[end] == 'X' || out[end] == 'x')) ++len;
+    if (digits >= 15 && len <= 18) {
+      const std::string masked = MaskIdNumber(std::string_view(out).substr(i, len));
+      out.replace(i, len, masked);
+      end = i + masked.size();
     }
     i = end;
   }

@@ -200,6 +200,21 @@ TEST_F(DisbursementE2E, FilesIngestRefuseBadRowsAndTheCheckFindsTheAnomalies) {
   r = Http("POST", Suite::Get().http_port(), "/v1/programmes:ingest", "name\nx\n", "text/csv");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_NE(r.body.find(R"("fileRefused":true)"), std::string::npos) << r.body;
+  // An upload takes no query parameters: one is refused, not silently ignored (a "dry run" that
+  // writes), and nothing is written.
+  const std::string another =
+      "program_code,name,unit,frequency,amount_fen,valid_from,valid_to,excludes_cadre_households,grace_days\n"
+      "HTTP3,试运行,person,monthly,100,2026-01,,0,5\n";
+  r = Http("POST", Suite::Get().http_port(), "/v1/programmes:ingest?dryRun=true", another, "text/csv");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("dryRun"), std::string::npos) << r.body;
+  r = Http("GET", Suite::Get().http_port(), "/v1/programmes", "", "");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body.find("HTTP3"), std::string::npos) << r.body;
+  // A number the caller put in a path comes back masked, even right after an encoded line break.
+  r = Http("GET", Suite::Get().http_port(), "/v1/nosuch/%0A320723198001010010", "", "");
+  EXPECT_EQ(r.status, 404) << r.body;
+  EXPECT_EQ(r.body.find("320723198001010010"), std::string::npos) << r.body;
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -351,6 +352,21 @@ TEST_F(OrganisationsE2E, CliFindsTheSuiteAndKeepsItsExitCodesApart) {
       << out;
   EXPECT_NE(out.find("cannot write"), std::string::npos) << out;
   EXPECT_EQ(s.Cli({"export", "organisations", "--org", "UNSENT-V"}, &out), 2) << out;
+  // A refused export leaves the file --out names as it was (not emptied), and no file beside it.
+  const std::string kept = s.dir() + "/kept/organisations.csv";
+  std::filesystem::create_directories(s.dir() + "/kept");
+  WriteFile(kept, "what was there\n");
+  EXPECT_EQ(s.Cli({"export", "organisations", "--org", "UNSENT-V", "--out", kept}, &out), 2) << out;
+  EXPECT_EQ(ReadFile(kept), "what was there\n");
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(s.dir() + "/kept"), std::filesystem::directory_iterator()),
+            1);
+  EXPECT_EQ(s.Cli({"export", "organisations", "--org", "E2E-C", "--out", kept}, &out), 0) << out;
+  EXPECT_TRUE(absl::StartsWith(ReadFile(kept), "org_code,")) << ReadFile(kept);
+  // The --errors file has its header even when the file could not be sent.
+  const std::string errors_of_missing = s.dir() + "/errors-of-missing.csv";
+  EXPECT_EQ(s.Cli({"import", "organisations", s.dir() + "/not-there.csv", "--errors", errors_of_missing}, &out), 2)
+      << out;
+  EXPECT_EQ(ReadFile(errors_of_missing), "line,column,code,message\n");
   // Output that is lost (a full disk) is never exit 0: to --out, to stdout, the --errors file.
   EXPECT_EQ(s.Cli({"export", "organisations", "--org", "E2E-C", "--out", "/dev/full"}, &out), 3) << out;
   EXPECT_NE(out.find("cannot write /dev/full"), std::string::npos) << out;

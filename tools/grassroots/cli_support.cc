@@ -1,5 +1,6 @@
 #include "cli_support.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -160,6 +161,8 @@ int SendFile(const std::string& path, const std::string& what, grpc::ClientConte
       writer.Finish();
       return kExitUnavailable;
     }
+    // Its header at once: a call that fails still leaves a file of the documented shape.
+    std::fputs("line,column,code,message\n", errors);
   }
   std::string error;
   const bool read_ok =
@@ -181,14 +184,50 @@ int SendFile(const std::string& path, const std::string& what, grpc::ClientConte
 }
 
 int ReceiveFile(grpc::ClientReader<exchange::v1::FileChunk>& reader) {
-  std::FILE* out = OpenOutput(absl::GetFlag(FLAGS_out));
-  if (out == nullptr) return kExitUnavailable;
+  // A file named by --out is written beside it under a name of its own and renamed over it once
+  // the whole export arrived: an export refused or cut short leaves the named file as it was
+  // (never emptied, never half-written). stdout, devices and pipes are written as they come.
+  const std::string path = absl::GetFlag(FLAGS_out);
+  std::string staged;
+  std::FILE* out = nullptr;
+  struct stat st {};
+  const bool regular = !path.empty() && path != "-" &&
+                       (stat(path.c_str(), &st) == 0 ? S_ISREG(st.st_mode) : errno == ENOENT);
+  if (regular) {
+    staged = path + ".partial-XXXXXX";
+    const int fd = mkstemp(staged.data());
+    if (fd < 0) {
+      std::fprintf(stderr, "error: cannot write %s: %s\n", path.c_str(), std::strerror(errno));
+      return kExitUnavailable;
+    }
+    const mode_t mask = umask(0);
+    umask(mask);
+    fchmod(fd, 0666 & ~mask);  // as a file opened by name would be
+    out = fdopen(fd, "wb");
+    if (out == nullptr) {
+      close(fd);
+      unlink(staged.c_str());
+      std::fprintf(stderr, "error: cannot write %s: %s\n", path.c_str(), std::strerror(errno));
+      return kExitUnavailable;
+    }
+  } else {
+    out = OpenOutput(path);
+    if (out == nullptr) return kExitUnavailable;
+  }
   exchange::v1::FileChunk chunk;
   while (reader.Read(&chunk)) std::fwrite(chunk.data().data(), 1, chunk.data().size(), out);
   grpc::Status status = reader.Finish();
-  const bool written = CloseOutput(out, absl::GetFlag(FLAGS_out));
-  if (!status.ok()) return ReportFailure(status);
-  return written ? kExitOk : kExitUnavailable;
+  const bool written = CloseOutput(out, path);
+  if (!status.ok() || !written) {
+    if (!staged.empty()) unlink(staged.c_str());
+    return status.ok() ? kExitUnavailable : ReportFailure(status);
+  }
+  if (!staged.empty() && std::rename(staged.c_str(), path.c_str()) != 0) {
+    std::fprintf(stderr, "error: cannot write %s: %s\n", path.c_str(), std::strerror(errno));
+    unlink(staged.c_str());
+    return kExitUnavailable;
+  }
+  return kExitOk;
 }
 
 int ReportFailure(const grpc::Status& status) {
@@ -208,8 +247,8 @@ int ReportFailure(const grpc::Status& status) {
 
 int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& report, std::FILE* errors) {
   if (!status.ok()) return ReportFailure(status);
-  if (errors != nullptr) {
-    std::string text = "line,column,code,message\n";
+  if (errors != nullptr) {  // its header is written when it is opened
+    std::string text;
     for (const auto& e : report.errors()) {
       common::AppendCsvRecord(text, {std::to_string(e.line()), e.column(), e.code(), e.message()});
     }

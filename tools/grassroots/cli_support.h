@@ -58,11 +58,13 @@ bool UploadFile(const std::string& path, const std::string& what,
 int SendFile(const std::string& path, const std::string& what, grpc::ClientContext& ctx,
              grpc::ClientWriter<exchange::v1::FileChunk>& writer, const exchange::v1::ImportReport& report);
 
-// Writes a server-streamed file to --out (or stdout); returns the exit code.
+// Writes a server-streamed file to --out (or stdout); returns the exit code. A regular file is
+// written beside its name and renamed into place once the whole file arrived (a failed call
+// leaves it as it was).
 int ReceiveFile(grpc::ClientReader<exchange::v1::FileChunk>& reader);
 
-// Prints the report, writes its refused rows to `errors` (--errors, open; nullptr: none, then the
-// first rows go to stderr), returns the exit code for it.
+// Prints the report, writes its refused rows to `errors` (--errors, open, its header row already
+// written; nullptr: none, then the first rows go to stderr), returns the exit code for it.
 int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& report, std::FILE* errors);
 
 // Prints a failed call and returns the exit code for it.

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "grassroots/common/log.h"
+#include "grassroots/common/status.h"
 #include "grassroots/exchange/v1/exchange.pb.h"
 #include "transcoder.h"
 
@@ -58,7 +59,7 @@ struct Exchange {
     metrics->HttpRequestDone(route, http->request().method, http_status, elapsed);
     common::RequestScope scope(request_id);
     common::Log(http_status >= 500 ? common::LogLevel::kWarning : common::LogLevel::kInfo, "http",
-                {{"method", std::string_view(http->request().method)},
+                {{"method", HttpMethodLabel(http->request().method)},
                  {"route", std::string_view(route)},
                  {"status", int64_t{http_status}},
                  {"duration_ms", absl::ToDoubleMilliseconds(elapsed)}});
@@ -418,6 +419,14 @@ void HttpGateway::Handle(std::shared_ptr<HttpExchange> http) {
     return;
   }
   if (route.method->client_streaming()) {  // an upload: the body is the file (route_table.h)
+    // It takes no parameters: one in the query (a dry run, say) would be ignored, not honoured.
+    if (!req.query.empty()) {
+      const std::string first = req.query.substr(0, req.query.find_first_of("=&"));
+      ex->ReplyError(common::InvalidField(
+          "query", absl::StrCat("an upload takes no query parameters (the body is the file); got \"",
+                                first.substr(0, 40), "\"")));
+      return;
+    }
     UploadCall::Start(ex, &route, backend->stub.get(), req, policy_.stream_timeout);
     return;
   }

@@ -17,15 +17,16 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   return *buckets;
 }
 
-std::string MethodLabel(std::string_view method) {
+
+}  // namespace
+
+std::string HttpMethodLabel(std::string_view method) {
   static constexpr std::string_view kKnown[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
   for (std::string_view k : kKnown) {
     if (method == k) return std::string(k);
   }
   return "OTHER";
 }
-
-}  // namespace
 
 GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
     : http_requests_(prometheus::BuildCounter()
@@ -67,7 +68,7 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
 void GatewayMetrics::HttpRequestDone(std::string_view route, std::string_view method,
                                      int http_status, absl::Duration elapsed) {
   http_requests_
-      .Add({{"route", std::string(route)}, {"method", MethodLabel(method)},
+      .Add({{"route", std::string(route)}, {"method", HttpMethodLabel(method)},
             {"code", std::to_string(http_status)}})
       .Increment();
   http_duration_.Add({{"route", std::string(route)}}, LatencyBuckets())

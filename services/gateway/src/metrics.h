@@ -20,6 +20,10 @@ class Family;
 
 namespace grassroots::gateway {
 
+// An HTTP method as metrics and logs show it: one of the standard methods, else "OTHER" (a client
+// may send any token there; it is never repeated).
+std::string HttpMethodLabel(std::string_view method);
+
 class GatewayMetrics final {
  public:
   explicit GatewayMetrics(prometheus::Registry& registry);

@@ -236,6 +236,9 @@ TEST(Transcoder, ErrorsNeverEchoAnIdNumber) {
   json = StatusToJson(RpcStatusFromAbsl(s));
   EXPECT_EQ(json.find("32072319800101001X"), std::string::npos) << json;
   EXPECT_THAT(json, HasSubstr("3207**********001X"));
+  // Letters right before the number (a JSON escape, a percent-encoded line break) do not hide it.
+  EXPECT_EQ(common::MaskIdNumbersIn("value \\n320723198001010010, %0A32072319800101001x, n320723198001010010z"),
+            "value \\n3207**********0010, %0A3207**********001x, n3207**********0010z");
   // Codes, short numbers and longer digit runs are left as they are.
   EXPECT_EQ(common::MaskIdNumbersIn("code 3, 12 digits, 622848000000000000001 x"),
             "code 3, 12 digits, 622848000000000000001 x");

@@ -67,9 +67,9 @@ absl::StatusOr<std::string> NormaliseIdNumber(std::string_view s);
 absl::CivilDay BirthDateOfIdNumber(std::string_view normalised);
 // "3207**********123X": first 4 and last 4 kept.
 std::string MaskIdNumber(std::string_view id);
-// `text` with every run that could be a resident ID number (15 to 18 digits, the last may be
-// X or x, not inside a longer run of letters or digits) masked as MaskIdNumber does: for text a
-// caller sent that goes back into an error message.
+// `text` with every run that could be a resident ID number (15 to 18 digits, or 15 to 17 then X
+// or x; not part of a longer run of digits, whatever letters are next to it) masked as
+// MaskIdNumber does: for text a caller sent that goes back into an error message.
 std::string MaskIdNumbersIn(std::string_view text);
 // "张*明": first and last character kept (two characters: "张*").
 std::string MaskName(std::string_view name);
