@@ -191,18 +191,7 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::RunCheck(const v1::RunCheckReque
     }
     std::vector<std::string> warnings;
     DisbursementInput in;
-    for (const auto& p : *programmes) {
-      Programme e;
-      e.code = p.program_code;
-      e.unit = p.unit == "household" ? ProgrammeUnit::kHousehold : ProgrammeUnit::kPerson;
-      e.frequency = p.frequency == "yearly" ? Frequency::kYearly : Frequency::kMonthly;
-      e.amount_fen = p.amount_fen;
-      e.valid_from = p.valid_from;
-      e.valid_to = p.valid_to;
-      e.excludes_cadre_households = p.excludes_cadre_households;
-      e.grace_days = p.grace_days;
-      in.programmes.push_back(std::move(e));
-    }
+    for (const auto& p : *programmes) in.programmes.push_back(EngineProgramme(p));
     // Persons: stored number -> the engine's key (the ID number, decrypted here, in memory only).
     // Decrypting every stored ID number is the costly part of reading them: it runs on a thread
     // of its own (on a second connection) while the other tables are read, their rows naming

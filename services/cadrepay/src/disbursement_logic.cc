@@ -49,6 +49,19 @@ absl::StatusOr<std::vector<std::string>> ReadToken(const std::string& token, siz
   return out;
 }
 
+Programme EngineProgramme(const ProgrammeRow& p) {
+  Programme e;
+  e.code = p.program_code;
+  e.unit = p.unit == "household" ? ProgrammeUnit::kHousehold : ProgrammeUnit::kPerson;
+  e.frequency = p.frequency == "yearly" ? Frequency::kYearly : Frequency::kMonthly;
+  e.amount_fen = p.amount_fen;
+  e.valid_from = p.valid_from;
+  e.valid_to = p.valid_to;
+  e.excludes_cadre_households = p.excludes_cadre_households;
+  e.grace_days = p.grace_days;
+  return e;
+}
+
 std::string PeriodFormMessage(const std::string& program_code, const std::string& frequency) {
   return absl::StrCat("programme ", program_code, " is ", frequency, ": its periods are ",
                       frequency == "monthly" ? "YYYY-MM" : "YYYY");
@@ -420,17 +433,8 @@ absl::StatusOr<DisbursementLogic::EntitlementData> DisbursementLogic::Entitlemen
   EntitlementData data;
   DisbursementInput& in = data.in;
   for (const auto& p : programmes) {
-    Programme e;
-    e.code = p.program_code;
-    e.unit = p.unit == "household" ? ProgrammeUnit::kHousehold : ProgrammeUnit::kPerson;
-    e.frequency = p.frequency == "yearly" ? Frequency::kYearly : Frequency::kMonthly;
-    e.amount_fen = p.amount_fen;
-    e.valid_from = p.valid_from;
-    e.valid_to = p.valid_to;
-    e.excludes_cadre_households = p.excludes_cadre_households;
-    e.grace_days = p.grace_days;
     in.symbols.Intern(p.program_code);
-    in.programmes.push_back(std::move(e));
+    in.programmes.push_back(EngineProgramme(p));
   }
   auto page_roll = Track(conn, repo_.FindRecipients(*conn, hashes));
   if (!page_roll.ok()) return page_roll.status();

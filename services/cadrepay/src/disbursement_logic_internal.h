@@ -43,6 +43,8 @@ absl::StatusOr<common::Period> CheckPeriod(std::string_view field, const std::st
 // NOT_FOUND naming the field and the programme.
 absl::Status ProgrammeNotFound(std::string_view field, const std::string& code);
 
+// A stored programme as the engine reads it.
+Programme EngineProgramme(const ProgrammeRow& p);
 }  // namespace logic_internal
 
 // ---------------------------------------------------------------------------------------------

@@ -764,28 +764,29 @@ absl::StatusOr<std::vector<std::tuple<std::string, absl::CivilDay, std::string>>
   return out;
 }
 
-absl::StatusOr<std::vector<std::pair<std::string, std::string>>> DisbursementRepository::FindHouseholdMembers(
-    sql::Connection& conn, const std::vector<std::string>& households) const {
+namespace {
+// (household_id, id_hash) of the roll entries of these households (`heads_only`: their heads).
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> InHouseholds(
+    sql::Connection& conn, const std::vector<std::string>& households, bool heads_only) {
   std::vector<std::pair<std::string, std::string>> out;
   auto s = ForEachInGroup(conn,
                           "SELECT r.household_id, pe.id_hash FROM recipients r "
                           "JOIN persons pe ON pe.person_no = r.person_no WHERE r.household_id IN ",
-                          "", Unique(households), "read households",
+                          heads_only ? " AND r.is_household_head = 1" : "", Unique(households), "read households",
                           [&](sql::ResultSet& rs) { out.emplace_back(Str(rs, 1), Str(rs, 2)); });
   if (!s.ok()) return s;
   return out;
 }
+}  // namespace
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> DisbursementRepository::FindHouseholdMembers(
+    sql::Connection& conn, const std::vector<std::string>& households) const {
+  return InHouseholds(conn, households, false);
+}
 
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> DisbursementRepository::FindHeads(
     sql::Connection& conn, const std::vector<std::string>& households) const {
-  std::vector<std::pair<std::string, std::string>> out;
-  auto s = ForEachInGroup(conn,
-                          "SELECT r.household_id, pe.id_hash FROM recipients r "
-                          "JOIN persons pe ON pe.person_no = r.person_no WHERE r.household_id IN ",
-                          " AND r.is_household_head = 1", Unique(households), "read households",
-                          [&](sql::ResultSet& rs) { out.emplace_back(Str(rs, 1), Str(rs, 2)); });
-  if (!s.ok()) return s;
-  return out;
+  return InHouseholds(conn, households, true);
 }
 
 absl::Status DisbursementRepository::UpsertRecipients(sql::Connection& conn,
