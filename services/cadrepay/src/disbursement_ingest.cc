@@ -687,8 +687,8 @@ class RecipientsIngest final : public IngestBase {
     for (auto& i : queue_) {
       const std::string_view h = i.id_hash;
       // Only a row that takes effect makes its person a head: an earlier-dated row is history.
-      const bool effective = takes_effect(i);
-      if (i.row.is_household_head && effective) {
+      const bool makes_head = i.row.is_household_head && takes_effect(i);
+      if (makes_head) {
         auto it = head.find(i.row.household_id);
         if (it != head.end() && it->second.hash != h) {
           Refuse(i.line, "is_household_head", "SECOND_HEAD",
@@ -733,7 +733,7 @@ class RecipientsIngest final : public IngestBase {
         }
       }
       // (A head's household key is a view of the row's string: the row outlives the map.)
-      if (i.row.is_household_head && effective) head[i.row.household_id] = Head{h, i.line};
+      if (makes_head) head[i.row.household_id] = Head{h, i.line};
       if (inserted) Inserted(); else if (updated) Updated(); else Unchanged();
       if ((inserted || updated) && p->second.number == 0) {
         p->second.number = -1;  // listed below once
