@@ -3,6 +3,7 @@
 #include <openssl/sha.h>
 
 #include <algorithm>
+#include <iterator>
 #include <functional>
 #include <unordered_map>
 #include <utility>
@@ -442,7 +443,10 @@ absl::StatusOr<DisbursementLogic::EntitlementData> DisbursementLogic::Entitlemen
   for (const auto& r : *page_roll) households.push_back(r.household_id);
   auto members = Track(conn, repo_.FindHouseholdMembers(*conn, households));
   if (!members.ok()) return members.status();
-  std::vector<std::string> all = hashes;
+  std::vector<std::string> sorted_hashes = hashes;
+  std::sort(sorted_hashes.begin(), sorted_hashes.end());
+  sorted_hashes.erase(std::unique(sorted_hashes.begin(), sorted_hashes.end()), sorted_hashes.end());
+  std::vector<std::string> all = sorted_hashes;
   for (const auto& [household, h] : *members) all.push_back(h);
   std::sort(all.begin(), all.end());
   all.erase(std::unique(all.begin(), all.end()), all.end());
@@ -465,8 +469,13 @@ absl::StatusOr<DisbursementLogic::EntitlementData> DisbursementLogic::Entitlemen
     auto it = data.key_of_hash.find(h);
     return it == data.key_of_hash.end() ? std::nullopt : std::make_optional(it->second);
   };
-  auto roll = Track(conn, repo_.FindRecipients(*conn, all));
+  // The page's own roll entries are read already: the rest of their households'.
+  std::vector<std::string> others;
+  std::set_difference(all.begin(), all.end(), sorted_hashes.begin(), sorted_hashes.end(),
+                      std::back_inserter(others));
+  auto roll = Track(conn, repo_.FindRecipients(*conn, others));
   if (!roll.ok()) return roll.status();
+  roll->insert(roll->end(), page_roll->begin(), page_roll->end());
   auto accounts = Track(conn, repo_.FindAccounts(*conn, all));
   if (!accounts.ok()) return accounts.status();
   absl::flat_hash_map<std::string, const StoredRecipient*> roll_of;
