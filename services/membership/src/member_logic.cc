@@ -407,6 +407,8 @@ absl::StatusOr<v1::ListMembersResponse> MemberLogic::List(const v1::ListMembersR
 absl::StatusOr<v1::Member> MemberLogic::Step(const v1::StepMemberRequest& request, bool pii, absl::Time deadline) {
   if (request.member_id() <= 0) return common::InvalidField("member_id", "must be a positive number");
   if (request.step().empty()) return common::InvalidField("step", "is required");
+  // Before anything is looked up: an unknown step is a malformed request whatever the member.
+  if (!IsStep(request.step())) return common::InvalidField("step", std::string(kStepChoice));
   if (auto s = CheckCodeArg("deciding_org_code", request.deciding_org_code()); !s.ok()) return s;
   if (auto s = CheckRecorder(request.recorded_by()); !s.ok()) return s;
   auto effective = common::ParseDate(request.effective_on());
@@ -603,6 +605,17 @@ absl::StatusOr<v1::KinRelation> MemberLogic::AddKin(const v1::AddKinRequest& req
       return absl::NotFoundError(absl::StrCat(absl::string_view(field.data(), field.size()), ": member ", id,
                                               " does not exist"));
     }
+  }
+  // Two members are related one way: a second, different relation of the pair (spouse and
+  // sibling, or each the other's parent) contradicts the first.
+  auto recorded = Track(*conn, repo_.ListKin(**conn, {request.member_id()}));
+  if (!recorded.ok()) return recorded.status();
+  for (const auto& k : *recorded) {
+    if (k.kin_member_id != request.kin_member_id()) continue;
+    if (k.relation == request.relation()) return absl::AlreadyExistsError("this relation is already recorded");
+    return absl::FailedPreconditionError(
+        absl::StrCat("ALREADY_RELATED: member ", request.member_id(), " is already recorded as ", k.relation,
+                     " of member ", request.kin_member_id(), "; two members are related one way"));
   }
   auto added = Track(*conn, repo_.InsertKin(**conn, request.member_id(), request.kin_member_id(), request.relation(),
                                             request.source(), request.recorded_by()));

@@ -894,6 +894,21 @@ TEST_F(MemberLogicTest, TypeFitReport) {
   EXPECT_EQ(fit->entries(1).members(), 60);
 }
 
+// An unknown step is a malformed request (INVALID_ARGUMENT naming step), whatever the member:
+// one that does not exist, or one whose exit would otherwise answer first.
+TEST_F(MemberLogicTest, AnUnknownStepIsRefusedBeforeTheMemberIsLookedUp) {
+  v1::StepMemberRequest step;
+  step.set_member_id(999999);
+  step.set_step("promote");
+  step.set_effective_on("2021-05-01");
+  step.set_deciding_org_code("C");
+  step.set_recorded_by("clerk");
+  auto refused = logic_->Step(step, false, kNoDeadline);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  ASSERT_EQ(common::FieldViolationsOf(refused.status()).size(), 1u);
+  EXPECT_EQ(common::FieldViolationsOf(refused.status())[0].field, "step");
+}
+
 TEST_F(MemberLogicTest, KinByIdAndHash) {
   v1::Member a = Create(MakeId("320723", "19700101", "111"), "1970-01-01");
   v1::Member b = Create(MakeId("320723", "19950101", "112"), "1995-01-01", "applicant", "2020-01-01");
@@ -906,6 +921,20 @@ TEST_F(MemberLogicTest, KinByIdAndHash) {
   auto added = logic_->AddKin(r, false, kNoDeadline);
   ASSERT_TRUE(added.ok()) << added.status();
   EXPECT_EQ(logic_->AddKin(r, false, kNoDeadline).status().code(), absl::StatusCode::kAlreadyExists);
+  // The inverse, from the other side, is the same relation: already recorded.
+  v1::AddKinRequest inverse = r;
+  inverse.set_member_id(b.member_id());
+  inverse.set_kin_member_id(a.member_id());
+  inverse.set_relation("parent");
+  EXPECT_EQ(logic_->AddKin(inverse, false, kNoDeadline).status().code(), absl::StatusCode::kAlreadyExists);
+  // Another relation of the same pair contradicts it: each the other's parent, or spouses too.
+  for (const char* other : {"parent", "spouse"}) {
+    v1::AddKinRequest contradicting = r;
+    contradicting.set_relation(other);
+    auto refused = logic_->AddKin(contradicting, false, kNoDeadline);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << other;
+    EXPECT_TRUE(absl::StartsWith(refused.status().message(), "ALREADY_RELATED: ")) << refused.status();
+  }
   v1::ListKinRequest q;
   q.add_id_hashes(b.id_hash());
   auto kin = logic_->ListKin(q, false, kNoDeadline);

@@ -58,6 +58,12 @@ bool IsExitStatus(std::string_view s) { return StatusRank(s) == 5; }
 bool IsMemberStatus(std::string_view s) { return StatusRank(s) >= 0; }
 bool IsEducation(std::string_view s) { return In(kEducation, s); }
 bool IsKinRelation(std::string_view s) { return In(kRelations, s); }
+bool IsStep(std::string_view step) {
+  static constexpr std::array<std::string_view, 10> kSteps = {
+      "activist", "development_target", "probationary", "extend_probation", "full",
+      "transferred_out", "deceased", "lapsed", "expelled", "left"};
+  return In(kSteps, step);
+}
 std::string InverseRelation(std::string_view r) {
   if (r == "parent") return "child";
   if (r == "child") return "parent";
@@ -230,9 +236,18 @@ std::optional<Violation> CheckTransition(const v1::Member& current, const v1::Me
                      absl::StrCat("is required for status ", next.status(), ": the member is a full member (since ",
                                   current.full_on(), "); only an exit from probation leaves it empty")};
   }
-  if (from >= 3 && from < 5 && !current.joined_on().empty() && next.joined_on() != current.joined_on()) {
-    // joined_on is fixed once recorded; a different one is a correction, not an import.
+  // joined_on and full_on are fixed once recorded, exits included (history is kept, never
+  // overwritten): a different one, or none, is a correction (CorrectMember), not an import.
+  if (from >= 3 && !current.joined_on().empty() && next.joined_on() != current.joined_on()) {
     return Violation{"joined_on", "CONFLICTING_DATE", "differs from the recorded joined_on; correct it with CorrectMember"};
+  }
+  if (from >= 4 && !current.full_on().empty() && next.full_on() != current.full_on()) {
+    return Violation{"full_on", "CONFLICTING_DATE", "differs from the recorded full_on; correct it with CorrectMember"};
+  }
+  if (from == 5 && current.full_on().empty() && !next.full_on().empty()) {
+    return Violation{"full_on", "CONFLICTING_DATE",
+                     absl::StrCat("the member left by ", current.status(),
+                                  " from probation, with no full_on recorded; correct it with CorrectMember")};
   }
   return std::nullopt;
 }
@@ -330,9 +345,7 @@ absl::Status ApplyStep(v1::Member& m, std::string_view step, absl::CivilDay effe
     m.set_exited_on(eff);
     m.set_status(std::string(step));
   } else {
-    return common::InvalidField(
-        "step", "must be activist, development_target, probationary, extend_probation, full, transferred_out, "
-                "deceased, lapsed, expelled or left");
+    return common::InvalidField("step", std::string(kStepChoice));
   }
   return absl::OkStatus();
 }

@@ -24,6 +24,11 @@ bool IsMemberStatus(std::string_view status);
 inline constexpr std::string_view kMemberStatusChoice =
     "must be applicant, activist, development_target, probationary, full, transferred_out, deceased, lapsed, "
     "expelled or left";
+// The lifecycle steps StepMember takes, and what a refused one is told.
+bool IsStep(std::string_view step);
+inline constexpr std::string_view kStepChoice =
+    "must be activist, development_target, probationary, extend_probation, full, transferred_out, deceased, lapsed, "
+    "expelled or left";
 bool IsEducation(std::string_view s);
 bool IsKinRelation(std::string_view s);
 // What `relation` of A to B makes B to A (parent <-> child; the others are symmetric).

@@ -118,6 +118,36 @@ TEST(MemberRules, Transitions) {
   EXPECT_EQ(CheckTransition(cur, next, kToday)->code, "TOO_EARLY_FOR_TARGET");
 }
 
+// Admission dates are history: once recorded, a file cannot change or drop them, exits included.
+TEST(MemberRules, RecordedAdmissionDatesAreKeptThroughExits) {
+  v1::Member full = Valid();  // full, with joined_on and full_on
+  v1::Member next = full;
+  next.set_full_on("2020-02-02");
+  auto bad = CheckTransition(full, next, kToday);
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->field, "full_on");
+  EXPECT_EQ(bad->code, "CONFLICTING_DATE");
+  v1::Member expelled = full;
+  expelled.set_status("expelled");
+  next = expelled;
+  EXPECT_FALSE(CheckTransition(expelled, next, kToday).has_value());  // the same row again
+  next.clear_full_on();
+  EXPECT_EQ(CheckTransition(expelled, next, kToday)->field, "full_on");
+  next = expelled;
+  next.set_joined_on("2012-01-01");
+  bad = CheckTransition(expelled, next, kToday);
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->field, "joined_on");
+  EXPECT_EQ(bad->code, "CONFLICTING_DATE");
+  // An exit from probation has no full_on; a file cannot add one.
+  v1::Member left = full;
+  left.set_status("left");
+  left.clear_full_on();
+  next = left;
+  next.set_full_on(full.full_on());
+  EXPECT_EQ(CheckTransition(left, next, kToday)->code, "CONFLICTING_DATE");
+}
+
 TEST(MemberRules, FullOnIsRequiredForEveryExitButFromProbation) {
   v1::Member full = Valid();
   v1::Member exit = Valid();
