@@ -413,6 +413,8 @@ absl::StatusOr<v1::Member> MemberLogic::Step(const v1::StepMemberRequest& reques
   if (auto s = CheckRecorder(request.recorded_by()); !s.ok()) return s;
   auto effective = common::ParseDate(request.effective_on());
   if (!effective.ok()) return common::InvalidField("effective_on", std::string(effective.status().message()));
+  // A date in the future is a malformed request (as in CorrectMember), not a broken rule.
+  if (*effective > today_()) return common::InvalidField("effective_on", "must not be in the future");
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
   common::Transaction tx(**conn);

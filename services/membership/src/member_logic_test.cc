@@ -907,6 +907,13 @@ TEST_F(MemberLogicTest, AnUnknownStepIsRefusedBeforeTheMemberIsLookedUp) {
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
   ASSERT_EQ(common::FieldViolationsOf(refused.status()).size(), 1u);
   EXPECT_EQ(common::FieldViolationsOf(refused.status())[0].field, "step");
+  // A date in the future is malformed too, as CorrectMember has it.
+  step.set_step("activist");
+  step.set_effective_on("2999-01-01");
+  refused = logic_->Step(step, false, kNoDeadline);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  ASSERT_EQ(common::FieldViolationsOf(refused.status()).size(), 1u);
+  EXPECT_EQ(common::FieldViolationsOf(refused.status())[0].field, "effective_on");
 }
 
 TEST_F(MemberLogicTest, KinByIdAndHash) {
