@@ -39,7 +39,8 @@ constexpr int kImportAttempts = 3;      // of a batch rolled back by a lock conf
 
 bool IsRuleCode(std::string_view code) {
   return code == "UNDER_AGE" || code == "TOO_EARLY_FOR_FULL" || code == "BEFORE_APPLICATION" ||
-         code == "BACKWARDS_STEP" || code == "TOO_EARLY_FOR_TARGET" || code == "CONFLICTING_DATE";
+         code == "BACKWARDS_STEP" || code == "TOO_EARLY_FOR_TARGET" || code == "CONFLICTING_DATE" ||
+         code == "BEFORE_PREVIOUS_EVENT";
 }
 
 // Rule violations are FAILED_PRECONDITION naming the rule; malformed input INVALID_ARGUMENT.
@@ -513,6 +514,7 @@ absl::StatusOr<v1::Member> MemberLogic::Correct(const v1::CorrectMemberRequest& 
   if (!clear.ok()) return clear.status();
   check.set_id_number(*clear);
   if (auto v = NormaliseMember(check, today, m.extension_months()); !v.empty()) return ToStatus(v, "member.");
+  if (auto v = CheckAdmissionAgainstSteps(m); v) return ToStatus({*v}, "member.");
   const std::string deciding = request.deciding_org_code().empty() ? before.org_code() : request.deciding_org_code();
   for (const auto& [field, code] : {std::pair<std::string_view, std::string>{"member.org_code", m.org_code()},
                                     std::pair<std::string_view, std::string>{"deciding_org_code", deciding}}) {

@@ -894,6 +894,30 @@ TEST_F(MemberLogicTest, TypeFitReport) {
   EXPECT_EQ(fit->entries(1).members(), 60);
 }
 
+// A correction of joined_on is held to the dates the member's steps recorded, as an import is.
+TEST_F(MemberLogicTest, ACorrectedAdmissionKeepsToTheRecordedSteps) {
+  v1::Member m = Create(MakeId("320723", "19900101", "225"), "1990-01-01");
+  ASSERT_TRUE(Step(m.member_id(), "activist", "2021-01-01").ok());
+  ASSERT_TRUE(Step(m.member_id(), "development_target", "2022-06-01").ok());
+  ASSERT_TRUE(Step(m.member_id(), "probationary", "2022-07-01").ok());
+  v1::CorrectMemberRequest c;
+  c.set_member_id(m.member_id());
+  c.set_recorded_by("clerk");
+  c.mutable_update_mask()->add_paths("joined_on");
+  c.mutable_member()->set_joined_on("2022-03-01");  // before the development-target date
+  auto s = logic_->Correct(c, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_TRUE(absl::StartsWith(s.message(), "BEFORE_PREVIOUS_EVENT: member.joined_on")) << s.message();
+  c.mutable_member()->set_joined_on("2021-10-01");  // less than a year as an activist
+  s = logic_->Correct(c, false, kNoDeadline).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_TRUE(absl::StartsWith(s.message(), "TOO_EARLY_FOR_TARGET: member.joined_on")) << s.message();
+  c.mutable_member()->set_joined_on("2022-06-15");  // a real correction
+  auto fixed = logic_->Correct(c, false, kNoDeadline);
+  ASSERT_TRUE(fixed.ok()) << fixed.status();
+  EXPECT_EQ(fixed->joined_on(), "2022-06-15");
+}
+
 // An unknown step is a malformed request (INVALID_ARGUMENT naming step), whatever the member:
 // one that does not exist, or one whose exit would otherwise answer first.
 TEST_F(MemberLogicTest, AnUnknownStepIsRefusedBeforeTheMemberIsLookedUp) {

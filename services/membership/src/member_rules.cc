@@ -252,6 +252,22 @@ std::optional<Violation> CheckTransition(const v1::Member& current, const v1::Me
   return std::nullopt;
 }
 
+std::optional<Violation> CheckAdmissionAgainstSteps(const v1::Member& m) {
+  const auto joined = common::ParseDate(m.joined_on());
+  if (!joined.ok()) return std::nullopt;
+  if (const auto activist = common::ParseDate(m.activist_on());
+      activist.ok() && *joined < AddMonths(*activist, 12)) {
+    return Violation{"joined_on", "TOO_EARLY_FOR_TARGET",
+                     absl::StrCat("is less than a year after the recorded activist_on ", m.activist_on(),
+                                  " (earliest ", common::FormatDate(AddMonths(*activist, 12)), ")")};
+  }
+  if (const auto target = common::ParseDate(m.target_on()); target.ok() && *joined < *target) {
+    return Violation{"joined_on", "BEFORE_PREVIOUS_EVENT",
+                     absl::StrCat("is before the recorded development-target date ", m.target_on())};
+  }
+  return std::nullopt;
+}
+
 bool SameFileFacts(const v1::Member& a, const v1::Member& b) {
   return a.name() == b.name() && a.gender() == b.gender() && a.ethnicity() == b.ethnicity() &&
          a.birth_date() == b.birth_date() && a.education() == b.education() && a.occupation() == b.occupation() &&

@@ -57,6 +57,10 @@ std::vector<Violation> NormaliseMember(v1::Member& m, absl::CivilDay today, int 
 // full member without full_on (formats.md: required for every exit but from probation).
 // nullopt when acceptable.
 std::optional<Violation> CheckTransition(const v1::Member& current, const v1::Member& next, absl::CivilDay today);
+// A record's joined_on against the dates its steps recorded (a correction of it): admitted a year
+// after activist_on at the earliest (TOO_EARLY_FOR_TARGET) and not before target_on
+// (BEFORE_PREVIOUS_EVENT); nullopt when acceptable or when those dates are not recorded.
+std::optional<Violation> CheckAdmissionAgainstSteps(const v1::Member& m);
 
 // True when the facts a file carries are the same in both (output-only fields ignored).
 bool SameFileFacts(const v1::Member& a, const v1::Member& b);
