@@ -515,7 +515,9 @@ absl::StatusOr<v1::CheckRun> DisbursementLogic::GetCheckRun(const std::string& r
   if (!conn.ok()) return conn.status();
   auto run = Track(*conn, repo_.FindRun(**conn, run_id));
   if (!run.ok()) return run.status();
-  if (!run->has_value()) return absl::NotFoundError(absl::StrCat("run_id: check run ", run_id, " does not exist"));
+  if (!run->has_value()) {
+    return absl::NotFoundError(absl::StrCat("run_id: check run ", common::MaskIdNumbersIn(run_id), " does not exist"));
+  }
   return ToProto(**run);
 }
 
@@ -552,7 +554,8 @@ absl::StatusOr<v1::ListFindingsResponse> DisbursementLogic::ListFindings(const v
   if (!run->has_value()) {
     return absl::NotFoundError(run_id.empty() || run_id == "latest"
                                    ? std::string("run_id: no check has run yet")
-                                   : absl::StrCat("run_id: check run ", run_id, " does not exist"));
+                                   : absl::StrCat("run_id: check run ", common::MaskIdNumbersIn(run_id),
+                                                  " does not exist"));
   }
   auto rows = Track(*conn, repo_.ListFindings(**conn, (*run)->run_id, request.rule(), state, after, *page_size + 1));
   if (!rows.ok()) return rows.status();
@@ -574,7 +577,8 @@ absl::Status DisbursementLogic::ExportFindings(const v1::ExportFindingsRequest& 
   if (!run->has_value()) {
     return absl::NotFoundError(request.run_id().empty() || request.run_id() == "latest"
                                    ? std::string("run_id: no check has run yet")
-                                   : absl::StrCat("run_id: check run ", request.run_id(), " does not exist"));
+                                   : absl::StrCat("run_id: check run ", common::MaskIdNumbersIn(request.run_id()),
+                                                  " does not exist"));
   }
   std::vector<Finding> findings;
   int64_t after = 0;
@@ -629,7 +633,7 @@ absl::StatusOr<v1::Finding> DisbursementLogic::ReviewFinding(const v1::ReviewFin
   if (common::Utf8Length(request.reason()) < 0 || common::Utf8Length(request.reason()) > 500) {
     return common::InvalidField("reason", "must be UTF-8 text of at most 500 characters");
   }
-  if (request.reviewer().empty()) return common::InvalidField("reviewer", "is required");
+  if (absl::StripAsciiWhitespace(request.reviewer()).empty()) return common::InvalidField("reviewer", "is required");
   if (common::Utf8Length(request.reviewer()) < 0 || common::Utf8Length(request.reviewer()) > 100) {
     return common::InvalidField("reviewer", "must be UTF-8 text of at most 100 characters");
   }

@@ -309,16 +309,13 @@ absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(con
   auto accounts = Track(conn, repo_.FindAccounts(*conn, hashes));
   if (!accounts.ok()) return accounts.status();
   const absl::CivilDay today = common::TodayInChina(clock_());
-  // The registered account now: the latest whose account_since is not after today.
+  // The registered account now: the latest whose account_since is not after today (formats.md);
+  // a person whose accounts all start later has none yet.
   std::unordered_map<std::string, std::pair<absl::CivilDay, std::string>> current;
   for (const auto& [h, since, account] : *accounts) {
-    auto it = current.find(h);
-    const bool usable = since <= today;
-    if (it == current.end()) {
-      current.emplace(h, std::make_pair(since, account));
-    } else if (usable && (it->second.first > today || it->second.first < since)) {
-      it->second = {since, account};
-    }
+    if (today < since) continue;
+    auto [it, fresh] = current.try_emplace(h, since, account);
+    if (!fresh && it->second.first < since) it->second = {since, account};
   }
   v1::ListRecipientsResponse response;
   for (const auto& r : rows) {
@@ -341,13 +338,16 @@ absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(con
   return response;
 }
 
-absl::Status DisbursementLogic::KnownProgramme(common::PooledConnection& conn, const std::string& program_code) {
+absl::Status DisbursementLogic::KnownProgramme(common::PooledConnection& conn, const std::string& program_code,
+                                               const common::Period* period) {
   if (program_code.empty()) return absl::OkStatus();
   auto programmes = Track(conn, repo_.LoadProgrammes(*conn));
   if (!programmes.ok()) return programmes.status();
-  if (std::none_of(programmes->begin(), programmes->end(),
-                   [&](const ProgrammeRow& p) { return p.program_code == program_code; })) {
-    return ProgrammeNotFound("program_code", program_code);
+  auto it = std::find_if(programmes->begin(), programmes->end(),
+                         [&](const ProgrammeRow& p) { return p.program_code == program_code; });
+  if (it == programmes->end()) return ProgrammeNotFound("program_code", program_code);
+  if (period != nullptr && !PeriodFits(*period, it->frequency)) {
+    return common::InvalidField("period", PeriodFormMessage(it->program_code, it->frequency));
   }
   return absl::OkStatus();
 }
@@ -634,7 +634,7 @@ absl::StatusOr<v1::ListDisclosureResponse> DisbursementLogic::ListDisclosure(con
   if (auto s = tree_.Known(request.org_code()); !s.ok()) return s;
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
-  if (auto s = KnownProgramme(*conn, request.program_code()); !s.ok()) return s;
+  if (auto s = KnownProgramme(*conn, request.program_code(), &*period); !s.ok()) return s;
   // Each payment net of its reversals, applied as the check applies them: in (paid_at,
   // payment_id) order, one that would bring the payment below zero skipped. A payment reversed in
   // full was not paid and is not listed; pages are filled past such rows.

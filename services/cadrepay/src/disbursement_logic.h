@@ -124,8 +124,10 @@ class DisbursementLogic final {
   absl::StatusOr<std::unordered_map<std::string, std::string>> ShownIdNumbers(common::PooledConnection& conn,
                                                                               const std::vector<std::string>& hashes,
                                                                               bool pii);
-  // OK for an empty code or a stored programme; NOT_FOUND naming program_code otherwise.
-  absl::Status KnownProgramme(common::PooledConnection& conn, const std::string& program_code);
+  // OK for an empty code or a stored programme; NOT_FOUND naming program_code otherwise; with
+  // `period`, INVALID_ARGUMENT naming period when it is not of the programme's form.
+  absl::Status KnownProgramme(common::PooledConnection& conn, const std::string& program_code,
+                              const common::Period* period = nullptr);
   // The engine's input for deciding the entitlements of these enrolled persons to `programme`
   // (ListEntitlements), and each person's key (ID number) by hash.
   struct EntitlementData {

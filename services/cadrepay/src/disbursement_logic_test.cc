@@ -458,6 +458,10 @@ TEST_F(DisbursementLogicTest, ReviewsCarryOverToLaterRuns) {
   EXPECT_EQ(blank_reason.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(common::FieldViolationsOf(blank_reason.status())[0].field, "reason");
   review.set_reason("second payment approved by the township");
+  review.set_reviewer("   ");  // nobody
+  auto blank_reviewer = logic_->ReviewFinding(review, false, kNoDeadline);
+  EXPECT_EQ(common::FieldViolationsOf(blank_reviewer.status())[0].field, "reviewer");
+  review.set_reviewer("auditor-1");
   auto reviewed = logic_->ReviewFinding(review, false, kNoDeadline);
   ASSERT_TRUE(reviewed.ok()) << reviewed.status();
   EXPECT_EQ(reviewed->review_state(), "dismissed");
@@ -842,6 +846,26 @@ TEST_F(DisbursementLogicTest, RollsEntitlementsAndDisclosure) {
 // The disclosure nets a payment of the reversals that name it (read from payment_reversals,
 // V004), written by the bulk path (into an empty table) and by a later ingest alike; a reversal
 // that would bring the payment below zero is not netted.
+// The roll shows the account registered now: the latest not after today; none for a person
+// whose only account starts later.
+TEST_F(DisbursementLogicTest, TheRollShowsNoAccountBeforeItsDay) {
+  ASSERT_EQ(Ingest(FileKind::kRecipients,
+                   absl::StrCat("id_number,name,org_code,household_id,is_household_head,account_no,account_since\n",
+                                Id(31), ",未来,V031,H31,1,622200000000000031,2026-12-01\n",
+                                Id(32), ",现在,V031,H32,1,622200000000000032,2026-01-01\n",
+                                Id(32), ",现在,V031,H32,1,622200000000000320,2026-12-01\n"))
+                .refused(),
+            0);
+  v1::ListRecipientsRequest roll;
+  roll.set_org_code("V031");
+  auto page = logic_->ListRecipients(roll, true, kNoDeadline);
+  ASSERT_TRUE(page.ok()) << page.status();
+  std::map<std::string, std::string> account;
+  for (const auto& r : page->recipients()) account[r.id_number()] = r.account_no();
+  EXPECT_EQ(account[Id(31)], "");
+  EXPECT_EQ(account[Id(32)], "622200000000000032");
+}
+
 TEST_F(DisbursementLogicTest, DisclosureNetsPaymentsOfTheirReversals) {
   ASSERT_EQ(Ingest(FileKind::kProgrammes, kProgrammes).inserted(), 2);
   ASSERT_EQ(Ingest(FileKind::kRecipients, Recipients()).refused(), 0);
@@ -875,6 +899,13 @@ TEST_F(DisbursementLogicTest, DisclosureNetsPaymentsOfTheirReversals) {
   EXPECT_EQ(amounts[common::MaskIdNumber(Id(2))], 7000);   // R2 less 5000
   EXPECT_EQ(amounts[common::MaskIdNumber(Id(3))], 12000);  // -20000 would bring R3 below zero: not netted
   EXPECT_EQ(amounts[common::MaskIdNumber(Id(4))], 7000);   // R7 less R8's 5000; R9's 8000 would overdraw
+  // A period not of the programme's form is refused, naming it (GDBT is monthly).
+  v1::ListDisclosureRequest yearly = d;
+  yearly.set_program_code("GDBT");
+  yearly.set_period("2026");
+  auto wrong_form = logic_->ListDisclosure(yearly, kNoDeadline);
+  EXPECT_EQ(wrong_form.status().code(), absl::StatusCode::kInvalidArgument) << wrong_form.status();
+  EXPECT_EQ(common::FieldViolationsOf(wrong_form.status())[0].field, "period");
   // Pages of one: the first row in order (R1, reversed in full) is passed over, no page is empty.
   d.set_page_size(1);
   std::vector<std::string> paged;

@@ -28,6 +28,11 @@ absl::Status ToInvalid(const std::vector<Violation>& violations, absl::string_vi
   return common::InvalidFields(fv);
 }
 
+// A placement the hierarchy does not allow (CheckPlacement): FAILED_PRECONDITION naming the rule.
+absl::Status Misplaced(const Violation& v, absl::string_view field) {
+  return absl::FailedPreconditionError(absl::StrCat(v.code, ": ", field, ": ", v.message));
+}
+
 absl::Status NotFound(absl::string_view field, const std::string& code) {
   return absl::NotFoundError(absl::StrCat(field, ": organisation ", code, " does not exist"));
 }
@@ -73,13 +78,16 @@ absl::StatusOr<v1::Organisation> OrganisationLogic::Create(v1::Organisation org,
   if (auto s = tx.Begin(); !s.ok()) return Track(*conn, s);
   std::string path = absl::StrCat("/", org.org_code(), "/");
   int depth = 0;
+  std::string parent_type;
   if (!org.parent_code().empty()) {
     auto parent = Track(*conn, repo_.Find(**conn, org.parent_code(), /*for_update=*/true));
     if (!parent.ok()) return parent.status();
     if (!parent->has_value()) return NotFound("organisation.parent_code", org.parent_code());
     path = absl::StrCat((*parent)->path, org.org_code(), "/");
     depth = (*parent)->org.depth() + 1;
+    parent_type = (*parent)->org.org_type();
   }
+  if (auto v = CheckPlacement(org.org_type(), parent_type)) return Misplaced(*v, "organisation.parent_code");
   if (path.size() > kMaxPathLength) {
     return absl::FailedPreconditionError("organisation.parent_code: the tree would be too deep");
   }
@@ -148,6 +156,27 @@ absl::StatusOr<v1::Organisation> OrganisationLogic::Update(const v1::UpdateOrgan
   }
   ApplyDefaults(merged);
   if (auto v = ValidateOrganisation(merged, fields); !v.empty()) return ToInvalid(v, "organisation.");
+  if (merged.org_type() != (*found)->org.org_type()) {
+    // The new type must fit where the organisation sits and what sits under it.
+    std::string parent_type;
+    if (!merged.parent_code().empty()) {
+      auto parent = Track(*conn, repo_.Find(**conn, merged.parent_code()));
+      if (!parent.ok()) return parent.status();
+      if (parent->has_value()) parent_type = (*parent)->org.org_type();
+    }
+    if (auto v = CheckPlacement(merged.org_type(), parent_type)) return Misplaced(*v, "organisation.org_type");
+    for (std::string after;;) {
+      auto children = Track(*conn, repo_.ListChildren(**conn, code, after, kMaxPageSize));
+      if (!children.ok()) return children.status();
+      for (const auto& child : *children) {
+        if (auto v = CheckPlacement(child.org_type(), merged.org_type())) {
+          return Misplaced(*v, absl::StrCat("organisation.org_type (child ", child.org_code(), ")"));
+        }
+      }
+      if (static_cast<int>(children->size()) < kMaxPageSize) break;
+      after = children->back().org_code();
+    }
+  }
   if (auto s = Track(*conn, repo_.UpdateFields(**conn, merged)); !s.ok()) return s;
   if (auto s = Track(*conn, Outbox(**conn, code, "updated", merged)); !s.ok()) return s;
   if (auto s = Track(*conn, tx.Commit()); !s.ok()) return s;
@@ -252,6 +281,7 @@ absl::StatusOr<v1::Organisation> OrganisationLogic::Move(const std::string& code
                                                       code, "; the move would make a cycle"));
   }
   if (org->org.parent_code() == new_parent) return org->org;
+  if (auto v = CheckPlacement(org->org.org_type(), parent->org.org_type())) return Misplaced(*v, "new_parent_code");
   const std::string new_path = absl::StrCat(parent->path, code, "/");
   if (new_path.size() > kMaxPathLength) {
     return absl::FailedPreconditionError("new_parent_code: the tree would be too deep");
@@ -486,6 +516,22 @@ absl::StatusOr<exchange::v1::ImportReport> OrganisationLogic::Import::Finish() {
       } else {
         st.Error(row.line, "parent_code", "UNKNOWN_PARENT",
                  absl::StrCat("parent organisation ", parent, " is neither in the file nor registered"));
+        ok = false;
+      }
+    }
+    if (ok) {
+      // The parent as it will stand: its accepted row of this file, else as registered.
+      std::string parent_type;
+      if (!parent.empty()) {
+        auto it = st.index.find(parent);
+        if (it != st.index.end() && !st.rows[it->second].refused) {
+          parent_type = st.rows[it->second].org.org_type();
+        } else if (auto e = existing.find(parent); e != existing.end()) {
+          parent_type = e->second.org.org_type();
+        }
+      }
+      if (auto v = CheckPlacement(row.org.org_type(), parent_type)) {
+        st.Error(row.line, v->field, v->code, v->message);
         ok = false;
       }
     }

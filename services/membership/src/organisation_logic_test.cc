@@ -90,6 +90,45 @@ TEST_F(OrganisationLogicTest, CreateRefusesBadInputAndWritesNothing) {
   EXPECT_EQ(logic_->Get("Y", kNoDeadline).status().code(), absl::StatusCode::kNotFound);
 }
 
+// domain.md: a party group sits inside a party branch, and holds members, not organisations.
+// Create, move, a change of type and the import all keep to it.
+TEST_F(OrganisationLogicTest, AGroupSitsInsideABranch) {
+  MustCreate("C", "", "committee");
+  MustCreate("V", "C", "branch");
+  MustCreate("G", "V", "group");
+  auto rule = [](const absl::Status& s) {
+    return s.code() == absl::StatusCode::kFailedPrecondition ? std::string(s.message().substr(0, s.message().find(':')))
+                                                             : s.ToString();
+  };
+  EXPECT_EQ(rule(logic_->Create(Make("G2", "C", "group"), kNoDeadline).status()), "GROUP_OUTSIDE_BRANCH");
+  EXPECT_EQ(rule(logic_->Create(Make("G3", "", "group"), kNoDeadline).status()), "GROUP_OUTSIDE_BRANCH");
+  EXPECT_EQ(rule(logic_->Create(Make("B2", "G", "branch"), kNoDeadline).status()), "UNDER_A_GROUP");
+  MustCreate("W", "C", "branch");
+  MustCreate("T", "C", "committee");
+  EXPECT_EQ(rule(logic_->Move("G", "T", kNoDeadline).status()), "GROUP_OUTSIDE_BRANCH");
+  EXPECT_TRUE(logic_->Move("G", "W", kNoDeadline).ok());  // from one branch to another
+  v1::UpdateOrganisationRequest change;
+  change.set_org_code("W");  // a branch with a group in it
+  change.mutable_organisation()->set_org_type("general_branch");
+  change.mutable_update_mask()->add_paths("org_type");
+  EXPECT_EQ(rule(logic_->Update(change, kNoDeadline).status()), "GROUP_OUTSIDE_BRANCH");
+  change.set_org_code("T");  // a committee at the top level's child cannot become a group there
+  change.mutable_organisation()->set_org_type("group");
+  EXPECT_EQ(rule(logic_->Update(change, kNoDeadline).status()), "GROUP_OUTSIDE_BRANCH");
+  EXPECT_EQ(logic_->Get("W", kNoDeadline)->org_type(), "branch");
+  // The import: rows in any order, the parent as the file leaves it.
+  auto r = Import("org_code,name,org_type,parent_code,division_code\n"
+                  "G4,组,group,B4,320723100201\nB4,支部,branch,C,320723100201\n"
+                  "G5,组,group,C,320723100201\nX5,支部,branch,G4,320723100201\n");
+  EXPECT_EQ(r.inserted(), 2) << r.DebugString();
+  ASSERT_EQ(r.errors_size(), 2) << r.DebugString();
+  EXPECT_EQ(r.errors(0).line(), 4);
+  EXPECT_EQ(r.errors(0).column(), "parent_code");
+  EXPECT_EQ(r.errors(0).code(), "GROUP_OUTSIDE_BRANCH");
+  EXPECT_EQ(r.errors(1).line(), 5);
+  EXPECT_EQ(r.errors(1).code(), "UNDER_A_GROUP");
+}
+
 TEST_F(OrganisationLogicTest, UpdateChangesOnlyMaskedFields) {
   MustCreate("C", "", "committee");
   v1::UpdateOrganisationRequest req;
@@ -258,7 +297,7 @@ TEST_F(OrganisationLogicTest, ImportMovesAnExistingOrganisation) {
   EXPECT_EQ(r.updated(), 1) << r.DebugString();
   EXPECT_EQ(logic_->Ancestry("G", kNoDeadline)->organisations(1).org_code(), "T2");
   // A move that would make a cycle is refused on its row.
-  r = Import("org_code,name,org_type,parent_code,division_code\nT2,镇2,committee,G,320723200000\n");
+  r = Import("org_code,name,org_type,parent_code,division_code\nT2,镇2,committee,V,320723200000\n");
   EXPECT_EQ(r.refused(), 1);
   ASSERT_EQ(r.errors_size(), 1);
   EXPECT_EQ(r.errors(0).code(), "CYCLE");

@@ -78,6 +78,16 @@ std::vector<Violation> ValidateOrganisation(const v1::Organisation& org, const s
   return out;
 }
 
+std::optional<Violation> CheckPlacement(std::string_view org_type, std::string_view parent_type) {
+  if (parent_type == "group") {
+    return Violation{"parent_code", "UNDER_A_GROUP", "a party group holds members, not organisations"};
+  }
+  if (org_type == "group" && parent_type != "branch") {
+    return Violation{"parent_code", "GROUP_OUTSIDE_BRANCH", "a party group sits inside a party branch"};
+  }
+  return std::nullopt;
+}
+
 void ApplyDefaults(v1::Organisation& org) {
   if (org.org_kind().empty()) org.set_org_kind("village");
 }

@@ -2,6 +2,7 @@
 // The rules an organisation record must satisfy, shared by the RPCs and the file import.
 // Pure functions: no database, no server.
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,12 @@ bool IsOrgKind(std::string_view s);
 // check to the named fields (empty: all). org_kind may be empty (defaults to "village").
 std::vector<Violation> ValidateOrganisation(const v1::Organisation& org,
                                             const std::vector<std::string>& fields = {});
+
+// Where an organisation of `org_type` may sit (domain.md: "party group (党小组) inside a branch"):
+// a group's parent is a branch (`parent_type` "" for the top of a tree), and nothing sits under a
+// group, which holds members, not organisations. FAILED_PRECONDITION codes GROUP_OUTSIDE_BRANCH
+// and UNDER_A_GROUP, on parent_code; nullopt when the placement is acceptable.
+std::optional<Violation> CheckPlacement(std::string_view org_type, std::string_view parent_type);
 
 // Fills defaults (org_kind "village").
 void ApplyDefaults(v1::Organisation& org);
