@@ -283,7 +283,10 @@ absl::StatusOr<v1::Organisation> OrganisationLogic::Move(const std::string& code
   if (org->org.parent_code() == new_parent) return org->org;
   if (auto v = CheckPlacement(org->org.org_type(), parent->org.org_type())) return Misplaced(*v, "new_parent_code");
   const std::string new_path = absl::StrCat(parent->path, code, "/");
-  if (new_path.size() > kMaxPathLength) {
+  // The deepest organisation of the subtree moves with it.
+  auto longest = Track(*conn, repo_.LongestPathUnder(**conn, org->path));
+  if (!longest.ok()) return longest.status();
+  if (*longest - org->path.size() + new_path.size() > kMaxPathLength) {
     return absl::FailedPreconditionError("new_parent_code: the tree would be too deep");
   }
   const int delta = parent->org.depth() + 1 - org->org.depth();
@@ -611,6 +614,13 @@ absl::StatusOr<exchange::v1::ImportReport> OrganisationLogic::Import::Finish() {
           continue;
         }
         const std::string new_path = absl::StrCat(parent_path, o.org_code(), "/");
+        auto longest = Track(*conn, repo.LongestPathUnder(**conn, old_path));
+        if (!longest.ok()) return longest.status();
+        if (*longest - old_path.size() + new_path.size() > kMaxPathLength) {
+          st.Error(row.line, "parent_code", "TOO_DEEP", "the tree would be too deep below the moved organisation");
+          row.refused = true;
+          continue;
+        }
         const int delta = parent_depth + 1 - (*fresh)->org.depth();
         if (auto s = Track(*conn, repo.MoveSubtree(**conn, o.org_code(), o.parent_code(), old_path, new_path, delta));
             !s.ok()) {

@@ -90,6 +90,26 @@ TEST_F(OrganisationLogicTest, CreateRefusesBadInputAndWritesNothing) {
   EXPECT_EQ(logic_->Get("Y", kNoDeadline).status().code(), absl::StatusCode::kNotFound);
 }
 
+// A move that would take the subtree's deepest organisation past the path limit is refused
+// whole (it failed as INTERNAL after a partial rewrite), through the RPC and the import.
+TEST_F(OrganisationLogicTest, AMoveIsAsDeepAsItsDeepestDescendant) {
+  auto code = [](char chain, int level) { return absl::StrCat(std::string(1, chain), std::string(29, 'x'), level < 10 ? "0" : "", level); };
+  for (char chain : {'S', 'T'}) {
+    for (int level = 0; level < 11; ++level) {
+      MustCreate(code(chain, level), level == 0 ? "" : code(chain, level - 1), "committee");
+    }
+  }
+  auto moved = logic_->Move(code('T', 0), code('S', 10), kNoDeadline);
+  EXPECT_EQ(moved.status().code(), absl::StatusCode::kFailedPrecondition) << moved.status();
+  EXPECT_EQ(logic_->Get(code('T', 0), kNoDeadline)->parent_code(), "");
+  EXPECT_EQ(logic_->Get(code('T', 10), kNoDeadline)->depth(), 10);
+  auto r = Import(absl::StrCat("org_code,name,org_type,parent_code,division_code\n", code('T', 0), ",深,committee,",
+                               code('S', 10), ",320723100201\n"));
+  ASSERT_EQ(r.errors_size(), 1) << r.DebugString();
+  EXPECT_EQ(r.errors(0).code(), "TOO_DEEP");
+  EXPECT_TRUE(logic_->Move(code('T', 0), code('S', 3), kNoDeadline).ok());  // 4 + 11 levels fit
+}
+
 // domain.md: a party group sits inside a party branch, and holds members, not organisations.
 // Create, move, a change of type and the import all keep to it.
 TEST_F(OrganisationLogicTest, AGroupSitsInsideABranch) {

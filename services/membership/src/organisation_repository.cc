@@ -1,5 +1,6 @@
 #include "organisation_repository.h"
 
+#include <algorithm>
 #include <memory>
 
 #include <cppconn/connection.h>
@@ -140,6 +141,21 @@ absl::StatusOr<int64_t> OrganisationRepository::CountChildren(sql::Connection& c
     return rs->getInt64(1);
   } catch (const sql::SQLException& e) {
     return common::SqlError(e, "count sub-organisations");
+  }
+}
+
+absl::StatusOr<int64_t> OrganisationRepository::LongestPathUnder(sql::Connection& conn,
+                                                                 const std::string& path) const {
+  try {
+    // Codes hold letters, digits and '-': no LIKE wildcard can stand in a path.
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(
+        "SELECT COALESCE(MAX(CHAR_LENGTH(path)), 0) FROM organisations WHERE path LIKE CONCAT(?, '%')"));
+    st->setString(1, path);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+    rs->next();
+    return std::max<int64_t>(rs->getInt64(1), static_cast<int64_t>(path.size()));
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "read a subtree's depth");
   }
 }
 

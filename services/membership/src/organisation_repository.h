@@ -37,6 +37,8 @@ class OrganisationRepository final {
   absl::Status UpdateFields(sql::Connection& conn, const v1::Organisation& org) const;
   absl::Status Delete(sql::Connection& conn, const std::string& code) const;
   absl::StatusOr<int64_t> CountChildren(sql::Connection& conn, const std::string& code) const;
+  // The length of the longest path in the subtree whose root has `path` (that path's own at least).
+  absl::StatusOr<int64_t> LongestPathUnder(sql::Connection& conn, const std::string& path) const;
   // Direct children with org_code > after, ordered by org_code, at most limit.
   absl::StatusOr<std::vector<v1::Organisation>> ListChildren(sql::Connection& conn, const std::string& parent,
                                                              const std::string& after, int limit) const;
