@@ -40,6 +40,11 @@ bool HexToBytes(const std::string& hex, std::string* out) {
   return true;
 }
 
+// A ListFindings token's scope: the filters (the run is in the token itself).
+std::string FindingsScope(const v1::ListFindingsRequest& r) {
+  return absl::StrCat("findings:", r.rule(), "/", r.review_state());
+}
+
 std::string Rfc3339(absl::Time t) { return absl::FormatTime("%Y-%m-%dT%H:%M:%E*S%Ez", t, common::ChinaTimeZone()); }
 
 }  // namespace
@@ -537,7 +542,7 @@ absl::StatusOr<v1::ListFindingsResponse> DisbursementLogic::ListFindings(const v
   std::string run_id = request.run_id();
   int64_t after = 0;
   if (!request.page_token().empty()) {
-    auto parts = ReadToken(request.page_token(), 2);
+    auto parts = ReadToken(request.page_token(), FindingsScope(request), 2);
     if (!parts.ok()) return parts.status();
     if (!absl::SimpleAtoi((*parts)[1], &after) || after < 0 || !IsReference((*parts)[0], 40)) {
       return common::InvalidField("page_token", "is not a token this service issued");
@@ -552,6 +557,9 @@ absl::StatusOr<v1::ListFindingsResponse> DisbursementLogic::ListFindings(const v
   auto run = Track(*conn, repo_.FindRun(**conn, run_id));
   if (!run.ok()) return run.status();
   if (!run->has_value()) {
+    if (!request.page_token().empty()) {
+      return common::InvalidField("page_token", "names a check run that does not exist");
+    }
     return absl::NotFoundError(run_id.empty() || run_id == "latest"
                                    ? std::string("run_id: no check has run yet")
                                    : absl::StrCat("run_id: check run ", common::MaskIdNumbersIn(run_id),
@@ -563,7 +571,9 @@ absl::StatusOr<v1::ListFindingsResponse> DisbursementLogic::ListFindings(const v
   if (more) rows->resize(*page_size);
   v1::ListFindingsResponse response;
   for (const auto& f : *rows) *response.add_findings() = ShownFinding(f, pii_, pii);
-  if (more) response.set_next_page_token(MakeToken({(*run)->run_id, std::to_string(rows->back().seq)}));
+  if (more) {
+    response.set_next_page_token(MakeToken(FindingsScope(request), {(*run)->run_id, std::to_string(rows->back().seq)}));
+  }
   return response;
 }
 

@@ -39,14 +39,18 @@ absl::StatusOr<int> PageSize(int requested, std::string_view field) {
 }
 
 // Page tokens: web-safe base64 of fields joined by '\x1f'.
-std::string MakeToken(const std::vector<std::string>& parts) {
-  return absl::WebSafeBase64Escape(absl::StrJoin(parts, "\x1f"));
+std::string MakeToken(const std::string& scope, const std::vector<std::string>& parts) {
+  return absl::WebSafeBase64Escape(absl::StrCat(scope, "\x1f", absl::StrJoin(parts, "\x1f")));
 }
-absl::StatusOr<std::vector<std::string>> ReadToken(const std::string& token, size_t parts) {
+absl::StatusOr<std::vector<std::string>> ReadToken(const std::string& token, const std::string& scope, size_t parts) {
   std::string raw;
   if (!absl::WebSafeBase64Unescape(token, &raw)) return common::InvalidField("page_token", "is not a token this service issued");
   std::vector<std::string> out = absl::StrSplit(raw, '\x1f');
-  if (out.size() != parts) return common::InvalidField("page_token", "is not a token this service issued");
+  if (out.size() != parts + 1) return common::InvalidField("page_token", "is not a token this service issued");
+  if (out[0] != scope) {
+    return common::InvalidField("page_token", "was issued for another listing or other filters; ask again without it");
+  }
+  out.erase(out.begin());
   return out;
 }
 
@@ -198,10 +202,18 @@ std::vector<std::string> HashesOf(const std::vector<std::pair<StoredRecipient, E
   return out;
 }
 
+std::string EntitlementsScope(const v1::ListEntitlementsRequest& r) {
+  return absl::StrCat("entitlements:", r.program_code(), "/", r.period());
+}
+std::string DisclosureScope(const v1::ListDisclosureRequest& r) {
+  return absl::StrCat("disclosure:", r.org_code(), "/", r.period(), "/", r.program_code());
+}
+
 // The page token of a read by village subtree: the last row's village, then its key there
 // (`key_parts` values, the second the person number, an integer above 0).
-absl::StatusOr<std::pair<std::string, SqlRow>> ReadVillageToken(const std::string& token, size_t key_parts) {
-  auto parts = ReadToken(token, key_parts + 1);
+absl::StatusOr<std::pair<std::string, SqlRow>> ReadVillageToken(const std::string& token, const std::string& scope,
+                                                                 size_t key_parts) {
+  auto parts = ReadToken(token, scope, key_parts + 1);
   if (!parts.ok()) return parts.status();
   if ((*parts)[0].empty()) return common::InvalidField("page_token", "is not a token this service issued");
   SqlRow key;
@@ -236,6 +248,7 @@ absl::StatusOr<v1::ListProgrammesResponse> DisbursementLogic::ListProgrammes(abs
 absl::StatusOr<DisbursementLogic::SubtreeRead> DisbursementLogic::StartSubtreeRead(const std::string& org_code,
                                                                                  int page_size,
                                                                                  const std::string& page_token,
+                                                                                 const std::string& scope,
                                                                                  size_t key_parts, absl::Time deadline) {
   if (auto s = CheckCode("org_code", org_code, true); !s.ok()) return s;
   auto size = PageSize(page_size);
@@ -243,7 +256,7 @@ absl::StatusOr<DisbursementLogic::SubtreeRead> DisbursementLogic::StartSubtreeRe
   SubtreeRead read;
   read.page_size = *size;
   if (!page_token.empty()) {
-    auto t = ReadVillageToken(page_token, key_parts);
+    auto t = ReadVillageToken(page_token, scope, key_parts);
     if (!t.ok()) return t.status();
     read.token = std::move(*t);
   }
@@ -272,7 +285,8 @@ absl::StatusOr<std::unordered_map<std::string, std::string>> DisbursementLogic::
 absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(const v1::ListRecipientsRequest& request,
                                                                             bool pii, absl::Time deadline) {
   // The token: the last row's village, household and person number.
-  auto read = StartSubtreeRead(request.org_code(), request.page_size(), request.page_token(), 2, deadline);
+  const std::string scope = absl::StrCat("recipients:", request.org_code());
+  auto read = StartSubtreeRead(request.org_code(), request.page_size(), request.page_token(), scope, 2, deadline);
   if (!read.ok()) return read.status();
   auto& [page_size, token, villages, conn] = *read;
   // One row more than the page says whether there is a next page. The villages after the token's
@@ -333,7 +347,7 @@ absl::StatusOr<v1::ListRecipientsResponse> DisbursementLogic::ListRecipients(con
   }
   if (more) {
     response.set_next_page_token(
-        MakeToken({rows.back().org_code, rows.back().household_id, absl::StrCat(rows.back().person_no)}));
+        MakeToken(scope, {rows.back().org_code, rows.back().household_id, absl::StrCat(rows.back().person_no)}));
   }
   return response;
 }
@@ -356,7 +370,8 @@ absl::StatusOr<v1::ListEnrolmentsResponse> DisbursementLogic::ListEnrolments(con
                                                                             bool pii, absl::Time deadline) {
   if (auto s = CheckCode("program_code", request.program_code(), false); !s.ok()) return s;
   // The token: the last row's village, household, person number, programme and from_period.
-  auto read = StartSubtreeRead(request.org_code(), request.page_size(), request.page_token(), 4, deadline);
+  const std::string scope = absl::StrCat("enrolments:", request.org_code(), "/", request.program_code());
+  auto read = StartSubtreeRead(request.org_code(), request.page_size(), request.page_token(), scope, 4, deadline);
   if (!read.ok()) return read.status();
   auto& [page_size, token, villages, conn] = *read;
   if (auto s = KnownProgramme(conn, request.program_code()); !s.ok()) return s;
@@ -382,7 +397,7 @@ absl::StatusOr<v1::ListEnrolmentsResponse> DisbursementLogic::ListEnrolments(con
   if (page->more) {
     const auto& [who, e] = page->rows.back();
     response.set_next_page_token(
-        MakeToken({who.org_code, who.household_id, absl::StrCat(who.person_no), e.program_code, e.from_period}));
+        MakeToken(scope, {who.org_code, who.household_id, absl::StrCat(who.person_no), e.program_code, e.from_period}));
   }
   return response;
 }
@@ -390,7 +405,8 @@ absl::StatusOr<v1::ListEnrolmentsResponse> DisbursementLogic::ListEnrolments(con
 absl::StatusOr<v1::ListCivilEventsResponse> DisbursementLogic::ListCivilEvents(
     const v1::ListCivilEventsRequest& request, bool pii, absl::Time deadline) {
   // The token: the last row's village, household, person number, event and date.
-  auto read = StartSubtreeRead(request.org_code(), request.page_size(), request.page_token(), 4, deadline);
+  const std::string scope = absl::StrCat("civil_events:", request.org_code());
+  auto read = StartSubtreeRead(request.org_code(), request.page_size(), request.page_token(), scope, 4, deadline);
   if (!read.ok()) return read.status();
   auto& [page_size, token, villages, conn] = *read;
   if (token && !common::ParseDate(token->second[3].s).ok()) {
@@ -416,7 +432,7 @@ absl::StatusOr<v1::ListCivilEventsResponse> DisbursementLogic::ListCivilEvents(
   }
   if (page->more) {
     const auto& [who, c] = page->rows.back();
-    response.set_next_page_token(MakeToken({who.org_code, who.household_id, absl::StrCat(who.person_no), c.event,
+    response.set_next_page_token(MakeToken(scope, {who.org_code, who.household_id, absl::StrCat(who.person_no), c.event,
                                             common::FormatDate(c.event_date)}));
   }
   return response;
@@ -566,7 +582,7 @@ absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements
   if (!page_size.ok()) return page_size.status();
   int64_t after_no = 0;
   if (!request.page_token().empty()) {
-    auto parts = ReadToken(request.page_token(), 1);
+    auto parts = ReadToken(request.page_token(), EntitlementsScope(request), 1);
     if (!parts.ok()) return parts.status();
     if (!absl::SimpleAtoi((*parts)[0], &after_no) || after_no <= 0) {
       return common::InvalidField("page_token", "is not a token this service issued");
@@ -612,7 +628,7 @@ absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements
     out->set_reason(std::string(a.reason));
     if (a.held_by) out->set_held_by(pii ? IdNumberOf(*a.held_by) : MaskedIdNumberOf(*a.held_by));
   }
-  if (more) response.set_next_page_token(MakeToken({absl::StrCat(enrolled->back().first)}));
+  if (more) response.set_next_page_token(MakeToken(EntitlementsScope(request), {absl::StrCat(enrolled->back().first)}));
   return response;
 }
 
@@ -626,8 +642,9 @@ absl::StatusOr<v1::ListDisclosureResponse> DisbursementLogic::ListDisclosure(con
   if (!page_size.ok()) return page_size.status();
   std::vector<std::string> after = {"", "", ""};
   if (!request.page_token().empty()) {
-    auto parts = ReadToken(request.page_token(), 3);
+    auto parts = ReadToken(request.page_token(), DisclosureScope(request), 3);
     if (!parts.ok()) return parts.status();
+    if ((*parts)[2].empty()) return common::InvalidField("page_token", "is not a token this service issued");
     after = *parts;
   }
   // An organisation nobody registered is NOT_FOUND (not an empty disclosure), as is a programme.
@@ -683,7 +700,7 @@ absl::StatusOr<v1::ListDisclosureResponse> DisbursementLogic::ListDisclosure(con
     out->set_amount_fen(d.amount_fen);
     out->set_paid_on(common::FormatDate(common::ChinaDateOf(d.paid_at)));
   }
-  if (more) response.set_next_page_token(MakeToken({rows.back().program_code, rows.back().id_masked, rows.back().payment_id}));
+  if (more) response.set_next_page_token(MakeToken(DisclosureScope(request), {rows.back().program_code, rows.back().id_masked, rows.back().payment_id}));
   return response;
 }
 

@@ -118,8 +118,10 @@ class DisbursementLogic final {
     std::vector<std::string> villages;
     common::PooledConnection conn;
   };
+  // `scope` names the listing and the request's filters: a token of another is refused.
   absl::StatusOr<SubtreeRead> StartSubtreeRead(const std::string& org_code, int page_size,
-                                               const std::string& page_token, size_t key_parts, absl::Time deadline);
+                                               const std::string& page_token, const std::string& scope,
+                                               size_t key_parts, absl::Time deadline);
   // These persons' ID numbers by hash, in clear with the right to see personal data, masked otherwise.
   absl::StatusOr<std::unordered_map<std::string, std::string>> ShownIdNumbers(common::PooledConnection& conn,
                                                                               const std::vector<std::string>& hashes,

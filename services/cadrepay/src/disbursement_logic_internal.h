@@ -26,10 +26,13 @@ namespace logic_internal {
 // A page size as asked (0: the default), or INVALID_ARGUMENT naming `field`.
 absl::StatusOr<int> PageSize(int requested, std::string_view field = "page_size");
 
-// Page tokens: web-safe base64 of fields joined by '\x1f'. ReadToken refuses (INVALID_ARGUMENT,
-// page_token) a token that does not have `parts` fields.
-std::string MakeToken(const std::vector<std::string>& parts);
-absl::StatusOr<std::vector<std::string>> ReadToken(const std::string& token, size_t parts);
+// Page tokens: web-safe base64 of the request's scope (what a listing is of: its name and the
+// request's own filters, e.g. "disclosure:V001/2026-03/GDBT") and the position's fields, joined
+// by '\x1f'. ReadToken refuses (INVALID_ARGUMENT, page_token) a token of another scope (issued
+// for another listing, village, programme, period or filter) or without `parts` fields, and
+// returns the position's fields.
+std::string MakeToken(const std::string& scope, const std::vector<std::string>& parts);
+absl::StatusOr<std::vector<std::string>> ReadToken(const std::string& token, const std::string& scope, size_t parts);
 
 std::string S(absl::string_view v);
 

@@ -581,6 +581,7 @@ class FixedTree final : public OrganisationTree {
  public:
   absl::StatusOr<std::vector<std::string>> Subtree(const std::string& org_code) override {
     ++calls;
+    if (org_code == "C" && v001_moved) return std::vector<std::string>{"C", "T1", "T2", "V002", "V003", "V009"};
     if (org_code == "C") return std::vector<std::string>{"C", "T1", "T2", "V001", "V002", "V003", "V009"};
     if (org_code == "T1") return std::vector<std::string>{"T1", "V001", "V002"};
     if (org_code == "T2") return std::vector<std::string>{"T2", "V003"};
@@ -590,6 +591,7 @@ class FixedTree final : public OrganisationTree {
   }
   absl::Status Known(const std::string& org_code) override { return Subtree(org_code).status(); }
   int calls = 0;
+  bool v001_moved = false;  // V001 moved out of C's subtree
 };
 
 TEST_F(DisbursementLogicTest, RollsOfAVillageSubtreePageAcrossVillages) {
@@ -650,18 +652,24 @@ TEST_F(DisbursementLogicTest, RollsOfAVillageSubtreePageAcrossVillages) {
   unknown.set_org_code("DOWN");
   EXPECT_EQ(logic_->ListRecipients(unknown, false, kNoDeadline).status().code(), absl::StatusCode::kUnavailable);
 
-  // A token whose village has left the subtree goes on with the next village.
+  // A token whose village has left the subtree meanwhile goes on with the next village.
   v1::ListRecipientsRequest first;
   first.set_org_code("C");
   first.set_page_size(1);
   auto one = logic_->ListRecipients(first, false, kNoDeadline);
   ASSERT_TRUE(one.ok());
-  first.set_org_code("T2");  // V001 is not under T2: nothing of T2 comes after it but V003's empty roll
+  tree.v001_moved = true;  // between the pages, V001 moves out of C
   first.set_page_token(one->next_page_token());
   auto rest = logic_->ListRecipients(first, false, kNoDeadline);
   ASSERT_TRUE(rest.ok()) << rest.status();
-  EXPECT_EQ(rest->recipients_size(), 0);
-  EXPECT_TRUE(rest->next_page_token().empty());
+  ASSERT_EQ(rest->recipients_size(), 1);  // V002's one (V003 and V009 have no roll)
+  EXPECT_EQ(rest->recipients(0).org_code(), "V002");
+  tree.v001_moved = false;
+  // A token of another organisation's roll is not this one's.
+  first.set_org_code("T2");
+  EXPECT_EQ(common::FieldViolationsOf(logic_->ListRecipients(first, false, kNoDeadline).status())[0].field,
+            "page_token");
+  first.set_org_code("C");
   // A token this service did not issue.
   first.set_page_token("bm90IGEgdG9rZW4");
   EXPECT_EQ(common::FieldViolationsOf(logic_->ListRecipients(first, false, kNoDeadline).status())[0].field,
@@ -846,6 +854,62 @@ TEST_F(DisbursementLogicTest, RollsEntitlementsAndDisclosure) {
 // The disclosure nets a payment of the reversals that name it (read from payment_reversals,
 // V004), written by the bulk path (into an empty table) and by a later ingest alike; a reversal
 // that would bring the payment below zero is not netted.
+// A page token continues the listing that issued it, and no other: a token of another village,
+// programme, period or filter is INVALID_ARGUMENT naming page_token (it was taken as a position).
+TEST_F(DisbursementLogicTest, PageTokensBelongToTheirRequest) {
+  LoadAll();
+  auto token_field = [](const absl::Status& s) {
+    return s.code() == absl::StatusCode::kInvalidArgument ? common::FieldViolationsOf(s)[0].field : s.ToString();
+  };
+  v1::ListRecipientsRequest roll;
+  roll.set_org_code("V001");
+  roll.set_page_size(1);
+  auto first = logic_->ListRecipients(roll, false, kNoDeadline);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_FALSE(first->next_page_token().empty());
+  roll.set_page_token(first->next_page_token());
+  EXPECT_TRUE(logic_->ListRecipients(roll, false, kNoDeadline).ok());
+  roll.set_org_code("V002");
+  EXPECT_EQ(token_field(logic_->ListRecipients(roll, false, kNoDeadline).status()), "page_token");
+
+  v1::ListEntitlementsRequest ent;
+  ent.set_program_code("GDBT");
+  ent.set_period("2026-03");
+  ent.set_page_size(1);
+  auto e1 = logic_->ListEntitlements(ent, false, kNoDeadline);
+  ASSERT_TRUE(e1.ok()) << e1.status();
+  ASSERT_FALSE(e1->next_page_token().empty());
+  ent.set_page_token(e1->next_page_token());
+  ent.set_period("2026-04");
+  EXPECT_EQ(token_field(logic_->ListEntitlements(ent, false, kNoDeadline).status()), "page_token");
+
+  v1::ListDisclosureRequest d;
+  d.set_org_code("V001");
+  d.set_period("2026-03");
+  d.set_page_size(1);
+  auto d1 = logic_->ListDisclosure(d, kNoDeadline);
+  ASSERT_TRUE(d1.ok()) << d1.status();
+  ASSERT_FALSE(d1->next_page_token().empty());
+  d.set_page_token(d1->next_page_token());
+  d.set_program_code("GDBT");
+  EXPECT_EQ(token_field(logic_->ListDisclosure(d, kNoDeadline).status()), "page_token");
+
+  Check();
+  v1::ListFindingsRequest f;
+  f.set_page_size(1);
+  auto f1 = logic_->ListFindings(f, false, kNoDeadline);
+  ASSERT_TRUE(f1.ok()) << f1.status();
+  ASSERT_FALSE(f1->next_page_token().empty());
+  f.set_page_token(f1->next_page_token());
+  EXPECT_TRUE(logic_->ListFindings(f, false, kNoDeadline).ok());
+  f.set_rule("LATE");
+  EXPECT_EQ(token_field(logic_->ListFindings(f, false, kNoDeadline).status()), "page_token");
+  // A token of the right shape naming no run is refused as a token, not as an unknown run.
+  f.clear_rule();
+  f.set_page_token(absl::WebSafeBase64Escape("findings:/\x1fnosuchrun\x1f0"));
+  EXPECT_EQ(token_field(logic_->ListFindings(f, false, kNoDeadline).status()), "page_token");
+}
+
 // The roll shows the account registered now: the latest not after today; none for a person
 // whose only account starts later.
 TEST_F(DisbursementLogicTest, TheRollShowsNoAccountBeforeItsDay) {
