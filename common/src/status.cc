@@ -1,6 +1,7 @@
 #include "grassroots/common/status.h"
 
 #include "absl/strings/cord.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -14,6 +15,24 @@ constexpr char kBadRequestUrl[] = "type.googleapis.com/google.rpc.BadRequest";
 
 absl::Status InvalidField(std::string_view field, std::string_view description) {
   return InvalidFields({FieldViolation{std::string(field), std::string(description)}});
+}
+
+std::string MakePageToken(std::string_view scope, std::string_view position) {
+  return absl::WebSafeBase64Escape(absl::StrCat(absl::string_view(scope.data(), scope.size()), "\x1f",
+                                                absl::string_view(position.data(), position.size())));
+}
+
+absl::StatusOr<std::string> ReadPageToken(std::string_view token, std::string_view scope) {
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(absl::string_view(token.data(), token.size()), &raw)) {
+    return InvalidField("page_token", "is not a token this service issued");
+  }
+  const size_t cut = raw.find('\x1f');
+  if (cut == std::string::npos) return InvalidField("page_token", "is not a token this service issued");
+  if (std::string_view(raw).substr(0, cut) != scope) {
+    return InvalidField("page_token", "was issued for another listing or other filters; ask again without it");
+  }
+  return raw.substr(cut + 1);
 }
 
 absl::Status InvalidFields(const std::vector<FieldViolation>& violations) {

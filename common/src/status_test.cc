@@ -8,6 +8,16 @@
 namespace grassroots::common {
 namespace {
 
+TEST(StatusTest, PageTokensContinueOnlyTheirOwnListing) {
+  const std::string token = MakePageToken("members:B1/full", "42");
+  EXPECT_EQ(ReadPageToken(token, "members:B1/full").value_or(""), "42");
+  for (const std::string& bad : {MakePageToken("members:B2/full", "42"), std::string("!!"), std::string("NDI")}) {
+    auto read = ReadPageToken(bad, "members:B1/full");
+    EXPECT_EQ(read.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(FieldViolationsOf(read.status())[0].field, "page_token");
+  }
+}
+
 TEST(StatusTest, InvalidFieldNamesTheFieldAndCarriesBadRequest) {
   absl::Status s = InvalidField("organisation.division_code", "must be exactly 12 digits");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);

@@ -383,10 +383,13 @@ absl::StatusOr<v1::ListMembersResponse> MemberLogic::List(const v1::ListMembersR
       return common::InvalidField(absl::StrCat("statuses[", i, "]"), std::string(kMemberStatusChoice));
     }
   }
+  // A token continues the listing of this organisation and these statuses only.
+  const std::string scope = absl::StrCat("members:", request.org_code(), "/", absl::StrJoin(statuses, ","));
   int64_t after = 0;
   if (!request.page_token().empty()) {
-    std::string raw;
-    if (!absl::WebSafeBase64Unescape(request.page_token(), &raw) || !absl::SimpleAtoi(raw, &after) || after < 0) {
+    auto raw = common::ReadPageToken(request.page_token(), scope);
+    if (!raw.ok()) return raw.status();
+    if (!absl::SimpleAtoi(*raw, &after) || after < 0) {
       return common::InvalidField("page_token", "is not a token this service issued");
     }
   }
@@ -399,7 +402,7 @@ absl::StatusOr<v1::ListMembersResponse> MemberLogic::List(const v1::ListMembersR
   v1::ListMembersResponse response;
   if (static_cast<int>(rows->size()) > page_size) {
     rows->resize(page_size);
-    response.set_next_page_token(absl::WebSafeBase64Escape(std::to_string(rows->back().m.member_id())));
+    response.set_next_page_token(common::MakePageToken(scope, std::to_string(rows->back().m.member_id())));
   }
   for (const auto& r : *rows) *response.add_members() = Output(r, pii);
   return response;

@@ -216,11 +216,13 @@ absl::StatusOr<v1::ListChildrenResponse> OrganisationLogic::ListChildren(const v
   if (page_size < 0 || page_size > kMaxPageSize) {
     return common::InvalidField("page_size", absl::StrCat("must be between 1 and ", kMaxPageSize));
   }
+  const std::string scope = absl::StrCat("children:", request.org_code());
   std::string after;
   if (!request.page_token().empty()) {
-    if (!absl::WebSafeBase64Unescape(request.page_token(), &after) || !common::IsCode(after)) {
-      return common::InvalidField("page_token", "is not a token this service issued");
-    }
+    auto raw = common::ReadPageToken(request.page_token(), scope);
+    if (!raw.ok()) return raw.status();
+    after = std::move(*raw);
+    if (!common::IsCode(after)) return common::InvalidField("page_token", "is not a token this service issued");
   }
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
@@ -233,7 +235,7 @@ absl::StatusOr<v1::ListChildrenResponse> OrganisationLogic::ListChildren(const v
   const bool more = static_cast<int>(rows->size()) > page_size;
   if (more) {
     rows->resize(page_size);
-    response.set_next_page_token(absl::WebSafeBase64Escape(rows->back().org_code()));
+    response.set_next_page_token(common::MakePageToken(scope, rows->back().org_code()));
   }
   for (auto& o : *rows) *response.add_organisations() = std::move(o);
   return response;

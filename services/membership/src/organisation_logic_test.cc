@@ -187,6 +187,17 @@ TEST_F(OrganisationLogicTest, ListChildrenPagesInAStableOrder) {
   EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
   req.set_page_token("!!");
   EXPECT_EQ(logic_->ListChildren(req, kNoDeadline).status().code(), absl::StatusCode::kInvalidArgument);
+  // A token continues the children of the organisation it was issued for, no other's.
+  req.set_page_token("");
+  auto first = logic_->ListChildren(req, kNoDeadline);
+  ASSERT_TRUE(first.ok() && !first->next_page_token().empty());
+  MustCreate("D", "", "committee");
+  req.set_org_code("D");
+  req.set_page_token(first->next_page_token());
+  auto other = logic_->ListChildren(req, kNoDeadline);
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kInvalidArgument) << other.status();
+  EXPECT_EQ(common::FieldViolationsOf(other.status())[0].field, "page_token");
+  req.set_org_code("C");
   req.set_page_token("");
   req.set_page_size(5000);
   EXPECT_EQ(logic_->ListChildren(req, kNoDeadline).status().code(), absl::StatusCode::kInvalidArgument);

@@ -24,6 +24,13 @@ struct FieldViolation {
 absl::Status InvalidField(std::string_view field, std::string_view description);
 // INVALID_ARGUMENT for several fields at once; message names the first.
 absl::Status InvalidFields(const std::vector<FieldViolation>& violations);
+
+// Page tokens that name the listing they continue: web-safe base64 of `scope` (the listing and
+// the request's own filters, e.g. "members:B1/full") and the position. ReadPageToken answers the
+// position of a token made for `scope`, and INVALID_ARGUMENT on page_token for one made for
+// another scope (another organisation or filter) or not made here.
+std::string MakePageToken(std::string_view scope, std::string_view position);
+absl::StatusOr<std::string> ReadPageToken(std::string_view token, std::string_view scope);
 // The field violations carried by a status, if any.
 std::vector<FieldViolation> FieldViolationsOf(const absl::Status& status);
 
