@@ -38,19 +38,15 @@ absl::StatusOr<int> PageSize(int requested, std::string_view field) {
   return requested;
 }
 
-// Page tokens: web-safe base64 of fields joined by '\x1f'.
+// Page tokens: common::MakePageToken of the fields joined by '\x1f'.
 std::string MakeToken(const std::string& scope, const std::vector<std::string>& parts) {
-  return absl::WebSafeBase64Escape(absl::StrCat(scope, "\x1f", absl::StrJoin(parts, "\x1f")));
+  return common::MakePageToken(scope, absl::StrJoin(parts, "\x1f"));
 }
 absl::StatusOr<std::vector<std::string>> ReadToken(const std::string& token, const std::string& scope, size_t parts) {
-  std::string raw;
-  if (!absl::WebSafeBase64Unescape(token, &raw)) return common::InvalidField("page_token", "is not a token this service issued");
-  std::vector<std::string> out = absl::StrSplit(raw, '\x1f');
-  if (out.size() != parts + 1) return common::InvalidField("page_token", "is not a token this service issued");
-  if (out[0] != scope) {
-    return common::InvalidField("page_token", "was issued for another listing or other filters; ask again without it");
-  }
-  out.erase(out.begin());
+  auto position = common::ReadPageToken(token, scope);
+  if (!position.ok()) return position.status();
+  std::vector<std::string> out = absl::StrSplit(*position, '\x1f');
+  if (out.size() != parts) return common::InvalidField("page_token", "is not a token this service issued");
   return out;
 }
 
