@@ -602,8 +602,6 @@ absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements
   if (more) enrolled->resize(*page_size);
   std::vector<std::string> hashes;
   for (const auto& [no, h] : *enrolled) hashes.push_back(h);
-  auto shown = ShownIdNumbers(*conn, hashes, pii);
-  if (!shown.ok()) return shown.status();
   auto input = EntitlementInput(*conn, *programmes, *programme, hashes);
   if (!input.ok()) return input.status();
   std::vector<PersonKey> keys;
@@ -612,17 +610,20 @@ absl::StatusOr<v1::ListEntitlementsResponse> DisbursementLogic::ListEntitlements
   if (!answers.ok()) return answers.status();
   absl::flat_hash_map<PersonKey, const EntitlementAnswer*> answer_of;
   for (const auto& a : *answers) answer_of[a.person] = &a;
+  // The ID numbers are opened already (the keys): shown clear or masked from them.
+  auto shown = [&](PersonKey key) { return pii ? IdNumberOf(key) : MaskedIdNumberOf(key); };
   v1::ListEntitlementsResponse response;
   for (const auto& h : hashes) {
-    const EntitlementAnswer& a = *answer_of.at(input->key_of_hash.at(h));
+    const PersonKey key = input->key_of_hash.at(h);
+    const EntitlementAnswer& a = *answer_of.at(key);
     auto* out = response.add_entitlements();
     out->set_program_code(programme->program_code);
     out->set_period(period->ToString());
-    out->set_id_number(shown->contains(h) ? shown->at(h) : std::string());
+    out->set_id_number(shown(key));
     out->set_entitled(a.entitled);
     if (a.entitled) out->set_amount_fen(a.amount_fen);
     out->set_reason(std::string(a.reason));
-    if (a.held_by) out->set_held_by(pii ? IdNumberOf(*a.held_by) : MaskedIdNumberOf(*a.held_by));
+    if (a.held_by) out->set_held_by(shown(*a.held_by));
   }
   if (more) response.set_next_page_token(MakeToken(EntitlementsScope(request), {absl::StrCat(enrolled->back().first)}));
   return response;

@@ -17,7 +17,6 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   return *buckets;
 }
 
-
 }  // namespace
 
 std::string HttpMethodLabel(std::string_view method) {

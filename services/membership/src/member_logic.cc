@@ -487,7 +487,7 @@ absl::StatusOr<v1::Member> MemberLogic::Correct(const v1::CorrectMemberRequest& 
   }
   StoredMember row = **found;
   // History is appended to, never rewritten: a correction dated before the last event is refused.
-  if (auto s = CheckCorrectionDate(
+  if (auto s = CheckNotBeforeLastEvent(
           effective, common::ParseDate(row.last_effective).value_or(absl::CivilDay(1900, 1, 1)));
       !s.ok()) {
     return s;
@@ -517,7 +517,9 @@ absl::StatusOr<v1::Member> MemberLogic::Correct(const v1::CorrectMemberRequest& 
   if (!clear.ok()) return clear.status();
   check.set_id_number(*clear);
   if (auto v = NormaliseMember(check, today, m.extension_months()); !v.empty()) return ToStatus(v, "member.");
-  if (auto v = CheckAdmissionAgainstSteps(m); v) return ToStatus({*v}, "member.");
+  if (auto v = CheckAdmissionAgainstSteps(m.joined_on(), m.activist_on(), m.target_on())) {
+    return ToStatus({*v}, "member.");
+  }
   const std::string deciding = request.deciding_org_code().empty() ? before.org_code() : request.deciding_org_code();
   for (const auto& [field, code] : {std::pair<std::string_view, std::string>{"member.org_code", m.org_code()},
                                     std::pair<std::string_view, std::string>{"deciding_org_code", deciding}}) {

@@ -217,18 +217,7 @@ std::optional<Violation> CheckTransition(const v1::Member& current, const v1::Me
                                   current.activist_on(), ")")};
   }
   if (from < 3 && to >= 3) {
-    if (const auto joined = common::ParseDate(next.joined_on()); joined.ok()) {
-      if (activist_since.ok() && *joined < AddMonths(*activist_since, 12)) {
-        return Violation{"joined_on", "TOO_EARLY_FOR_TARGET",
-                         absl::StrCat("is less than a year after the recorded activist_on ", current.activist_on(),
-                                      ": a member is admitted only after a year as an activist (earliest ",
-                                      common::FormatDate(AddMonths(*activist_since, 12)), ")")};
-      }
-      if (const auto target = common::ParseDate(current.target_on()); target.ok() && *joined < *target) {
-        return Violation{"joined_on", "BEFORE_PREVIOUS_EVENT",
-                         absl::StrCat("is before the recorded development-target date ", current.target_on())};
-      }
-    }
+    if (auto v = CheckAdmissionAgainstSteps(next.joined_on(), current.activist_on(), current.target_on())) return v;
   }
   if (to == 5 && from != 5 && next.full_on().empty() && (from == 4 || !current.full_on().empty())) {
     // formats.md: full_on is required for every exit but from probation.
@@ -252,18 +241,19 @@ std::optional<Violation> CheckTransition(const v1::Member& current, const v1::Me
   return std::nullopt;
 }
 
-std::optional<Violation> CheckAdmissionAgainstSteps(const v1::Member& m) {
-  const auto joined = common::ParseDate(m.joined_on());
+std::optional<Violation> CheckAdmissionAgainstSteps(const std::string& joined_on, const std::string& activist_on,
+                                                    const std::string& target_on) {
+  const auto joined = common::ParseDate(joined_on);
   if (!joined.ok()) return std::nullopt;
-  if (const auto activist = common::ParseDate(m.activist_on());
-      activist.ok() && *joined < AddMonths(*activist, 12)) {
+  if (const auto activist = common::ParseDate(activist_on); activist.ok() && *joined < AddMonths(*activist, 12)) {
     return Violation{"joined_on", "TOO_EARLY_FOR_TARGET",
-                     absl::StrCat("is less than a year after the recorded activist_on ", m.activist_on(),
-                                  " (earliest ", common::FormatDate(AddMonths(*activist, 12)), ")")};
+                     absl::StrCat("is less than a year after the recorded activist_on ", activist_on,
+                                  ": a member is admitted only after a year as an activist (earliest ",
+                                  common::FormatDate(AddMonths(*activist, 12)), ")")};
   }
-  if (const auto target = common::ParseDate(m.target_on()); target.ok() && *joined < *target) {
+  if (const auto target = common::ParseDate(target_on); target.ok() && *joined < *target) {
     return Violation{"joined_on", "BEFORE_PREVIOUS_EVENT",
-                     absl::StrCat("is before the recorded development-target date ", m.target_on())};
+                     absl::StrCat("is before the recorded development-target date ", target_on)};
   }
   return std::nullopt;
 }
@@ -277,7 +267,7 @@ bool SameFileFacts(const v1::Member& a, const v1::Member& b) {
          a.monthly_income_fen() == b.monthly_income_fen() && a.is_mobile() == b.is_mobile();
 }
 
-absl::Status CheckCorrectionDate(absl::CivilDay effective, absl::CivilDay last_effective) {
+absl::Status CheckNotBeforeLastEvent(absl::CivilDay effective, absl::CivilDay last_effective) {
   if (effective < last_effective) {
     return Rule("BEFORE_PREVIOUS_EVENT", absl::StrCat("effective_on is before the member's last recorded event (",
                                                       common::FormatDate(last_effective), ")"));
@@ -289,10 +279,7 @@ absl::Status ApplyStep(v1::Member& m, std::string_view step, absl::CivilDay effe
                        absl::CivilDay last_effective, absl::CivilDay today) {
   const std::string eff = common::FormatDate(effective);
   if (effective > today) return Rule("DATE_IN_FUTURE", "effective_on must not be in the future");
-  if (effective < last_effective) {
-    return Rule("BEFORE_PREVIOUS_EVENT", absl::StrCat("effective_on is before the member's last recorded event (",
-                                                      common::FormatDate(last_effective), ")"));
-  }
+  if (auto s = CheckNotBeforeLastEvent(effective, last_effective); !s.ok()) return s;
   const std::string& status = m.status();
   if (IsExitStatus(status)) return Rule("EXIT_IS_FINAL", absl::StrCat("the member already left by ", status));
   auto need = [&](std::string_view from) -> absl::Status {

@@ -60,16 +60,17 @@ std::optional<Violation> CheckTransition(const v1::Member& current, const v1::Me
 // A record's joined_on against the dates its steps recorded (a correction of it): admitted a year
 // after activist_on at the earliest (TOO_EARLY_FOR_TARGET) and not before target_on
 // (BEFORE_PREVIOUS_EVENT); nullopt when acceptable or when those dates are not recorded.
-std::optional<Violation> CheckAdmissionAgainstSteps(const v1::Member& m);
+std::optional<Violation> CheckAdmissionAgainstSteps(const std::string& joined_on, const std::string& activist_on,
+                                                    const std::string& target_on);
 
 // True when the facts a file carries are the same in both (output-only fields ignored).
 bool SameFileFacts(const v1::Member& a, const v1::Member& b);
 
+// A step's or a correction's effective date: FAILED_PRECONDITION BEFORE_PREVIOUS_EVENT when it
+// is before the member's latest event (`last_effective`).
+absl::Status CheckNotBeforeLastEvent(absl::CivilDay effective, absl::CivilDay last_effective);
 // One lifecycle step on `m` (StepMember). On success `m` holds the state after the step.
 // FAILED_PRECONDITION "RULE: why" for a broken rule; INVALID_ARGUMENT for an unknown step.
-// A correction's effective date: FAILED_PRECONDITION BEFORE_PREVIOUS_EVENT when it is before the
-// member's latest event (`last_effective`), as for a step.
-absl::Status CheckCorrectionDate(absl::CivilDay effective, absl::CivilDay last_effective);
 // `last_effective` is the effective date of the member's latest event.
 absl::Status ApplyStep(v1::Member& m, std::string_view step, absl::CivilDay effective, int extension_months,
                        absl::CivilDay last_effective, absl::CivilDay today);
