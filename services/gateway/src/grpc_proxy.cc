@@ -80,14 +80,23 @@ class ProxyCall final : public grpc::ServerGenericBidiReactor {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (w_released_) return;  // the backend closed first: nothing more to relay
-      if (ok) w_state_ = WState::kClientWrite;
+      // Either way W goes on using the client stream below, so it must keep its hold until it
+      // has: a write is claimed by kClientWrite, the half-close by claiming the release here.
+      // (Releasing after StartWritesDone let R, seeing kServerRead, release W's hold first:
+      // the client call could then end and the whole call be deleted while StartWritesDone
+      // ran on it -- the gateway's crash under load.)
+      if (ok) {
+        w_state_ = WState::kClientWrite;
+      } else {
+        w_released_ = true;
+      }
     }
     if (ok) {
       metrics_->ProxyMessage(backend_name_, "to_backend");
       client_.StartWrite(&from_caller_);
     } else {
       client_.StartWritesDone();  // the caller half-closed (or went away)
-      ReleaseW();
+      client_.RemoveHold();       // W ends
     }
   }
 
