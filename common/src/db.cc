@@ -1,5 +1,8 @@
 #include "grassroots/common/db.h"
 
+#include <algorithm>
+#include <utility>
+
 #include <mysql_driver.h>
 #include <cppconn/connection.h>
 #include <cppconn/exception.h>
@@ -301,6 +304,72 @@ absl::Status Transaction::Commit() {
     return absl::OkStatus();
   } catch (const sql::SQLException& e) {
     return SqlError(e, "commit");
+  }
+}
+
+absl::StatusOr<NamedLock> NamedLock::AcquireOn(sql::Connection& conn, std::string name, absl::Time deadline) {
+  if (name.empty() || name.size() > 64) return absl::InvalidArgumentError("lock name: 1 to 64 characters");
+  try {
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement("SELECT GET_LOCK(?, ?)"));
+    for (;;) {
+      // Slices well under the read timeout (which would end a longer wait as a lost connection).
+      const int64_t slice = std::clamp<int64_t>(absl::ToInt64Seconds(absl::Ceil(deadline - absl::Now(), absl::Seconds(1))), 0, 5);
+      st->setString(1, name);
+      st->setInt64(2, slice);
+      std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+      // 1: taken; 0: the slice passed; NULL: an error (killed).
+      if (rs->next() && !rs->isNull(1) && rs->getInt(1) == 1) break;
+      if (rs->isNull(1)) return absl::AbortedError(absl::StrCat("the wait for the lock ", name, " was ended"));
+      if (slice == 0 || absl::Now() >= deadline) {
+        return absl::DeadlineExceededError(absl::StrCat("another holder kept the lock ", name));
+      }
+    }
+  } catch (const sql::SQLException& e) {
+    return SqlError(e, "take a named lock");
+  }
+  return NamedLock(&conn, std::move(name));
+}
+
+absl::StatusOr<NamedLock> NamedLock::Acquire(const DbOptions& options, std::string name, absl::Time deadline) {
+  auto conn = OpenConnection(options);
+  if (!conn.ok()) return conn.status();
+  auto lock = AcquireOn(**conn, std::move(name), deadline);
+  if (!lock.ok()) return lock.status();
+  lock->own_ = *std::move(conn);
+  return lock;
+}
+
+NamedLock::NamedLock(sql::Connection* conn, std::string name) : conn_(conn), name_(std::move(name)) {}
+
+NamedLock::NamedLock(NamedLock&& other) noexcept
+    : own_(std::move(other.own_)), conn_(std::exchange(other.conn_, nullptr)), name_(std::move(other.name_)) {}
+
+NamedLock& NamedLock::operator=(NamedLock&& other) noexcept {
+  if (this != &other) {
+    Release();
+    own_ = std::move(other.own_);
+    conn_ = std::exchange(other.conn_, nullptr);
+    name_ = std::move(other.name_);
+  }
+  return *this;
+}
+
+NamedLock::~NamedLock() { Release(); }
+
+void NamedLock::Release() {
+  if (conn_ == nullptr) return;
+  sql::Connection* conn = std::exchange(conn_, nullptr);
+  try {
+    if (own_ != nullptr) {
+      own_.reset();  // closing the connection releases its locks
+      return;
+    }
+    std::unique_ptr<sql::PreparedStatement> st(conn->prepareStatement("SELECT RELEASE_LOCK(?)"));
+    st->setString(1, name_);
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
+  } catch (const sql::SQLException& e) {
+    // The connection is gone or broken: the server released the lock with it.
+    LogWarning("cannot release a named lock", {{"lock", std::string_view(name_)}, {"db_error", int64_t{e.getErrorCode()}}});
   }
 }
 

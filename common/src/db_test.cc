@@ -263,6 +263,110 @@ TEST_F(DbTest, MigrationsRunOnceAndRefuseEditedHistory) {
   EXPECT_EQ(ApplyMigrations(options_, m).code(), absl::StatusCode::kFailedPrecondition);
 }
 
+}  // namespace
+}  // namespace grassroots::common
+
+namespace grassroots::generated {
+const std::vector<common::Migration>& grassroots_test_migrations();
+}  // namespace grassroots::generated
+
+namespace grassroots::common {
+namespace {
+
+TEST_F(DbTest, MigrationsPastSevenKeepTheirDecimalVersions) {
+  const std::vector<Migration>& m = generated::grassroots_test_migrations();
+  std::vector<int> versions;
+  for (const Migration& x : m) versions.push_back(x.version);
+  EXPECT_EQ(versions, (std::vector<int>{1, 8, 9, 10}));
+  DbOptions fresh = options_;  // SetUp's V001 is another file
+  fresh.database += "_v10";
+  ASSERT_TRUE(ApplyMigrations(fresh, m).ok());
+  {
+    auto conn = OpenConnection(fresh);
+    ASSERT_TRUE(conn.ok());
+    EXPECT_EQ(ScalarInt(**conn, "SELECT MAX(version) FROM schema_migrations WHERE name = 'V010__tenth.sql'"), 10);
+    EXPECT_EQ(ScalarInt(**conn, "SELECT id FROM m10"), 10);
+  }
+  EXPECT_TRUE(ApplyMigrations(fresh, m).ok());  // a no-op
+  EXPECT_TRUE(CheckNoHalfAppliedMigration(fresh).ok());
+  testing::DropSchema(fresh);
+}
+
+TEST_F(DbTest, AMigrationThatFailsPartWayIsNamedAndNeverRunAgainOverWhatItLeft) {
+  std::vector<Migration> m = {
+      {1, "V001__t.sql", "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(20));"},
+      {2, "V002__half.sql", "CREATE TABLE h1 (id INT PRIMARY KEY);\nCREATE TABLE h2 (id INT PRIMARY KEY);\n"
+                            "ALTER TABLE no_such_table ADD COLUMN x INT;\nCREATE TABLE h3 (id INT PRIMARY KEY);"},
+      {3, "V003__after.sql", "CREATE TABLE after3 (id INT PRIMARY KEY);"}};
+  absl::Status first = ApplyMigrations(options_, m);
+  EXPECT_EQ(first.code(), absl::StatusCode::kFailedPrecondition) << first;
+  EXPECT_NE(first.message().find("V002__half.sql failed at statement 3 of 4"), std::string_view::npos) << first;
+  auto conn = OpenConnection(options_);
+  ASSERT_TRUE(conn.ok());
+  EXPECT_EQ(ScalarInt(**conn, "SELECT statements_done FROM schema_migrations WHERE version = 2"), 2);
+  EXPECT_EQ(ScalarInt(**conn, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+                              " AND TABLE_NAME IN ('h3', 'after3')"), 0);
+
+  // A service refuses to start on it, and the runner refuses to go on, naming it both times.
+  absl::Status serve = CheckNoHalfAppliedMigration(options_);
+  EXPECT_EQ(serve.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(serve.message().find("V002__half.sql was applied in part (2 statements"), std::string_view::npos) << serve;
+  absl::Status again = ApplyMigrations(options_, m);
+  EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(again.message().find("V002__half.sql was applied in part (2 of 4 statements"), std::string_view::npos) << again;
+
+  // What docs/operations.md tells an operator: finish the statements by hand (here the fixed
+  // third and the fourth) and mark the row applied; the runner then goes on with V003.
+  std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+  st->execute("CREATE TABLE no_such_table (id INT PRIMARY KEY)");
+  st->execute("ALTER TABLE no_such_table ADD COLUMN x INT");
+  st->execute("CREATE TABLE h3 (id INT PRIMARY KEY)");
+  st->execute("UPDATE schema_migrations SET state = 'applied', statements_done = 4 WHERE version = 2");
+  EXPECT_TRUE(CheckNoHalfAppliedMigration(options_).ok());
+  ASSERT_TRUE(ApplyMigrations(options_, m).ok());
+  EXPECT_EQ(ScalarInt(**conn, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+                              " AND TABLE_NAME = 'after3'"), 1);
+}
+
+TEST_F(DbTest, ARunnerUpgradesTheTableOfAnOlderOne) {
+  // schema_migrations as the runner before the 'applying' state wrote it, with a row of its own.
+  auto conn = OpenConnection(options_);
+  ASSERT_TRUE(conn.ok());
+  std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+  st->execute("DROP TABLE IF EXISTS schema_migrations");
+  st->execute("CREATE TABLE schema_migrations (version INT NOT NULL PRIMARY KEY, name VARCHAR(200) NOT NULL,"
+              " fingerprint CHAR(16) NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)");
+  EXPECT_TRUE(CheckNoHalfAppliedMigration(options_).ok());
+  std::vector<Migration> m = {{5, "V005__x.sql", "CREATE TABLE x5 (id INT PRIMARY KEY);"}};
+  ASSERT_TRUE(ApplyMigrations(options_, m).ok());
+  EXPECT_EQ(ScalarInt(**conn, "SELECT COUNT(*) FROM schema_migrations WHERE state = 'applied' AND statements_done = 1"), 1);
+}
+
+TEST_F(DbTest, ANamedLockHasOneHolderAndItsWaitEndsAtTheDeadline) {
+  auto first = NamedLock::Acquire(options_, "grassroots_test_lock", absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(first.ok()) << first.status();
+  const absl::Time t0 = absl::Now();
+  auto second = NamedLock::Acquire(options_, "grassroots_test_lock", absl::Now() + absl::Seconds(1));
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kDeadlineExceeded) << second.status();
+  EXPECT_GE(absl::Now() - t0, absl::Milliseconds(900));
+  // A waiter is let in when the holder releases, wherever it waits.
+  std::thread release([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    first->Release();
+  });
+  auto third = NamedLock::Acquire(options_, "grassroots_test_lock", absl::Now() + absl::Seconds(20));
+  release.join();
+  EXPECT_TRUE(third.ok()) << third.status();
+  // Moved, it is still held once; destroyed, it is free again.
+  NamedLock moved = *std::move(third);
+  EXPECT_EQ(NamedLock::Acquire(options_, "grassroots_test_lock", absl::Now()).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  moved.Release();
+  EXPECT_TRUE(NamedLock::Acquire(options_, "grassroots_test_lock", absl::Now()).ok());
+  EXPECT_EQ(NamedLock::Acquire(options_, std::string(65, 'x'), absl::Now()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(DbTest, ConcurrentMigratorsDoNotRace) {
   std::vector<Migration> m = {{1, "V001__t.sql", "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(20));"},
                               {2, "V002__v.sql", "CREATE TABLE v (id INT PRIMARY KEY);"}};

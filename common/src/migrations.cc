@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "grassroots/common/log.h"
 
 namespace grassroots::common {
@@ -54,6 +55,66 @@ std::vector<std::string> SplitSqlStatements(const std::string& sql) {
   return out;
 }
 
+namespace {
+
+// schema_migrations as this runner keeps it. `state` is 'applying' from before a migration's
+// first statement until after its last, and `statements_done` counts the statements that took
+// effect: MySQL commits each DDL statement on its own, so a migration that fails part-way leaves
+// what it did, and the row says exactly how far it got. Tables made by an older runner get the
+// two columns (their rows are whole: 'applied').
+void EnsureMigrationsTable(sql::Connection& conn) {
+  std::unique_ptr<sql::Statement> st(conn.createStatement());
+  st->execute(
+      "CREATE TABLE IF NOT EXISTS schema_migrations ("
+      " version INT NOT NULL PRIMARY KEY,"
+      " name VARCHAR(200) NOT NULL,"
+      " fingerprint CHAR(16) NOT NULL,"
+      " applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,"
+      " state VARCHAR(16) NOT NULL DEFAULT 'applied',"
+      " statements_done INT NOT NULL DEFAULT 0"
+      ") ENGINE=InnoDB");
+  std::unique_ptr<sql::ResultSet> rs(st->executeQuery(
+      "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
+      " AND TABLE_NAME = 'schema_migrations' AND COLUMN_NAME IN ('state', 'statements_done')"));
+  if (rs->next() && rs->getInt(1) < 2) {
+    st->execute(
+        "ALTER TABLE schema_migrations ADD COLUMN state VARCHAR(16) NOT NULL DEFAULT 'applied',"
+        " ADD COLUMN statements_done INT NOT NULL DEFAULT 0");
+  }
+}
+
+absl::Status HalfAppliedError(const std::string& name, int done, int64_t total) {
+  std::string of = total > 0 ? absl::StrCat(" of ", total) : "";
+  return absl::FailedPreconditionError(absl::StrCat(
+      "migration ", name, " was applied in part (", done, of,
+      " statements took effect before it failed or was stopped); repair the schema by hand and "
+      "mark the row in schema_migrations, as docs/operations.md says under \"A migration that failed part-way\""));
+}
+
+// The half-applied migration recorded on conn's schema, if any (OK when none or no table).
+absl::Status FindHalfApplied(sql::Connection& conn, const std::vector<Migration>* known) {
+  std::unique_ptr<sql::Statement> st(conn.createStatement());
+  {
+    std::unique_ptr<sql::ResultSet> rs(st->executeQuery(
+        "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
+        " AND TABLE_NAME = 'schema_migrations' AND COLUMN_NAME = 'state'"));
+    if (!rs->next() || rs->getInt(1) == 0) return absl::OkStatus();  // none run by this runner yet
+  }
+  std::unique_ptr<sql::ResultSet> rs(st->executeQuery(
+      "SELECT version, name, statements_done FROM schema_migrations WHERE state <> 'applied' ORDER BY version LIMIT 1"));
+  if (!rs->next()) return absl::OkStatus();
+  const int version = rs->getInt(1);
+  int64_t total = 0;
+  if (known != nullptr) {
+    for (const Migration& m : *known) {
+      if (m.version == version) total = static_cast<int64_t>(SplitSqlStatements(m.sql).size());
+    }
+  }
+  return HalfAppliedError(rs->getString(2), rs->getInt(3), total);
+}
+
+}  // namespace
+
 absl::Status ApplyMigrations(const DbOptions& options, const std::vector<Migration>& migrations) {
   if (!IsSchemaName(options.database)) {
     return absl::InvalidArgumentError(absl::StrCat("invalid schema name '", options.database, "'"));
@@ -67,22 +128,18 @@ absl::Status ApplyMigrations(const DbOptions& options, const std::vector<Migrati
     st->execute(absl::StrCat("CREATE DATABASE IF NOT EXISTS `", options.database,
                              "` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"));
     conn->setSchema(options.database);
-    // One migrator at a time per schema, whoever runs it (deploy, k8s Job, tests).
-    {
-      std::unique_ptr<sql::PreparedStatement> lock(conn->prepareStatement("SELECT GET_LOCK(?, 120)"));
-      lock->setString(1, lock_name);
-      std::unique_ptr<sql::ResultSet> rs(lock->executeQuery());
-      if (!rs->next() || rs->getInt(1) != 1) {
-        return absl::UnavailableError("another migration of this schema is running");
-      }
+    // One migrator at a time per schema, whoever runs it (deploy, k8s Job, tests). Released
+    // whatever way this function returns (before the connection closes).
+    auto lock = NamedLock::AcquireOn(*conn, lock_name, absl::Now() + absl::Seconds(120));
+    if (absl::IsDeadlineExceeded(lock.status())) return absl::UnavailableError("another migration of this schema is running");
+    if (!lock.ok()) return lock.status();
+    EnsureMigrationsTable(*conn);
+    // A migration that stopped part-way is never run again over what it left: an operator
+    // decides (docs/operations.md).
+    if (absl::Status half = FindHalfApplied(*conn, &migrations); !half.ok()) {
+      LogError("half-applied migration", {{"schema", options.database}, {"error", std::string(half.message())}});
+      return half;
     }
-    st->execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INT NOT NULL PRIMARY KEY,"
-        " name VARCHAR(200) NOT NULL,"
-        " fingerprint CHAR(16) NOT NULL,"
-        " applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP"
-        ") ENGINE=InnoDB");
     std::map<int, std::string> applied;
     {
       std::unique_ptr<sql::ResultSet> rs(st->executeQuery("SELECT version, fingerprint FROM schema_migrations"));
@@ -91,8 +148,21 @@ absl::Status ApplyMigrations(const DbOptions& options, const std::vector<Migrati
     std::vector<const Migration*> ordered;
     for (const auto& m : migrations) ordered.push_back(&m);
     std::sort(ordered.begin(), ordered.end(), [](auto* a, auto* b) { return a->version < b->version; });
+    for (size_t i = 1; i < ordered.size(); ++i) {
+      if (ordered[i]->version == ordered[i - 1]->version) {
+        return absl::FailedPreconditionError(absl::StrCat("migrations ", ordered[i - 1]->name, " and ",
+                                                          ordered[i]->name, " have the same version"));
+      }
+    }
     absl::Status result = absl::OkStatus();
     int count = 0;
+    std::unique_ptr<sql::PreparedStatement> start(conn->prepareStatement(
+        "INSERT INTO schema_migrations (version, name, fingerprint, state, statements_done)"
+        " VALUES (?, ?, ?, 'applying', 0)"));
+    std::unique_ptr<sql::PreparedStatement> progress(
+        conn->prepareStatement("UPDATE schema_migrations SET statements_done = ? WHERE version = ?"));
+    std::unique_ptr<sql::PreparedStatement> done(conn->prepareStatement(
+        "UPDATE schema_migrations SET state = 'applied', applied_at = CURRENT_TIMESTAMP WHERE version = ?"));
     for (const Migration* m : ordered) {
       const std::string fp = Fingerprint(m->sql);
       if (auto it = applied.find(m->version); it != applied.end()) {
@@ -104,22 +174,32 @@ absl::Status ApplyMigrations(const DbOptions& options, const std::vector<Migrati
         continue;
       }
       LogInfo("applying migration", {{"schema", options.database}, {"migration", m->name}});
-      // DDL commits implicitly in MySQL; each statement of a migration must be idempotent-safe
-      // by being applied once, recorded right after.
-      for (const std::string& stmt : SplitSqlStatements(m->sql)) st->execute(stmt);
-      std::unique_ptr<sql::PreparedStatement> rec(conn->prepareStatement(
-          "INSERT INTO schema_migrations (version, name, fingerprint) VALUES (?, ?, ?)"));
-      rec->setInt(1, m->version);
-      rec->setString(2, m->name);
-      rec->setString(3, fp);
-      rec->execute();
+      start->setInt(1, m->version);
+      start->setString(2, m->name);
+      start->setString(3, fp);
+      start->execute();
+      const std::vector<std::string> statements = SplitSqlStatements(m->sql);
+      for (size_t i = 0; i < statements.size(); ++i) {
+        try {
+          st->execute(statements[i]);
+        } catch (const sql::SQLException& e) {
+          LogError("migration failed part-way",
+                   {{"schema", options.database}, {"migration", m->name},
+                    {"statement", static_cast<int64_t>(i + 1)}, {"db_error", int64_t{e.getErrorCode()}},
+                    {"detail", e.what()}});
+          return absl::FailedPreconditionError(absl::StrCat(
+              "migration ", m->name, " failed at statement ", i + 1, " of ", statements.size(), " (", e.what(),
+              "); ", HalfAppliedError(m->name, static_cast<int>(i), static_cast<int64_t>(statements.size())).message()));
+        }
+        progress->setInt(1, static_cast<int>(i + 1));
+        progress->setInt(2, m->version);
+        progress->execute();
+      }
+      done->setInt(1, m->version);
+      done->execute();
       ++count;
     }
-    {
-      std::unique_ptr<sql::PreparedStatement> unlock(conn->prepareStatement("SELECT RELEASE_LOCK(?)"));
-      unlock->setString(1, lock_name);
-      std::unique_ptr<sql::ResultSet> rs(unlock->executeQuery());
-    }
+    lock->Release();
     if (result.ok()) {
       LogInfo("schema up to date", {{"schema", options.database}, {"applied_now", int64_t{count}}});
     }
@@ -128,6 +208,16 @@ absl::Status ApplyMigrations(const DbOptions& options, const std::vector<Migrati
     LogError("migration failed", {{"schema", options.database}, {"db_error", int64_t{e.getErrorCode()}},
                                   {"detail", e.what()}});
     return SqlError(e, "migrate");
+  }
+}
+
+absl::Status CheckNoHalfAppliedMigration(const DbOptions& options) {
+  auto conn_or = OpenConnection(options);
+  if (!conn_or.ok()) return conn_or.status();
+  try {
+    return FindHalfApplied(**conn_or, nullptr);
+  } catch (const sql::SQLException& e) {
+    return SqlError(e, "read schema_migrations");
   }
 }
 

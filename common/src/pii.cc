@@ -16,8 +16,12 @@
 #include "grassroots/common/log.h"
 
 ABSL_FLAG(std::string, pii_key, "",
-          "64 hex characters: master key protecting ID numbers (prefer GRASSROOTS_PII_KEY); "
-          "empty uses a public development key");
+          "64 hex characters: the master key protecting ID numbers (env GRASSROOTS_PII_KEY); "
+          "required unless --development_pii_key");
+ABSL_FLAG(bool, development_pii_key, false,
+          "without --pii_key, protect ID numbers with the public development key (env "
+          "GRASSROOTS_DEVELOPMENT_PII_KEY; tests and benchmarks only: rows sealed with it are "
+          "unreadable under a real key)");
 
 namespace grassroots::common {
 namespace {
@@ -180,8 +184,15 @@ PiiProtector PiiProtector::Development() {
 absl::StatusOr<PiiProtector> PiiProtector::FromFlags() {
   const std::string key = absl::GetFlag(FLAGS_pii_key);
   if (key.empty()) {
+    if (!absl::GetFlag(FLAGS_development_pii_key)) {
+      // No silent fallback: rows sealed with the public key would be readable by anyone and
+      // dropped as unreadable once the real key is set.
+      return absl::FailedPreconditionError(
+          "no --pii_key (GRASSROOTS_PII_KEY): a service holding ID numbers does not start without "
+          "its key (--development_pii_key for tests and benchmarks only)");
+    }
     LogWarning("no --pii_key (GRASSROOTS_PII_KEY) given: ID numbers are protected with the public "
-               "DEVELOPMENT key; never use this outside development");
+               "DEVELOPMENT key (--development_pii_key); never use this outside development");
     return Development();
   }
   return FromHexKey(key);

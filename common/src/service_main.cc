@@ -31,6 +31,15 @@ int RunServiceMain(int argc, char** argv, const ServiceSpec& spec) {
     return 2;
   }
 
+  // A schema left half-migrated is not served: what the service would read and write there is
+  // neither the old shape nor the new. A database that cannot be reached yet is no reason to
+  // stop (readiness says so until it answers).
+  if (absl::Status schema = CheckNoHalfAppliedMigration(db); absl::IsFailedPrecondition(schema)) {
+    LogError("cannot start", {{"schema", db.database}, {"error", std::string(schema.message())}});
+    std::fprintf(stderr, "%s: %s\n", spec.name.c_str(), std::string(schema.message()).c_str());
+    return 1;
+  }
+
   const std::string host = absl::GetFlag(FLAGS_listen_host);
   auto metrics_or = MetricsEndpoint::Start(host, absl::GetFlag(FLAGS_metrics_port));
   if (!metrics_or.ok()) {

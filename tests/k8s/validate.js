@@ -12,7 +12,18 @@
 // 3. Rendered overlays (deployable units) are checked for consistency: referenced ConfigMaps and
 //    Secrets exist, Service selectors select a workload, target ports, probe ports and
 //    Prometheus ports are declared container ports, every process is told the peers it calls
-//    (GRASSROOTS_*_ADDR) and each names a Service port of the render.
+//    (GRASSROOTS_*_ADDR) and each names a Service port of the render, and the Secret keys read
+//    through secretKeyRef exist (the PII key as 64 hex characters).
+// 4. What a province relies on, in every render (the base and each overlay):
+//    - the bulk loaders (membership and cadrepay serving) have a writable volume where their
+//      named pipes go ($TMPDIR, else /tmp: common/src/load_pipe.cc);
+//    - every image has a tag (or digest), none is :latest, and all containers of a render run
+//      the same one: the release's, set only in a kustomization's images (resource files name
+//      the image without a tag);
+//    - every domain service and migrate container reads GRASSROOTS_PII_KEY from a secretKeyRef
+//      (not optional, not a literal, not from a ConfigMap) and none asks for the development key;
+//    - membership's and cadrepay's memory requests hold their measured peaks, with room above in
+//      the limits (overlays sized for a laptop, kSmallOverlays, are exempt).
 // Prints one line per file/object (OK or the error path); exits 1 on any failure.
 'use strict';
 
@@ -426,7 +437,20 @@ function consistency(objects) {
       for (const e of c.env || []) {
         const from = e.valueFrom || {};
         if (from.configMapKeyRef && !find('ConfigMap', from.configMapKeyRef.name)) problems.push(`${wid}: env ${e.name} reads a missing ConfigMap`);
-        if (from.secretKeyRef && !find('Secret', from.secretKeyRef.name)) problems.push(`${wid}: env ${e.name} reads a missing Secret`);
+        if (from.secretKeyRef) {
+          const ref = from.secretKeyRef;
+          const secret = find('Secret', ref.name);
+          if (!secret) {
+            if (!ref.optional) problems.push(`${wid} container ${c.name}: env ${e.name} reads Secret ${ref.name}, which is not defined`);
+            continue;
+          }
+          const value = secretValue(secret, ref.key);
+          if (value === undefined) {
+            if (!ref.optional) problems.push(`${wid} container ${c.name}: env ${e.name} reads key ${ref.key} of Secret ${ref.name}, which it does not hold`);
+          } else if (e.name === 'GRASSROOTS_PII_KEY' && !/^[0-9a-fA-F]{64}$/.test(value)) {
+            problems.push(`${wid} container ${c.name}: GRASSROOTS_PII_KEY from Secret ${ref.name} is not 64 hex characters`);
+          }
+        }
       }
       for (const probeName of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
         const probe = c[probeName];
@@ -465,6 +489,191 @@ function consistency(objects) {
         const hit = typeof tp === 'number' ? ports.some((cp) => cp.containerPort === tp) : ports.some((cp) => cp.name === tp);
         if (!hit) problems.push(`${id(s)}: port ${p.name || p.port} targets ${tp}, which ${id(w)} does not declare`);
       }
+    }
+  }
+  return problems;
+}
+
+// A Secret's value for `key` (stringData as written, data base64-decoded); undefined if absent.
+function secretValue(secret, key) {
+  if (secret.stringData && Object.prototype.hasOwnProperty.call(secret.stringData, key)) return String(secret.stringData[key]);
+  if (secret.data && Object.prototype.hasOwnProperty.call(secret.data, key)) {
+    return Buffer.from(String(secret.data[key]), 'base64').toString('utf8');
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a province relies on (every render)
+
+// The processes, by the binary a container runs (image grassroots/grassroots, /usr/local/bin/X).
+const kDomainServices = new Set(['membership', 'cadrepay', 'assets', 'mobility']);
+// Those whose serving process bulk-loads through a named pipe (LOAD DATA LOCAL INFILE): the
+// member import, every cadrepay ingest. common/src/load_pipe.cc makes the pipe in a private
+// directory under $TMPDIR, /tmp when it is unset or empty.
+const kBulkLoaders = new Set(['membership', 'cadrepay']);
+const kPipeDirDefault = '/tmp';
+// Volume types a process can write to.
+const kWritableVolumes = ['emptyDir', 'ephemeral', 'persistentVolumeClaim'];
+
+// Measured peaks (RSS, bytes) the memory requests must hold; the limits must leave
+// kLimitHeadroom above them.
+//   cadrepay: 1,823 MB, the highest of the 5,000,000-recipient runs since session 5
+//     (docs/disbursement-rules.md, "Figures": 1,746-1,823 MB; 1,770 MB on the final code),
+//     ingests then a full check, the person number cache's 210 MB included.
+//   membership: 271 MB, importing and exporting 1,000,000 members with the default member cache
+//     (docs/member-registry.md, "Import performance", session 8).
+const kMeasuredPeakBytes = { cadrepay: 1823e6, membership: 271e6 };
+const kLimitHeadroom = 1.25;
+// Overlays sized for a laptop's demo data, not a province: exempt from the memory floor only.
+const kSmallOverlays = new Set(['overlays/local']);
+
+// The binary a container runs and whether it serves (not `X migrate`).
+function processOf(c) {
+  const argv = [...(c.command || []), ...(c.args || [])].map(String);
+  const binary = argv.length > 0 ? path.posix.basename(argv[0]) : '';
+  return { binary, serving: !argv.slice(1).includes('migrate') };
+}
+
+// Kubernetes quantity -> number (bytes for memory); NaN when unreadable.
+function quantity(q) {
+  if (q === undefined || q === null) return NaN;
+  const m = String(q).trim().match(/^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$/);
+  if (!m) return NaN;
+  const mult = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
+  return Number(m[1]) * (m[2] ? 10 ** Number(m[2]) : 1) * (m[3] ? mult[m[3]] : 1);
+}
+
+// The tag part of an image reference ('' when none; digest references give '@sha256:...').
+function imageTag(image) {
+  const s = String(image);
+  const at = s.indexOf('@');
+  if (at >= 0) return s.slice(at);
+  const m = s.match(/:([^:/]+)$/);
+  return m ? m[1] : '';
+}
+
+// The value a container sees for `name` when it is a literal (its env, else its envFrom
+// ConfigMaps); { from } when it comes from elsewhere; undefined when unset.
+function envValue(c, name, find) {
+  const own = (c.env || []).filter((e) => e.name === name).pop();
+  if (own) return own.value !== undefined ? own.value : { from: own.valueFrom };
+  let value;
+  for (const src of c.envFrom || []) {
+    if (src.configMapRef) {
+      const cm = find('ConfigMap', src.configMapRef.name);
+      for (const [k, v] of Object.entries((cm && cm.data) || {})) if (`${src.prefix || ''}${k}` === name) value = v;
+    } else if (src.secretRef) {
+      // Only a Secret of the render can be looked into (the base leaves them to the overlays).
+      const secret = find('Secret', src.secretRef.name);
+      const prefix = src.prefix || '';
+      const v = secret && name.startsWith(prefix) ? secretValue(secret, name.slice(prefix.length)) : undefined;
+      if (v !== undefined) value = { from: { secretRef: src.secretRef.name } };
+    }
+  }
+  return value;
+}
+
+function provinceChecks(objects, small) {
+  const problems = [];
+  const find = (kind, name) => objects.find((o) => o.kind === kind && o.metadata.name === name);
+  const tags = new Map(); // tag -> containers using it
+  for (const w of objects.filter((o) => podSpecs(o).length > 0)) {
+    const wid = id(w);
+    for (const ps of podSpecs(w)) {
+      const volumes = new Map((ps.volumes || []).map((v) => [v.name, v]));
+      for (const c of [...(ps.initContainers || []), ...(ps.containers || [])]) {
+        const where = `${wid} container ${c.name}`;
+        const { binary, serving } = processOf(c);
+
+        // One release tag, never :latest, never missing.
+        const tag = imageTag(c.image);
+        if (tag === '') problems.push(`${where}: image ${c.image} has no tag (set the release's in kustomization.yaml, images)`);
+        else if (tag === 'latest') problems.push(`${where}: image ${c.image} is :latest (a moving tag: the Job and the replicas may run different builds)`);
+        if (tag !== '') tags.set(tag, [...(tags.get(tag) || []), where]);
+
+        // The PII key, from a Secret, for every domain service and its migrations.
+        if (kDomainServices.has(binary)) {
+          const own = (c.env || []).filter((e) => e.name === 'GRASSROOTS_PII_KEY');
+          const ref = own.length === 1 && own[0].valueFrom && own[0].valueFrom.secretKeyRef;
+          if (own.length === 0) {
+            problems.push(`${where}: GRASSROOTS_PII_KEY is not set from a secretKeyRef (env)`);
+          } else if (own.length > 1) {
+            problems.push(`${where}: GRASSROOTS_PII_KEY is set twice`);
+          } else if (!ref || !ref.name || !ref.key) {
+            problems.push(`${where}: GRASSROOTS_PII_KEY must come from valueFrom.secretKeyRef (name and key), not ${own[0].value !== undefined ? 'a literal value' : JSON.stringify(own[0].valueFrom)}`);
+          } else if (ref.optional) {
+            problems.push(`${where}: GRASSROOTS_PII_KEY's secretKeyRef is optional: a pod without the key must not start`);
+          }
+          for (const src of c.envFrom || []) {
+            const cm = src.configMapRef && find('ConfigMap', src.configMapRef.name);
+            if (cm && Object.keys(cm.data || {}).some((k) => `${src.prefix || ''}${k}` === 'GRASSROOTS_PII_KEY')) {
+              problems.push(`${where}: ConfigMap ${src.configMapRef.name} carries GRASSROOTS_PII_KEY (a key belongs in a Secret)`);
+            }
+          }
+          const dev = envValue(c, 'GRASSROOTS_DEVELOPMENT_PII_KEY', find);
+          if (dev !== undefined) problems.push(`${where}: GRASSROOTS_DEVELOPMENT_PII_KEY is set (the public development key is for tests only)`);
+          for (const a of [...(c.command || []), ...(c.args || [])].map(String)) {
+            if (/^--?(development_pii_key|pii_key)(=|$)/.test(a)) problems.push(`${where}: ${a.replace(/=.*/, '=...')} on the command line (the key comes from the Secret)`);
+          }
+        }
+
+        // The bulk loaders' pipe directory is writable.
+        if (kBulkLoaders.has(binary) && serving) {
+          const tmpdir = envValue(c, 'TMPDIR', find);
+          if (tmpdir !== undefined && typeof tmpdir !== 'string') {
+            problems.push(`${where}: TMPDIR does not come from a literal value or ConfigMap, so where the bulk load's pipe goes cannot be checked`);
+          } else {
+            const dir = path.posix.normalize(tmpdir ? tmpdir : kPipeDirDefault);
+            const mounts = (c.volumeMounts || [])
+              .filter((m) => dir === m.mountPath.replace(/\/+$/, '') || dir.startsWith(`${m.mountPath.replace(/\/+$/, '')}/`))
+              .sort((a, b) => b.mountPath.length - a.mountPath.length);
+            const m = mounts[0];
+            const rootWritable = !(c.securityContext && c.securityContext.readOnlyRootFilesystem === true);
+            if (!m) {
+              if (!rootWritable) {
+                problems.push(`${where}: the bulk load's pipe directory ${dir} (TMPDIR, else /tmp) is on the read-only root: mount a writable volume (emptyDir) there`);
+              }
+            } else {
+              const v = volumes.get(m.name);
+              if (!v) problems.push(`${where}: volumeMount ${m.name} at ${m.mountPath} names no volume of the pod`);
+              else if (m.readOnly) problems.push(`${where}: ${m.mountPath} (the bulk load's pipe directory ${dir}) is mounted read-only`);
+              else if (!kWritableVolumes.some((t) => v[t] !== undefined)) {
+                problems.push(`${where}: ${m.mountPath} (the bulk load's pipe directory ${dir}) is a ${Object.keys(v).filter((k) => k !== 'name').join(', ')} volume, not a writable one (${kWritableVolumes.join(', ')})`);
+              }
+            }
+          }
+        }
+
+        // Memory that holds the measured peaks.
+        const peak = kMeasuredPeakBytes[binary];
+        if (peak !== undefined && serving && !small) {
+          const r = c.resources || {};
+          const req = quantity((r.requests || {}).memory);
+          const lim = quantity((r.limits || {}).memory);
+          const mb = (b) => `${Math.round(b / 1e6)} MB`;
+          if (!(req >= peak)) problems.push(`${where}: memory request ${(r.requests || {}).memory} is below ${binary}'s measured peak of ${mb(peak)}`);
+          if (!(lim >= peak * kLimitHeadroom)) {
+            problems.push(`${where}: memory limit ${(r.limits || {}).memory} leaves less than ${kLimitHeadroom}x ${binary}'s measured peak of ${mb(peak)} (${mb(peak * kLimitHeadroom)})`);
+          }
+        }
+      }
+    }
+  }
+  if (tags.size > 1) {
+    problems.push(`the render runs ${tags.size} image tags, not one release's: ${[...tags.entries()].map(([t, w]) => `${t} (${w.length} containers, e.g. ${w[0]})`).join('; ')}`);
+  }
+  return problems;
+}
+
+// Resource files name the image without a tag: the release's is set in one place, a
+// kustomization's images.
+function untaggedInFile(doc) {
+  const problems = [];
+  if (!isPlainObject(doc)) return problems;
+  for (const c of containersOf(doc)) {
+    if (c && c.image !== undefined && imageTag(c.image) !== '') {
+      problems.push(`container ${c.name}: image ${c.image} carries a tag; name it without one (the release's tag is set in kustomization.yaml, images)`);
     }
   }
   return problems;
@@ -523,6 +732,8 @@ function main() {
       const what = isPlainObject(doc) ? id(doc) : '(document)';
       try {
         validateObject(doc);
+        const tagged = untaggedInFile(doc);
+        if (tagged.length > 0) throw new Error(tagged.join('\n'));
         ok(rel(f), what);
       } catch (e) {
         fail(rel(f), what, e.message);
@@ -543,11 +754,18 @@ function main() {
         fail(where, id(o), e.message);
       }
     }
-    // Only overlays are complete, deployable units (the base leaves the Secret to them).
-    if (path.relative(k8sDir, dir).split(path.sep)[0] === 'overlays') {
+    // Only overlays are complete, deployable units (the base leaves the Secrets to them).
+    const relDir = path.relative(k8sDir, dir).split(path.sep).join('/');
+    if (relDir.split('/')[0] === 'overlays') {
       const problems = consistency(objects);
       if (problems.length === 0) ok(where, 'references, selectors and ports consistent');
       else fail(where, 'consistency', problems.join('\n'));
+    }
+    const province = provinceChecks(objects, kSmallOverlays.has(relDir));
+    if (province.length === 0) {
+      ok(where, `pipe directories writable, one release tag, PII key from a Secret${kSmallOverlays.has(relDir) ? '' : ', memory for the measured peaks'}`);
+    } else {
+      fail(where, 'what a province relies on', province.join('\n'));
     }
   }
 

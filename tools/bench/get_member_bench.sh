@@ -37,7 +37,7 @@ DBPID=$(cat "$DIR/db/mariadbd.pid")
 python3 "$HERE/gen_members.py" "$DIR/data" "$N" $(( N / 200 > 20 ? N / 200 : 20 )) >/dev/null
 GP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export GRASSROOTS_DB_PORT=$PORT GRASSROOTS_DB_USER=grassroots GRASSROOTS_DB_PASSWORD=grassroots \
-       GRASSROOTS_LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
+       GRASSROOTS_LOG_LEVEL=${BENCH_LOG_LEVEL:-info} GRASSROOTS_PII_KEY=$(printf '5a%.0s' $(seq 32))
 "$BUILD/bin/membership" migrate
 "$BUILD/bin/membership" serve --listen_host=127.0.0.1 --grpc_port="$GP" --metrics_port=0 2>"$DIR/service.log" &
 SVC=$!

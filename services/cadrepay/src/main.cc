@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
     common::ServiceParts parts;
     auto pii = common::PiiProtector::FromFlags();
     if (!pii.ok()) {
-      common::LogError("invalid --pii_key", {{"error", pii.status().ToString()}});
+      common::LogError("cannot start", {{"error", std::string(pii.status().message())}});
       std::exit(2);
     }
     auto protector = std::make_shared<common::PiiProtector>(*pii);

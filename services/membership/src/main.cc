@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
     common::ServiceParts parts;
     auto pii = common::PiiProtector::FromFlags();
     if (!pii.ok()) {
-      common::LogError("invalid --pii_key", {{"error", std::string(pii.status().message())}});
+      common::LogError("cannot start", {{"error", std::string(pii.status().message())}});
       std::exit(2);
     }
     auto org_logic = std::make_shared<membership::OrganisationLogic>(pool);

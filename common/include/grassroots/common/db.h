@@ -107,6 +107,33 @@ T Track(PooledConnection& conn, T result) {
   return result;
 }
 
+// A named database lock (GET_LOCK), held by one connection: one holder at a time across every
+// process and replica using the same database server (per node on Galera: docs/operations.md).
+// Serialises work that must not overlap (two imports of the same kind of file, two runs of a
+// check over one scope). Released on destruction or Release(), and by the server when the
+// connection ends. The wait goes in slices shorter than the connection's read timeout.
+class NamedLock final {
+ public:
+  // On a connection of its own, opened here and closed with the lock: a caller waiting for the
+  // lock holds no pooled connection (waiters could otherwise starve the holder's pool).
+  // DEADLINE_EXCEEDED when another holder kept it until `deadline`; UNAVAILABLE when the
+  // database cannot be reached. `name`: 1 to 64 characters.
+  static absl::StatusOr<NamedLock> Acquire(const DbOptions& options, std::string name, absl::Time deadline);
+  // The same on `conn`, which must outlive the lock (declare the lock after it).
+  static absl::StatusOr<NamedLock> AcquireOn(sql::Connection& conn, std::string name, absl::Time deadline);
+  NamedLock(NamedLock&& other) noexcept;
+  NamedLock& operator=(NamedLock&& other) noexcept;
+  ~NamedLock();
+  void Release();
+  const std::string& name() const { return name_; }
+
+ private:
+  NamedLock(sql::Connection* conn, std::string name);
+  std::unique_ptr<sql::Connection> own_;  // when the lock has a connection of its own
+  sql::Connection* conn_ = nullptr;
+  std::string name_;
+};
+
 class ConnectionPool final {
  public:
   // Connections are opened lazily, so a pool over a database that is down is created fine;

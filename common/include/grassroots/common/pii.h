@@ -6,8 +6,8 @@
 //   sealed:  1 version byte (0x01) || 12-byte random nonce || AES-256-GCM ciphertext || 16-byte tag.
 //
 // Both sub-keys are derived from one 32-byte master key (flag --pii_key, 64 hex characters;
-// environment GRASSROOTS_PII_KEY). Without it a fixed, publicly known development key is used
-// and a warning is logged: never run production without --pii_key.
+// environment GRASSROOTS_PII_KEY). Without it a service refuses to start, unless
+// --development_pii_key asks for the fixed, publicly known development key (tests, benchmarks).
 
 #include <array>
 #include <cstdint>
@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 
 ABSL_DECLARE_FLAG(std::string, pii_key);
+ABSL_DECLARE_FLAG(bool, development_pii_key);
 
 namespace grassroots::common {
 
@@ -34,8 +35,8 @@ class PiiProtector final {
   static absl::StatusOr<PiiProtector> FromHexKey(std::string_view hex);
   // The development key.
   static PiiProtector Development();
-  // From --pii_key (or GRASSROOTS_PII_KEY); the development key with a logged warning when
-  // empty. An invalid key is an error.
+  // From --pii_key (or GRASSROOTS_PII_KEY). Empty: FAILED_PRECONDITION, or the development key
+  // with a logged warning under --development_pii_key. An invalid key is an error.
   static absl::StatusOr<PiiProtector> FromFlags();
 
   // 16-byte keyed hash of the value (deterministic for a key).
