@@ -8,6 +8,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -107,6 +108,7 @@ class IngestBase : public DisbursementLogic::Ingest {
     // Both connections go back to the pool now, not when the caller lets go of this.
     WaitIdle();
     tx_.reset();
+    lock_.reset();
     side_ = common::PooledConnection();
     conn_ = common::PooledConnection();
     return report;
@@ -352,6 +354,20 @@ class IngestBase : public DisbursementLogic::Ingest {
   }
 
   absl::Status Begin() {
+    // Two ingests of the same kind of file run one after the other (a retry while the first is
+    // still running, two offices sending the same roster): each would count the other's new
+    // rows as written meanwhile and give up. The second waits here, before its transaction,
+    // and then finds the first's rows stored: the end state is that of one after the other.
+    // Ingests of different kinds still run side by side.
+    auto lock = common::NamedLock::Acquire(logic_.pool_.options(),
+                                           absl::StrCat("grassroots_cadrepay_ingest_", std::string(FileKindName(kind_))),
+                                           absl::Now() + kIngestLockWait);
+    if (absl::IsDeadlineExceeded(lock.status())) {
+      return absl::UnavailableError(absl::StrCat("another ingest of ", std::string(FileKindName(kind_)),
+                                                 " has been running for longer than this one waits; send the file again later"));
+    }
+    if (!lock.ok()) return lock.status();
+    lock_ = std::move(*lock);
     auto conn = logic_.pool_.Acquire(absl::Now() + absl::Seconds(10));
     if (!conn.ok()) return conn.status();
     conn_ = std::move(*conn);
@@ -383,6 +399,8 @@ class IngestBase : public DisbursementLogic::Ingest {
   absl::Status failed_;
   absl::flat_hash_map<uint64_t, int64_t> seen_;
   common::PooledConnection conn_;
+  static constexpr absl::Duration kIngestLockWait = absl::Minutes(15);
+  std::optional<common::NamedLock> lock_;  // one ingest of a kind at a time; released after tx_ ends
   std::unique_ptr<common::Transaction> tx_;
   // Person numbers: the side connection; this file's new persons (and those looked up that the
   // shared cache had no room for) by hash; the current batch's numbers found stored; the block

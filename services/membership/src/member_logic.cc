@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <cstring>
 #include <map>
@@ -934,6 +935,9 @@ struct MemberLogic::Import::State {
   absl::Status failure;    // the first database failure (guarded by mu); it stops the import
   std::vector<std::thread> threads;
   std::vector<std::unique_ptr<Writer>> writers;
+  // One import of members at a time (TakeImportLock).
+  static constexpr absl::Duration kImportLockWait = absl::Minutes(15);
+  std::optional<common::NamedLock> import_lock;
   double t_parse_wait = 0;
 
   ~State() { Stop(/*drop=*/true); }
@@ -1054,7 +1058,19 @@ struct MemberLogic::Import::State {
   // Hands the current batch to the writers (starting them on first use); waits while the queue is full.
   void Hand() {
     if (batch.rows.empty()) return;
+    if (failed.load()) {  // nothing more is written; the rows are dropped
+      NewBatch();
+      return;
+    }
     if (threads.empty()) {
+      // Two imports at once (a retry while the first still runs, two offices sending the same
+      // roster) run one after the other: side by side their batches deadlocked each other until
+      // both gave up with part of the file written. The second waits here for the first.
+      if (auto s = TakeImportLock(); !s.ok()) {
+        Fail(std::move(s));
+        NewBatch();
+        return;
+      }
       for (size_t i = 0; i < kImportWriters; ++i) writers.push_back(std::make_unique<Writer>());
       for (size_t i = 0; i < kImportWriters; ++i) threads.emplace_back([this, i] { WriterLoop(*writers[i]); });
     }
@@ -1069,6 +1085,19 @@ struct MemberLogic::Import::State {
     lock.unlock();
     NewBatch();
   }
+
+  absl::Status TakeImportLock() {
+    auto lock = common::NamedLock::Acquire(logic->pool_.options(), "grassroots_membership_import_members",
+                                           absl::Now() + kImportLockWait);
+    if (absl::IsDeadlineExceeded(lock.status())) {
+      return absl::UnavailableError("another import of members has been running for longer than this one waits; "
+                                    "send the file again later");
+    }
+    if (!lock.ok()) return lock.status();
+    import_lock = std::move(*lock);
+    return absl::OkStatus();
+  }
+  void ReleaseImportLock() { import_lock.reset(); }
 
   // Ends the hand-over and waits for the writers.
   void Stop(bool drop) {
@@ -1437,6 +1466,7 @@ absl::StatusOr<exchange::v1::ImportReport> MemberLogic::Import::Finish() {
   }
   st.Hand();
   st.Stop(/*drop=*/false);
+  st.ReleaseImportLock();  // every batch is committed (or the import failed and rolled back)
   exchange::v1::ImportReport& report = st.report;
   double load = 0, lock = 0, existing = 0, events = 0, commit = 0, idle = 0;
   int64_t retries = 0;

@@ -469,6 +469,15 @@ absl::StatusOr<exchange::v1::ImportReport> OrganisationLogic::Import::Finish() {
     return report;
   }
 
+  // One import of organisations at a time: a second one waits for the first to commit, then
+  // finds its rows stored (side by side, their transactions could deadlock part-way).
+  auto import_lock = common::NamedLock::Acquire(logic_.pool_.options(), "grassroots_membership_import_organisations",
+                                                absl::Now() + absl::Minutes(15));
+  if (absl::IsDeadlineExceeded(import_lock.status())) {
+    return absl::UnavailableError("another import of organisations has been running for longer than this one waits; "
+                                  "send the file again later");
+  }
+  if (!import_lock.ok()) return import_lock.status();
   auto conn = logic_.pool_.Acquire(absl::InfiniteFuture());
   if (!conn.ok()) return conn.status();
   const OrganisationRepository& repo = logic_.repo_;
@@ -490,11 +499,11 @@ absl::StatusOr<exchange::v1::ImportReport> OrganisationLogic::Import::Finish() {
   enum class Mark { kNone, kVisiting, kDone };
   std::vector<Mark> marks(st.rows.size(), Mark::kNone);
   std::vector<size_t> order;
-  std::function<bool(size_t)> resolve = [&](size_t i) -> bool {
+  // Decides row i once its parent's row in the file (if any) is decided, or is an ancestor of
+  // i still being walked (a cycle). No recursion: a file's parent chain can be as long as the
+  // file (a chain of 200,000 rows overflowed the stack of the recursive walk this replaced).
+  auto decide = [&](size_t i) {
     auto& row = st.rows[i];
-    if (marks[i] == Mark::kDone) return !row.refused;
-    if (marks[i] == Mark::kVisiting) return false;  // cycle: reported by the caller below
-    marks[i] = Mark::kVisiting;
     const std::string& parent = row.org.parent_code();
     bool ok = true;
     if (!parent.empty()) {
@@ -507,7 +516,7 @@ absl::StatusOr<exchange::v1::ImportReport> OrganisationLogic::Import::Finish() {
           st.Error(row.line, "parent_code", "CYCLE",
                    absl::StrCat("parent ", parent, " (line ", st.rows[p].line, ") is its own descendant in this file"));
           ok = false;
-        } else if (!resolve(p) && !existing.contains(parent)) {
+        } else if (st.rows[p].refused && !existing.contains(parent)) {  // p is decided
           st.Error(row.line, "parent_code", "PARENT_REFUSED",
                    absl::StrCat("parent ", parent, " on line ", st.rows[p].line, " was refused"));
           ok = false;
@@ -543,9 +552,22 @@ absl::StatusOr<exchange::v1::ImportReport> OrganisationLogic::Import::Finish() {
     marks[i] = Mark::kDone;
     row.refused = !ok;
     if (ok) order.push_back(i);
-    return ok;
   };
-  for (size_t i = 0; i < st.rows.size(); ++i) resolve(i);
+  std::vector<size_t> chain;  // a row, its parent row, its grandparent row, ... not yet decided
+  for (size_t i = 0; i < st.rows.size(); ++i) {
+    if (marks[i] != Mark::kNone) continue;
+    chain.assign(1, i);
+    marks[i] = Mark::kVisiting;
+    for (;;) {
+      const auto& org = st.rows[chain.back()].org;
+      if (org.parent_code().empty() || org.parent_code() == org.org_code()) break;
+      auto it = st.index.find(org.parent_code());
+      if (it == st.index.end() || marks[it->second] != Mark::kNone) break;  // decided, or a cycle
+      marks[it->second] = Mark::kVisiting;
+      chain.push_back(it->second);
+    }
+    for (auto j = chain.rbegin(); j != chain.rend(); ++j) decide(*j);  // the topmost first
+  }
 
   // Write in order; paths come from the database or from rows written earlier in this import.
   std::unordered_map<std::string, std::pair<std::string, int>> placed;  // code -> (path, depth)

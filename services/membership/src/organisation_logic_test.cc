@@ -381,5 +381,29 @@ TEST_F(OrganisationLogicTest, ImportRefusesTheChildrenOfARowRefusedWhileWriting)
   EXPECT_TRUE(logic_->Get("OTHER", kNoDeadline).ok());
 }
 
+
+TEST_F(OrganisationLogicTest, ImportOfAParentChainAsLongAsTheFileDoesNotRecurse) {
+  // 200,000 rows, each the child of the next: the recursive walk this import had went 200,000
+  // frames deep and overflowed the stack. The tree's depth limit keeps the top ones only.
+  constexpr int kRows = 200000;
+  std::string csv = "org_code,name,org_type,parent_code,division_code\n";
+  csv.reserve(size_t{kRows} * 40);
+  for (int k = 0; k < kRows; ++k) {
+    absl::StrAppend(&csv, "N", k, ",链,committee,", k + 1 < kRows ? absl::StrCat("N", k + 1) : "", ",320723000000\n");
+  }
+  auto r = Import(csv, 1 << 16);
+  EXPECT_EQ(r.rows(), kRows);
+  EXPECT_GT(r.inserted(), 50);
+  EXPECT_EQ(r.inserted() + r.refused(), kRows);
+  ASSERT_EQ(r.errors_size(), r.refused());
+  // The deepest row that fits is the last inserted; the one under it is too deep; the rest are
+  // refused for their refused parent (listed by line: the deepest rows come first in the file).
+  const auto& last = r.errors(r.errors_size() - 1);
+  EXPECT_EQ(last.code(), "TOO_DEEP") << last.DebugString();
+  EXPECT_EQ(last.line(), r.refused() + 1);
+  EXPECT_EQ(r.errors(0).code(), "PARENT_REFUSED");
+  EXPECT_TRUE(logic_->Get(absl::StrCat("N", kRows - 1), kNoDeadline).ok());
+}
+
 }  // namespace
 }  // namespace grassroots::membership
