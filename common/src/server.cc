@@ -1,5 +1,7 @@
 #include "grassroots/common/server.h"
 
+#include "grassroots/common/validate.h"
+
 #include <pthread.h>
 #include <signal.h>
 
@@ -206,6 +208,8 @@ struct GrpcServer::Impl {
     bool first = true;
     while (true) {
       absl::Status s = options.readiness_probe ? options.readiness_probe() : absl::OkStatus();
+      std::map<std::string, bool> services;
+      if (options.service_probe) services = options.service_probe();
       {
         std::unique_lock<std::mutex> lock(mu);
         if (stopping) return;
@@ -220,6 +224,11 @@ struct GrpcServer::Impl {
           last_ok = s.ok();
           first = false;
         }
+        // After the overall status, which gRPC applies to every service name it knows.
+        for (const auto& [name, serving] : services) {
+          server->GetHealthCheckService()->SetServingStatus(name, serving);
+        }
+        if (!services.empty()) server->GetHealthCheckService()->SetServingStatus("liveness", true);
         cv.wait_for(lock, absl::ToChronoNanoseconds(options.probe_interval));
         if (stopping) return;
       }
@@ -323,6 +332,20 @@ bool MaySeePersonalData(const grpc::ServerContextBase& context) {
   const auto& md = context.client_metadata();
   auto it = md.find(kPiiMetadata);
   return it != md.end() && std::string_view(it->second.data(), it->second.size()) == "allow";
+}
+
+std::string CallerOf(const grpc::ServerContextBase& context) {
+  const auto& md = context.client_metadata();
+  auto it = md.find(kPrincipalMetadata);
+  if (it == md.end()) return "";
+  std::string v(it->second.data(), it->second.size());
+  const size_t b = v.find_first_not_of(" \t"), e = v.find_last_not_of(" \t");
+  if (b == std::string::npos || e - b + 1 > 100) return "";
+  v = v.substr(b, e - b + 1);
+  for (unsigned char c : v) {
+    if (c < 0x20 || c == 0x7f) return "";
+  }
+  return Utf8Length(v) < 0 ? "" : v;
 }
 
 absl::Time DeadlineOf(const grpc::ServerContextBase& context) {

@@ -68,5 +68,28 @@ TEST(StartupE2E, AServiceRefusesASchemaWithAHalfAppliedMigrationNamingIt) {
   st->execute(absl::StrCat("DROP DATABASE `", db.database, "`"));
 }
 
+// The gateway's readiness says which services it can reach: each backend under its own name.
+TEST(StartupE2E, TheGatewaySaysWhichBackendsItCanReach) {
+  Suite& s = Suite::Get();
+  const int grpc_port = FreePort();
+  const std::string log = absl::StrCat(s.dir(), "/gateway-half.log");
+  Process gateway("gateway",
+                  {"--listen_host=127.0.0.1", absl::StrCat("--grpc_port=", grpc_port),
+                   absl::StrCat("--http_port=", FreePort()), "--metrics_port=0",
+                   absl::StrCat("--membership_addr=", s.GrpcAddress("membership")),
+                   absl::StrCat("--cadrepay_addr=127.0.0.1:", FreePort())},  // nothing listens there
+                  {}, log);
+  const std::string address = absl::StrCat("127.0.0.1:", grpc_port);
+  ASSERT_TRUE(Suite::WaitHealthy(address, 30)) << ReadFile(log);  // one backend reached: in rotation
+  bool membership_serving = false;
+  for (int i = 0; i < 50 && !membership_serving; ++i) {
+    membership_serving = RunCommand({"grassroots", "health", address, "membership"}, nullptr) == 0;
+    if (!membership_serving) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(membership_serving) << ReadFile(log);
+  std::string out;
+  EXPECT_NE(RunCommand({"grassroots", "health", address, "cadrepay"}, &out), 0) << out;
+}
+
 }  // namespace
 }  // namespace grassroots::testing

@@ -1,6 +1,8 @@
 // grassroots ingest programmes|enrolments|recipients|payments|batches|civil-events FILE [--errors F]
 // grassroots check disbursements [--program CODE] [--period P] [--as-of YYYY-MM-DD]
 // grassroots findings export [--run ID] [--out F] [--unmasked]
+#include <unistd.h>
+
 #include <cstdio>
 #include <map>
 
@@ -63,6 +65,30 @@ int CheckDisbursements(const std::vector<std::string>& args) {
   v1::CheckRun run;
   grpc::Status status = stub->RunCheck(ctx.get(), request, &run);
   if (!status.ok()) return ReportFailure(status);
+  // A run still going is followed to its end (its progress on a terminal).
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  while (run.state() == checks::v1::RUNNING) {
+    auto watch_ctx = NewContext(3600);
+    v1::GetCheckRunRequest get;
+    get.set_run_id(run.run_id());
+    auto reader = stub->WatchCheckRun(watch_ctx.get(), get);
+    v1::CheckRun next;
+    while (reader->Read(&next)) {
+      run = next;
+      if (tty && run.state() == checks::v1::RUNNING) {
+        const auto& p = run.progress();
+        std::fprintf(stderr, "\rcheck %s: %s %lld/%lld   ", run.run_id().c_str(), p.phase().c_str(),
+                     static_cast<long long>(p.done()), static_cast<long long>(p.total()));
+      }
+    }
+    status = reader->Finish();
+    if (!status.ok() && status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) return ReportFailure(status);
+  }
+  if (tty) std::fprintf(stderr, "\r\033[K");
+  if (run.state() == checks::v1::FAILED) {
+    std::fprintf(stderr, "check run %s failed: %s\n", run.run_id().c_str(), run.error().c_str());
+    return kExitUnavailable;
+  }
   std::printf("run %s\n", run.run_id().c_str());
   std::printf("scope program=%s period=%s as_of=%s\n", run.program_code().empty() ? "*" : run.program_code().c_str(),
               run.period().empty() ? "*" : run.period().c_str(), run.as_of().c_str());

@@ -7,6 +7,9 @@
 
 namespace grassroots::cadrepay {
 
+CheckScheduler::CheckScheduler(DisbursementLogic& logic, absl::Duration interval, common::ConnectionPool* pool)
+    : logic_(logic), task_("cadrepay_disbursement_check", absl::ZeroDuration(), interval, [this] { RunDue(); }, pool) {}
+
 int CheckScheduler::RunDue() {
   auto due = logic_.DueScopes(common::TodayInChina(logic_.Now()));
   if (!due.ok()) {
@@ -22,7 +25,8 @@ int CheckScheduler::RunDue() {
     v1::RunCheckRequest request;
     request.set_program_code(scope.program_code);
     request.set_period(scope.period);
-    auto run = logic_.RunCheck(request, "scheduler");
+    // Waits for the run, however long: the next scope after this one.
+    auto run = logic_.RunCheck(request, DisbursementLogic::kScheduler, absl::InfiniteFuture(), absl::InfiniteDuration());
     if (!run.ok()) {
       common::LogWarning("scheduled disbursement check failed",
                          {{"program_code", std::string_view(scope.program_code)},
@@ -33,27 +37,6 @@ int CheckScheduler::RunDue() {
     ++runs;
   }
   return runs;
-}
-
-void CheckScheduler::Start() {
-  thread_ = std::thread([this] {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stopping_) {
-      lock.unlock();
-      RunDue();
-      lock.lock();
-      cv_.wait_for(lock, absl::ToChronoSeconds(interval_), [this] { return stopping_; });
-    }
-  });
-}
-
-void CheckScheduler::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
 }
 
 }  // namespace grassroots::cadrepay

@@ -75,7 +75,38 @@ grpc::Status DisbursementGrpc::ListEntitlements(grpc::ServerContext* ctx, const 
 
 grpc::Status DisbursementGrpc::RunCheck(grpc::ServerContext* ctx, const v1::RunCheckRequest* req, v1::CheckRun* resp) {
   common::RequestScope scope(common::RequestIdOf(*ctx));
-  return Reply(logic_.RunCheck(*req, "manual"), resp);
+  const std::string caller = common::CallerOf(*ctx);
+  return Reply(logic_.RunCheck(*req, caller, common::DeadlineOf(*ctx)), resp);
+}
+
+grpc::Status DisbursementGrpc::WatchCheckRun(grpc::ServerContext* ctx, const v1::GetCheckRunRequest* req,
+                                             grpc::ServerWriter<v1::CheckRun>* writer) {
+  common::RequestScope scope(common::RequestIdOf(*ctx));
+  std::string sent;
+  for (;;) {
+    // Each change as it comes (a wait ends at a change or after a second, to notice a caller gone).
+    auto run = logic_.WaitCheckRun(req->run_id(), std::min(common::DeadlineOf(*ctx), absl::Now() + absl::Seconds(1)));
+    if (!run.ok()) return common::ToGrpcStatus(run.status());
+    std::string now = run->SerializeAsString();
+    if (now != sent) {
+      if (!writer->Write(*run)) return grpc::Status(grpc::StatusCode::CANCELLED, "the caller went away");
+      sent = std::move(now);
+    }
+    if (run->state() != checks::v1::RUNNING) return grpc::Status::OK;
+    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "the caller went away");
+    if (absl::Now() >= common::DeadlineOf(*ctx)) {
+      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the run is still going; watch it again");
+    }
+    // Nothing changed since the last message: wait for the next change (WaitCheckRun returns at once
+    // for a run of another replica, which is read again a quarter of a second later).
+    if (now == sent) absl::SleepFor(absl::Milliseconds(250));
+  }
+}
+
+grpc::Status DisbursementGrpc::GetFinding(grpc::ServerContext* ctx, const v1::GetFindingRequest* req,
+                                          v1::Finding* resp) {
+  common::RequestScope scope(common::RequestIdOf(*ctx));
+  return Reply(logic_.GetFinding(req->finding_id(), common::MaySeePersonalData(*ctx), common::DeadlineOf(*ctx)), resp);
 }
 
 grpc::Status DisbursementGrpc::GetCheckRun(grpc::ServerContext* ctx, const v1::GetCheckRunRequest* req,
@@ -108,7 +139,9 @@ grpc::Status DisbursementGrpc::ExportFindings(grpc::ServerContext* ctx, const v1
 grpc::Status DisbursementGrpc::ReviewFinding(grpc::ServerContext* ctx, const v1::ReviewFindingRequest* req,
                                              v1::Finding* resp) {
   common::RequestScope scope(common::RequestIdOf(*ctx));
-  return Reply(logic_.ReviewFinding(*req, common::MaySeePersonalData(*ctx), common::DeadlineOf(*ctx)), resp);
+  return Reply(logic_.ReviewFinding(*req, common::CallerOf(*ctx), common::MaySeePersonalData(*ctx),
+                                    common::DeadlineOf(*ctx)),
+               resp);
 }
 
 grpc::Status DisbursementGrpc::ListDisclosure(grpc::ServerContext* ctx, const v1::ListDisclosureRequest* req,

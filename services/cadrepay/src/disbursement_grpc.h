@@ -29,6 +29,9 @@ class DisbursementGrpc final : public v1::DisbursementService::Service {
                                 v1::ListEntitlementsResponse* resp) override;
   grpc::Status RunCheck(grpc::ServerContext* ctx, const v1::RunCheckRequest* req, v1::CheckRun* resp) override;
   grpc::Status GetCheckRun(grpc::ServerContext* ctx, const v1::GetCheckRunRequest* req, v1::CheckRun* resp) override;
+  grpc::Status WatchCheckRun(grpc::ServerContext* ctx, const v1::GetCheckRunRequest* req,
+                             grpc::ServerWriter<v1::CheckRun>* writer) override;
+  grpc::Status GetFinding(grpc::ServerContext* ctx, const v1::GetFindingRequest* req, v1::Finding* resp) override;
   grpc::Status ListFindings(grpc::ServerContext* ctx, const v1::ListFindingsRequest* req,
                             v1::ListFindingsResponse* resp) override;
   grpc::Status ExportFindings(grpc::ServerContext* ctx, const v1::ExportFindingsRequest* req,

@@ -130,7 +130,9 @@ DisbursementLogic::DisbursementLogic(common::ConnectionPool& pool, const common:
       tree_(tree == nullptr ? *own_tree_ : *tree),
       clock_(clock ? std::move(clock) : Clock([] { return absl::Now(); })),
       person_numbers_(person_cache_entries),
-      metrics_(std::make_unique<Metrics>(registry)) {}
+      metrics_(std::make_unique<Metrics>(registry)),
+      runs_(std::make_unique<common::checks::OperationRunner>(
+          pool, "disbursement", [this](absl::Time) { return NewCheckRunId(clock_()); }, registry)) {}
 
 DisbursementLogic::~DisbursementLogic() = default;
 

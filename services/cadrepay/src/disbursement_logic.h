@@ -21,8 +21,11 @@
 #include "disbursement/disbursement_engine.h"
 #include "disbursement_repository.h"
 #include "grassroots/cadrepay/v1/cadrepay.pb.h"
+#include "grassroots/common/checks/operations.h"
+#include "grassroots/common/checks/review_store.h"
 #include "grassroots/common/db.h"
 #include "grassroots/common/pii.h"
+#include "grassroots/common/validate.h"
 #include "grassroots/exchange/v1/exchange.pb.h"
 #include "kinship_source.h"
 #include "organisation_tree.h"
@@ -83,17 +86,34 @@ class DisbursementLogic final {
   absl::StatusOr<v1::ListEntitlementsResponse> ListEntitlements(const v1::ListEntitlementsRequest& request, bool pii,
                                                                 absl::Time deadline);
 
-  // Runs the check over the scope and stores the run. `triggered_by`: "manual" or "scheduler".
-  absl::StatusOr<v1::CheckRun> RunCheck(const v1::RunCheckRequest& request, const std::string& triggered_by = "manual");
+  // Who asks for the automated check.
+  static constexpr const char* kScheduler = "scheduler";
+  // How long RunCheck waits for the run before answering with it RUNNING.
+  static constexpr absl::Duration kAnswerWithin = absl::Seconds(10);
+  // Starts the check over the scope (or joins the run of that scope going, on any replica: the
+  // shared operations, common/checks), then answers with the run when it ends, or RUNNING with
+  // its progress after `answer_within` or half a second before `deadline`. A run that failed
+  // within the wait answers its error (NOT_FOUND, FAILED_PRECONDITION... as before). The run goes
+  // on whether or not the caller stays. `requested_by`: the caller's identity, or kScheduler.
+  absl::StatusOr<v1::CheckRun> RunCheck(const v1::RunCheckRequest& request, const std::string& requested_by = "",
+                                        absl::Time deadline = absl::InfiniteFuture(),
+                                        absl::Duration answer_within = kAnswerWithin);
+  // A run by id (state and progress while it goes), or "latest": the most recent finished run.
   absl::StatusOr<v1::CheckRun> GetCheckRun(const std::string& run_id, absl::Time deadline);
+  // Waits until the run has ended or `until`; the run as it stands then.
+  absl::StatusOr<v1::CheckRun> WaitCheckRun(const std::string& run_id, absl::Time until);
+  // A finding of the latest run that has it, with its review history.
+  absl::StatusOr<v1::Finding> GetFinding(const std::string& finding_id, bool pii, absl::Time deadline);
   // ID numbers clear when `pii` (the caller may see personal data), masked otherwise.
   absl::StatusOr<v1::ListFindingsResponse> ListFindings(const v1::ListFindingsRequest& request, bool pii,
                                                         absl::Time deadline);
   // findings.csv of a run, in chunks. `sink` returns false to stop.
   absl::Status ExportFindings(const v1::ExportFindingsRequest& request,
                               const std::function<bool(std::string_view)>& sink);
-  // The finding after the review, shown as ListFindings shows it.
-  absl::StatusOr<v1::Finding> ReviewFinding(const v1::ReviewFindingRequest& request, bool pii, absl::Time deadline);
+  // The finding after the review, shown as ListFindings shows it, with its review history.
+  // `reviewer`: the caller's identity (never request.reviewer).
+  absl::StatusOr<v1::Finding> ReviewFinding(const v1::ReviewFindingRequest& request, const std::string& reviewer,
+                                            bool pii, absl::Time deadline);
   absl::StatusOr<v1::ListDisclosureResponse> ListDisclosure(const v1::ListDisclosureRequest& request,
                                                             absl::Time deadline);
 
@@ -140,6 +160,16 @@ class DisbursementLogic final {
                                                    const std::vector<ProgrammeRow>& programmes,
                                                    const ProgrammeRow& programme,
                                                    const std::vector<std::string>& hashes);
+  // The run of a check as the caller sees it: the stored run once it succeeded, else what its
+  // operation says.
+  absl::StatusOr<v1::CheckRun> ShownRun(const common::checks::Operation& op);
+  // The check itself (what RunCheck starts): reads the scope, runs the engine, stores the run
+  // and its findings under `run_id`.
+  absl::Status ExecuteCheck(const v1::RunCheckRequest& request, std::optional<common::Period> period,
+                            absl::CivilDay as_of, absl::Time started, const std::string& run_id,
+                            const std::string& triggered_by, common::checks::ProgressReporter& progress);
+  // The finding with its review history, as shown to the caller.
+  absl::StatusOr<v1::Finding> FindingWithHistory(common::PooledConnection& conn, const FindingRecord& f, bool pii);
   friend class IngestBase;
   struct Metrics;
   common::ConnectionPool& pool_;
@@ -152,7 +182,12 @@ class DisbursementLogic final {
   PersonNumberCache person_numbers_;
   std::unique_ptr<Metrics> metrics_;
   std::function<void()> before_second_snapshot_;  // tests only
+  common::checks::ReviewStore reviews_;
+  std::unique_ptr<common::checks::OperationRunner> runs_;  // last: its runs end before the rest goes
 };
+
+// An id for a check run started at `started` (time and random suffix, at most 40 characters).
+std::string NewCheckRunId(absl::Time started);
 
 // The stable identity of a finding across runs (32 hex characters).
 std::string FindingIdOf(std::string_view rule, std::string_view program_code, std::string_view period,

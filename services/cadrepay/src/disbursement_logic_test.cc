@@ -469,21 +469,20 @@ TEST_F(DisbursementLogicTest, ReviewsCarryOverToLaterRuns) {
   v1::ReviewFindingRequest review;
   review.set_finding_id(dup->findings(0).finding_id());
   review.set_state("dismissed");
-  review.set_reviewer("auditor-1");
-  auto missing_reason = logic_->ReviewFinding(review, false, kNoDeadline);
+  review.set_reviewer("someone-else");  // ignored: the reviewer is the caller
+  auto missing_reason = logic_->ReviewFinding(review, "auditor-1", false, kNoDeadline);
   EXPECT_EQ(common::FieldViolationsOf(missing_reason.status())[0].field, "reason");
   review.set_reason(" \t ");  // blank is no reason
-  auto blank_reason = logic_->ReviewFinding(review, false, kNoDeadline);
+  auto blank_reason = logic_->ReviewFinding(review, "auditor-1", false, kNoDeadline);
   EXPECT_EQ(blank_reason.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(common::FieldViolationsOf(blank_reason.status())[0].field, "reason");
   review.set_reason("second payment approved by the township");
-  review.set_reviewer("   ");  // nobody
-  auto blank_reviewer = logic_->ReviewFinding(review, false, kNoDeadline);
+  auto blank_reviewer = logic_->ReviewFinding(review, "   ", false, kNoDeadline);  // a caller who is nobody
   EXPECT_EQ(common::FieldViolationsOf(blank_reviewer.status())[0].field, "reviewer");
-  review.set_reviewer("auditor-1");
-  auto reviewed = logic_->ReviewFinding(review, false, kNoDeadline);
+  auto reviewed = logic_->ReviewFinding(review, "auditor-1", false, kNoDeadline);
   ASSERT_TRUE(reviewed.ok()) << reviewed.status();
   EXPECT_EQ(reviewed->review_state(), "dismissed");
+  EXPECT_EQ(reviewed->reviewed_by(), "auditor-1");
   Check();
   auto again = logic_->ListFindings(by_rule, false, kNoDeadline);
   ASSERT_TRUE(again.ok());
@@ -492,18 +491,78 @@ TEST_F(DisbursementLogicTest, ReviewsCarryOverToLaterRuns) {
   v1::ListFindingsRequest dismissed;
   dismissed.set_review_state("dismissed");
   EXPECT_EQ(logic_->ListFindings(dismissed, false, kNoDeadline)->findings_size(), 1);
+  // Dismissed -> confirmed is no transition: reopen first (with a reason), then confirm.
+  review.set_state("confirmed");
+  review.set_reason("");
+  auto skipped = logic_->ReviewFinding(review, "auditor-2", false, kNoDeadline);
+  EXPECT_EQ(skipped.status().code(), absl::StatusCode::kFailedPrecondition) << skipped.status();
+  EXPECT_NE(skipped.status().message().find("REVIEW_TRANSITION"), std::string_view::npos) << skipped.status();
+  review.set_state("open");
+  review.set_reason("the township's approval was for another month");
+  ASSERT_TRUE(logic_->ReviewFinding(review, "auditor-2", false, kNoDeadline).ok());
   // The same id in capitals (hex is hex) is the same finding, answered with its id as issued.
   review.set_finding_id(absl::AsciiStrToUpper(dup->findings(0).finding_id()));
   review.set_state("confirmed");
-  auto upper = logic_->ReviewFinding(review, /*pii=*/true, kNoDeadline);
+  review.set_reason("");
+  auto upper = logic_->ReviewFinding(review, "auditor-2", /*pii=*/true, kNoDeadline);
   ASSERT_TRUE(upper.ok()) << upper.status();
   EXPECT_EQ(upper->finding_id(), dup->findings(0).finding_id());
   // Shown as ListFindings shows it: clear with the personal-data right.
   EXPECT_EQ(common::MaskIdNumber(upper->id_number()), dup->findings(0).id_number());
   EXPECT_NE(upper->id_number(), dup->findings(0).id_number());
   EXPECT_EQ(logic_->ListFindings(by_rule, false, kNoDeadline)->findings(0).review_state(), "confirmed");
+  // Every decision kept, with who and when, oldest first; refused ones left no trace.
+  auto got = logic_->GetFinding(dup->findings(0).finding_id(), false, kNoDeadline);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->review_history_size(), 3);
+  EXPECT_EQ(got->review_history(0).to_state(), "dismissed");
+  EXPECT_EQ(got->review_history(0).reviewer(), "auditor-1");
+  EXPECT_EQ(got->review_history(1).from_state(), "dismissed");
+  EXPECT_EQ(got->review_history(1).to_state(), "open");
+  EXPECT_EQ(got->review_history(2).to_state(), "confirmed");
+  EXPECT_EQ(got->review_history(2).reviewer(), "auditor-2");
+  EXPECT_EQ(got->review_state(), "confirmed");
   review.set_finding_id(std::string(32, 'a'));
-  EXPECT_EQ(logic_->ReviewFinding(review, false, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(logic_->ReviewFinding(review, "auditor-2", false, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(logic_->GetFinding(std::string(32, 'a'), false, kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(logic_->GetFinding("xyz", false, kNoDeadline).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A run is an operation: answered at once with it running, followed to its end, joined by a
+// second request for its scope; its result is the same as a run waited for.
+TEST_F(DisbursementLogicTest, ACheckRunIsFollowedToItsEndAndItsScopeJoined) {
+  LoadAll();
+  const v1::CheckRun waited = Check();
+  EXPECT_EQ(waited.state(), checks::v1::SUCCEEDED);
+  EXPECT_EQ(waited.progress().phase(), "done");
+  v1::RunCheckRequest request;
+  request.set_as_of("2026-04-10");
+  auto first = logic_->RunCheck(request, "zhang", kNoDeadline, absl::ZeroDuration());
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = logic_->RunCheck(request, "li", kNoDeadline, absl::ZeroDuration());
+  ASSERT_TRUE(second.ok()) << second.status();
+  if (first->state() == checks::v1::RUNNING && second->state() == checks::v1::RUNNING) {
+    EXPECT_EQ(second->run_id(), first->run_id()) << "the second request did not join the run going";
+    EXPECT_EQ(second->requested_by(), "zhang");
+  }
+  auto done = logic_->WaitCheckRun(first->run_id(), absl::Now() + absl::Seconds(60));
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state(), checks::v1::SUCCEEDED);
+  EXPECT_EQ(done->requested_by(), "zhang");
+  EXPECT_FALSE(done->finished_at().empty());
+  ASSERT_EQ(done->counts_size(), waited.counts_size());
+  for (int i = 0; i < waited.counts_size(); ++i) EXPECT_EQ(done->counts(i).count(), waited.counts(i).count());
+  auto read = logic_->GetCheckRun(first->run_id(), kNoDeadline);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(read->state(), checks::v1::SUCCEEDED);
+  EXPECT_EQ(read->payments_checked(), waited.payments_checked());
+  // The same findings, byte for byte, as the run waited for.
+  EXPECT_EQ(Export(first->run_id(), true), Export(waited.run_id(), true));
+  // A scope the check refuses is refused before anything starts.
+  request.set_program_code("NOPE");
+  EXPECT_EQ(logic_->RunCheck(request, "zhang", kNoDeadline).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(logic_->GetCheckRun("20260101T000000.000Z-00000000", kNoDeadline).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 // Paging through "latest" stays in the run the first page came from, though a run finished
@@ -1797,7 +1856,7 @@ TEST_F(DisbursementLogicTest, EnrolmentsStoredBeforeTheirReclusteringAreKept) {
   for (const auto& m : generated::cadrepay_migrations()) {
     if (m.version < 6) before.push_back(m);
   }
-  ASSERT_EQ(before.size() + 1, generated::cadrepay_migrations().size());
+  ASSERT_EQ(before.size(), 5u);  // V001..V005; V006 and every later one are applied below
   ASSERT_TRUE(common::ApplyMigrations(options_, before).ok());
   LoadAll();
   auto rows = [&](const std::string& sql) {

@@ -51,12 +51,14 @@ int main(int argc, char** argv) {
     std::shared_ptr<cadrepay::KinshipSource> kinship;
     std::shared_ptr<cadrepay::OrganisationTree> tree;
     if (const std::string membership = absl::GetFlag(FLAGS_membership_addr); !membership.empty()) {
-      const auto channel = cadrepay::MembershipChannel(membership);
-      const absl::Duration timeout = absl::Milliseconds(absl::GetFlag(FLAGS_membership_timeout_ms));
-      kinship = std::make_shared<cadrepay::MembershipKinship>(cadrepay::GrpcListKinOfPersons(channel, timeout),
-                                                              membership);
-      tree = std::make_shared<cadrepay::MembershipOrganisationTree>(cadrepay::GrpcListChildren(channel, timeout),
-                                                                    membership);
+      common::PeerClientOptions peer_options;
+      peer_options.call_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_membership_timeout_ms));
+      auto peer = std::make_shared<common::PeerClient>("membership", common::PeerChannel(membership), &registry,
+                                                       peer_options);
+      kinship = std::make_shared<cadrepay::MembershipKinship>(cadrepay::GrpcListKinOfPersons(peer), membership);
+      tree = std::make_shared<cadrepay::MembershipOrganisationTree>(
+          cadrepay::GrpcListSubtree(peer), membership, cadrepay::MembershipOrganisationTree::Options(),
+          cadrepay::GrpcWatchChanges(peer));
     } else {
       common::LogWarning(
           "no --membership_addr: CADRE_KIN runs without cadres' recorded kin, and says so; reads by village subtree "
@@ -72,7 +74,7 @@ int main(int argc, char** argv) {
     parts.services.push_back(grpc.get());
     const int interval = absl::GetFlag(FLAGS_check_interval_seconds);
     if (interval > 0) {
-      auto scheduler = std::make_shared<cadrepay::CheckScheduler>(*logic, absl::Seconds(interval));
+      auto scheduler = std::make_shared<cadrepay::CheckScheduler>(*logic, absl::Seconds(interval), &pool);
       parts.start = [scheduler] { scheduler->Start(); };
       parts.stop = [scheduler] { scheduler->Stop(); };
       parts.owned.push_back(scheduler);

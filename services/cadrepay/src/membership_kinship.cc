@@ -1,14 +1,11 @@
 #include "membership_kinship.h"
 
 #include <algorithm>
-#include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "grassroots/common/log.h"
-#include "grassroots/common/server.h"
-#include "grassroots/common/status.h"
 #include "grassroots/membership/v1/members.grpc.pb.h"
 
 namespace grassroots::cadrepay {
@@ -109,28 +106,15 @@ absl::StatusOr<std::vector<PersonKey>> MembershipKinship::KinOfCadres(const std:
   return kin;
 }
 
-ListKinOfPersonsCall GrpcListKinOfPersons(std::shared_ptr<grpc::Channel> channel, absl::Duration timeout) {
-  std::shared_ptr<mv1::MemberService::Stub> stub = mv1::MemberService::NewStub(std::move(channel));
-  return [stub, timeout](const mv1::ListKinOfPersonsRequest& request)
+ListKinOfPersonsCall GrpcListKinOfPersons(std::shared_ptr<common::PeerClient> peer) {
+  std::shared_ptr<mv1::MemberService::Stub> stub = mv1::MemberService::NewStub(peer->channel());
+  const std::string method = absl::StrCat("/", mv1::MemberService::service_full_name(), "/ListKinOfPersons");
+  return [peer, stub, method](const mv1::ListKinOfPersonsRequest& request)
              -> absl::StatusOr<mv1::ListKinOfPersonsResponse> {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-    ctx.AddMetadata(common::kPiiMetadata, "allow");
-    if (const std::string_view id = common::CurrentRequestId(); !id.empty()) {
-      ctx.AddMetadata("x-request-id", std::string(id));
-    }
-    mv1::ListKinOfPersonsResponse response;
-    grpc::Status status = stub->ListKinOfPersons(&ctx, request, &response);
-    if (!status.ok()) return common::FromGrpcStatus(status);
-    return response;
+    common::CallOptions options;
+    options.personal_data = true;
+    return peer->Call(*stub, &mv1::MemberService::Stub::ListKinOfPersons, method, request, options);
   };
-}
-
-std::shared_ptr<grpc::Channel> MembershipChannel(const std::string& target) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
 }
 
 }  // namespace grassroots::cadrepay

@@ -9,17 +9,15 @@
 // otherwise cost one timeout per batch).
 //
 // The mapping (batching, answers to keys, warnings) is a plain class over a call function, so it
-// is tested with a fake; GrpcListKinOfPersons makes the real call.
+// is tested with a fake; GrpcListKinOfPersons makes the real call (common::PeerClient).
 
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
+#include "grassroots/common/peer_client.h"
 #include "grassroots/membership/v1/members.pb.h"
 #include "kinship_source.h"
 
@@ -50,12 +48,9 @@ class MembershipKinship final : public KinshipSource {
   int batch_size_;
 };
 
-// Calls MemberService.ListKinOfPersons over `channel` with the personal-data right (the clear ID
-// numbers of the kin are needed to match payments), each call with its own `timeout`.
-ListKinOfPersonsCall GrpcListKinOfPersons(std::shared_ptr<grpc::Channel> channel, absl::Duration timeout);
-
-// A channel to membership at `target` (host:port) that reconnects within a few seconds once
-// membership is back (gRPC's default backoff grows to two minutes).
-std::shared_ptr<grpc::Channel> MembershipChannel(const std::string& target);
+// MemberService.ListKinOfPersons through `peer` (common::PeerClient: request id, retries of
+// UNAVAILABLE, the peer's call timeout, metrics), with the personal-data right: the clear ID
+// numbers of the kin are needed to match payments.
+ListKinOfPersonsCall GrpcListKinOfPersons(std::shared_ptr<common::PeerClient> peer);
 
 }  // namespace grassroots::cadrepay

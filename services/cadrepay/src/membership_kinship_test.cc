@@ -1,12 +1,17 @@
 // MembershipKinship over a fake call (no server): batching, answers to keys, and the warnings
-// that say what was not checked.
+// that say what was not checked; and GrpcListKinOfPersons against membership in this process.
 #include "membership_kinship.h"
 
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <map>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "grassroots/common/log.h"
+#include "grassroots/common/server.h"
+#include "grassroots/membership/v1/members.grpc.pb.h"
 
 namespace grassroots::cadrepay {
 namespace {
@@ -149,6 +154,51 @@ TEST(MembershipKinshipTest, AnAnswerOfTheWrongLengthIsAFailureNotAGuess) {
   EXPECT_NE(warnings[0].find("2 of 2 cadres (INTERNAL: membership answered about 1 persons for 2 asked"),
             std::string::npos)
       << warnings[0];
+}
+
+// membership in this process (a server without a port): answers clear numbers only to a caller
+// with the personal-data right, as membership does, and sheds its first call.
+class InProcessMembers final : public mv1::MemberService::Service {
+ public:
+  grpc::Status ListKinOfPersons(grpc::ServerContext* ctx, const mv1::ListKinOfPersonsRequest* req,
+                                mv1::ListKinOfPersonsResponse* resp) override {
+    std::lock_guard<std::mutex> lock(mu);
+    rights.push_back(common::MaySeePersonalData(*ctx));
+    request_ids.push_back(common::RequestIdOf(*ctx));
+    if (rights.size() == 1) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "shedding load");
+    for (int i = 0; i < req->id_numbers_size(); ++i) {
+      auto* person = resp->add_persons();
+      person->set_is_member(true);
+      person->add_kin()->set_id_number(common::MaySeePersonalData(*ctx) ? Id(11) : "3207**********1234");
+    }
+    return grpc::Status::OK;
+  }
+  std::mutex mu;
+  std::vector<bool> rights;
+  std::vector<std::string> request_ids;
+};
+
+TEST(GrpcListKinOfPersonsTest, AsksWithThePersonalDataRightAndTheRequestIdAndRetriesUnavailable) {
+  InProcessMembers members;
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&members);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  common::PeerClientOptions po;
+  po.retry.initial_backoff = absl::Milliseconds(1);
+  auto peer = std::make_shared<common::PeerClient>("membership", server->InProcessChannel(grpc::ChannelArguments()),
+                                                   nullptr, po);
+  MembershipKinship kinship(GrpcListKinOfPersons(peer), "in-process");
+  common::RequestScope scope("req-kin-1");
+  std::vector<std::string> warnings;
+  auto kin = kinship.KinOfCadres({Key(1), Key(2)}, warnings);
+  ASSERT_TRUE(kin.ok()) << kin.status();
+  EXPECT_EQ(*kin, std::vector<PersonKey>{Key(11)});
+  EXPECT_TRUE(warnings.empty()) << warnings[0];
+  std::lock_guard<std::mutex> lock(members.mu);
+  EXPECT_EQ(members.rights, (std::vector<bool>{true, true}));  // shed once, asked again
+  EXPECT_EQ(members.request_ids, (std::vector<std::string>{"req-kin-1", "req-kin-1"}));
+  server->Shutdown();
 }
 
 TEST(NoKinshipRecordsTest, WarnsWhenThereAreCadres) {

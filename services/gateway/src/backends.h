@@ -3,6 +3,7 @@
 // "/grassroots.membership.v1.OrganisationService/GetOrganisation" belongs to the backend of
 // package grassroots.membership.v1.
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -35,6 +36,7 @@ class Backends final {
     BackendConfig config;
     std::shared_ptr<grpc::Channel> channel;  // null when not configured
     std::unique_ptr<grpc::GenericStub> stub;  // null when not configured
+    std::shared_ptr<grpc::Channel> probe_channel;  // the readiness probe's (ReachableBackends)
   };
 
   // Creates the channels (insecure; the suite runs inside one trust zone) lazily connecting.
@@ -48,6 +50,9 @@ class Backends final {
  private:
   std::vector<std::unique_ptr<Backend>> backends_;
 };
+
+// For each configured backend, whether its channel connects within `wait` (READY).
+std::map<std::string, bool> ReachableBackends(const Backends& backends, absl::Duration wait);
 
 // "grassroots.membership.v1" for "/grassroots.membership.v1.OrganisationService/Get"; empty
 // when `rpc_path` is not of that form.

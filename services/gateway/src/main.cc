@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "backends.h"
 #include "grassroots/common/config.h"
@@ -77,7 +78,24 @@ int main(int argc, char** argv) {
   grpc_options.service_name = "gateway";
   grpc_options.host = host;
   grpc_options.port = absl::GetFlag(FLAGS_grpc_port);
-  grpc_options.readiness_probe = [] { return absl::OkStatus(); };
+  // Ready while it can reach a backend; each backend's own status under its name ("membership",
+  // "cadrepay", ...): SERVING while its channel connects. One backend down leaves the others
+  // served (the front door stays in rotation), and `grassroots health GATEWAY cadrepay` says
+  // which one is out.
+  auto reachable = std::make_shared<std::map<std::string, bool>>();
+  grpc_options.readiness_probe = [&backends, reachable] {
+    std::map<std::string, bool> now = gw::ReachableBackends(backends, absl::Milliseconds(300));
+    std::string down;
+    bool any = now.empty();
+    for (const auto& [name, ok] : now) {
+      any |= ok;
+      if (!ok) absl::StrAppend(&down, down.empty() ? "" : ", ", name);
+    }
+    *reachable = std::move(now);
+    if (!any) return absl::UnavailableError(absl::StrCat("no backend can be reached (", down, ")"));
+    return absl::OkStatus();
+  };
+  grpc_options.service_probe = [reachable] { return *reachable; };
   grpc_options.drain_timeout = drain;
   common::GrpcServer grpc_server(grpc_options, &(*metrics_endpoint)->registry());
   grpc_server.AddCallbackGenericService(&proxy);

@@ -10,6 +10,7 @@
 #include "absl/flags/flag.h"
 #include "grassroots/common/log.h"
 #include "grassroots/common/pii.h"
+#include "grassroots/common/checks/scheduler.h"
 #include "grassroots/common/service_main.h"
 #include "change_feed.h"
 #include "member_cache.h"
@@ -30,49 +31,6 @@ const std::vector<common::Migration>& membership_migrations();
 }
 
 namespace {
-
-// The daily date-rule run: counts probationary members whose probation (plus extension) ended
-// without a decision; exported as a gauge and logged (a count only, never who).
-class OverdueScheduler final {
- public:
-  OverdueScheduler(grassroots::membership::MemberLogic& logic, prometheus::Gauge& gauge)
-      : logic_(logic), gauge_(gauge) {}
-  void Start() { thread_ = std::thread([this] { Run(); }); }
-  void Stop() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  void Run() {
-    std::unique_lock<std::mutex> lock(mu_);
-    // First run shortly after start, then once a day.
-    auto next = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!stop_) {
-      if (cv_.wait_until(lock, next, [this] { return stop_; })) break;
-      lock.unlock();
-      auto n = logic_.CountOverdue(absl::Now() + absl::Seconds(60));
-      if (n.ok()) {
-        gauge_.Set(static_cast<double>(*n));
-        grassroots::common::LogInfo("date-rule run: overdue probations", {{"count", *n}});
-      } else {
-        grassroots::common::LogWarning("date-rule run failed", {{"error", n.status().ToString()}});
-      }
-      lock.lock();
-      next = std::chrono::steady_clock::now() + std::chrono::hours(24);
-    }
-  }
-  grassroots::membership::MemberLogic& logic_;
-  prometheus::Gauge& gauge_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
-};
 
 // The member cache's figures as Prometheus series, brought up to date after each follow.
 class MemberCacheMetrics final {
@@ -158,7 +116,19 @@ int main(int argc, char** argv) {
                       .Help("Probationary members whose probation ended without a decision (last daily run)")
                       .Register(registry)
                       .Add({});
-    auto scheduler = std::make_shared<OverdueScheduler>(*member_logic, gauge);
+    // The daily date-rule run: counts probationary members whose probation (plus extension)
+    // ended without a decision; a gauge and a log line (a count only, never who). Shortly after
+    // start, then once a day.
+    auto scheduler = std::make_shared<common::checks::PeriodicTask>(
+        "membership_overdue_probations", absl::Seconds(10), absl::Hours(24), [logic = member_logic.get(), &gauge] {
+          auto n = logic->CountOverdue(absl::Now() + absl::Seconds(60));
+          if (n.ok()) {
+            gauge.Set(static_cast<double>(*n));
+            common::LogInfo("date-rule run: overdue probations", {{"count", *n}});
+          } else {
+            common::LogWarning("date-rule run failed", {{"error", n.status().ToString()}});
+          }
+        });
     parts.services = {org_grpc.get(), member_grpc.get()};
     // Destroyed in reverse: the follower and the logic go before the cache they use.
     parts.owned = {cache, cache_metrics, org_logic, org_grpc, member_logic, follower, feed, member_grpc, scheduler};

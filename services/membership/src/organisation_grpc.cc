@@ -37,6 +37,12 @@ grpc::Status OrganisationGrpc::ListChildren(grpc::ServerContext* ctx, const v1::
   return Reply(logic_.ListChildren(*req, common::DeadlineOf(*ctx)), resp);
 }
 
+grpc::Status OrganisationGrpc::ListSubtree(grpc::ServerContext* ctx, const v1::ListSubtreeRequest* req,
+                                           v1::ListSubtreeResponse* resp) {
+  common::RequestScope scope(common::RequestIdOf(*ctx));
+  return Reply(logic_.ListSubtree(*req, common::DeadlineOf(*ctx)), resp);
+}
+
 grpc::Status OrganisationGrpc::GetAncestry(grpc::ServerContext* ctx, const v1::GetAncestryRequest* req,
                                            v1::GetAncestryResponse* resp) {
   common::RequestScope scope(common::RequestIdOf(*ctx));

@@ -20,6 +20,8 @@ class OrganisationGrpc final : public v1::OrganisationService::Service {
                                   google::protobuf::Empty* resp) override;
   grpc::Status ListChildren(grpc::ServerContext* ctx, const v1::ListChildrenRequest* req,
                             v1::ListChildrenResponse* resp) override;
+  grpc::Status ListSubtree(grpc::ServerContext* ctx, const v1::ListSubtreeRequest* req,
+                           v1::ListSubtreeResponse* resp) override;
   grpc::Status GetAncestry(grpc::ServerContext* ctx, const v1::GetAncestryRequest* req,
                            v1::GetAncestryResponse* resp) override;
   grpc::Status MoveOrganisation(grpc::ServerContext* ctx, const v1::MoveOrganisationRequest* req,

@@ -21,6 +21,8 @@ namespace {
 constexpr size_t kMaxPathLength = 700;
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
+// ListSubtree: a county's whole tree in one page (the default is the maximum).
+constexpr int kMaxSubtreePageSize = 5000;
 
 absl::Status ToInvalid(const std::vector<Violation>& violations, absl::string_view prefix) {
   std::vector<common::FieldViolation> fv;
@@ -41,6 +43,39 @@ absl::Status CheckCodeArg(std::string_view field, const std::string& code) {
   if (code.empty()) return common::InvalidField(field, "is required");
   if (!common::IsCode(code)) return common::InvalidField(field, "must be 1 to 32 letters, digits or '-'");
   return absl::OkStatus();
+}
+
+// A page asked for: its size (0: `default_size`) and the org_code its token continues after
+// ("" for the first page); INVALID_ARGUMENT naming page_size or page_token.
+struct PageRequest {
+  int size = 0;
+  std::string after;
+};
+absl::StatusOr<PageRequest> ReadPageRequest(int page_size, const std::string& page_token, int default_size,
+                                            int max_size, const std::string& scope) {
+  PageRequest page;
+  page.size = page_size == 0 ? default_size : page_size;
+  if (page.size < 0 || page.size > max_size) {
+    return common::InvalidField("page_size", absl::StrCat("must be between 1 and ", max_size));
+  }
+  if (!page_token.empty()) {
+    auto raw = common::ReadPageToken(page_token, scope);
+    if (!raw.ok()) return raw.status();
+    page.after = std::move(*raw);
+    if (!common::IsCode(page.after)) return common::InvalidField("page_token", "is not a token this service issued");
+  }
+  return page;
+}
+
+// Moves `rows` (one more than the page when there is a next one) into the response's
+// organisations and sets its next_page_token.
+template <typename Response>
+void FillPage(std::vector<v1::Organisation>& rows, int page_size, const std::string& scope, Response& response) {
+  if (static_cast<int>(rows.size()) > page_size) {
+    rows.resize(page_size);
+    response.set_next_page_token(common::MakePageToken(scope, rows.back().org_code()));
+  }
+  for (auto& o : rows) *response.add_organisations() = std::move(o);
 }
 
 const std::vector<common::CsvHeader::Column>& CsvFormat() {
@@ -212,32 +247,43 @@ absl::Status OrganisationLogic::Delete(const std::string& code, absl::Time deadl
 absl::StatusOr<v1::ListChildrenResponse> OrganisationLogic::ListChildren(const v1::ListChildrenRequest& request,
                                                                         absl::Time deadline) {
   if (auto s = CheckCodeArg("org_code", request.org_code()); !s.ok()) return s;
-  int page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
-  if (page_size < 0 || page_size > kMaxPageSize) {
-    return common::InvalidField("page_size", absl::StrCat("must be between 1 and ", kMaxPageSize));
-  }
   const std::string scope = absl::StrCat("children:", request.org_code());
-  std::string after;
-  if (!request.page_token().empty()) {
-    auto raw = common::ReadPageToken(request.page_token(), scope);
-    if (!raw.ok()) return raw.status();
-    after = std::move(*raw);
-    if (!common::IsCode(after)) return common::InvalidField("page_token", "is not a token this service issued");
-  }
+  auto page = ReadPageRequest(request.page_size(), request.page_token(), kDefaultPageSize, kMaxPageSize, scope);
+  if (!page.ok()) return page.status();
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
   auto parent = Track(*conn, repo_.Find(**conn, request.org_code()));
   if (!parent.ok()) return parent.status();
   if (!parent->has_value()) return NotFound("org_code", request.org_code());
-  auto rows = Track(*conn, repo_.ListChildren(**conn, request.org_code(), after, page_size + 1));
+  auto rows = Track(*conn, repo_.ListChildren(**conn, request.org_code(), page->after, page->size + 1));
   if (!rows.ok()) return rows.status();
   v1::ListChildrenResponse response;
-  const bool more = static_cast<int>(rows->size()) > page_size;
-  if (more) {
-    rows->resize(page_size);
-    response.set_next_page_token(common::MakePageToken(scope, rows->back().org_code()));
-  }
-  for (auto& o : *rows) *response.add_organisations() = std::move(o);
+  FillPage(*rows, page->size, scope, response);
+  return response;
+}
+
+absl::StatusOr<v1::ListSubtreeResponse> OrganisationLogic::ListSubtree(const v1::ListSubtreeRequest& request,
+                                                                      absl::Time deadline) {
+  if (auto s = CheckCodeArg("org_code", request.org_code()); !s.ok()) return s;
+  const std::string scope = absl::StrCat("subtree:", request.org_code());
+  auto page = ReadPageRequest(request.page_size(), request.page_token(), kMaxSubtreePageSize, kMaxSubtreePageSize,
+                              scope);
+  if (!page.ok()) return page.status();
+  auto conn = pool_.Acquire(deadline);
+  if (!conn.ok()) return conn.status();
+  // The feed's position first: every change up to it committed before the reads below began
+  // (numbers are handed out under the counter's row lock, held to commit), so the page holds
+  // all of them; a change committed meanwhile may be in it too (a caller then drops it once more).
+  auto as_of = Track(*conn, ChangeFeedRepository().LastCommitted(**conn));
+  if (!as_of.ok()) return as_of.status();
+  auto top = Track(*conn, repo_.Find(**conn, request.org_code()));
+  if (!top.ok()) return top.status();
+  if (!top->has_value()) return NotFound("org_code", request.org_code());
+  auto rows = Track(*conn, repo_.ListSubtree(**conn, (*top)->path, page->after, page->size + 1));
+  if (!rows.ok()) return rows.status();
+  v1::ListSubtreeResponse response;
+  FillPage(*rows, page->size, scope, response);
+  response.set_as_of_seq(*as_of);
   return response;
 }
 

@@ -27,6 +27,9 @@ class OrganisationLogic final {
   absl::StatusOr<v1::Organisation> Update(const v1::UpdateOrganisationRequest& request, absl::Time deadline);
   absl::Status Delete(const std::string& code, absl::Time deadline);
   absl::StatusOr<v1::ListChildrenResponse> ListChildren(const v1::ListChildrenRequest& request, absl::Time deadline);
+  // The organisation and everything under it, by org_code, paged (ListSubtreeRequest), with the
+  // change feed's position the page reflects.
+  absl::StatusOr<v1::ListSubtreeResponse> ListSubtree(const v1::ListSubtreeRequest& request, absl::Time deadline);
   absl::StatusOr<v1::GetAncestryResponse> Ancestry(const std::string& code, absl::Time deadline);
   absl::StatusOr<v1::Organisation> Move(const std::string& code, const std::string& new_parent, absl::Time deadline);
 

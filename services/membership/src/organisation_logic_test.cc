@@ -405,5 +405,99 @@ TEST_F(OrganisationLogicTest, ImportOfAParentChainAsLongAsTheFileDoesNotRecurse)
   EXPECT_TRUE(logic_->Get(absl::StrCat("N", kRows - 1), kNoDeadline).ok());
 }
 
+// The whole subtree in one call from the stored paths: the top included, ordered by org_code,
+// paged past page_size, nothing of a tree whose top's code merely starts the same, and the feed's
+// position that the answer reflects.
+TEST_F(OrganisationLogicTest, ListSubtreeIsOneCallInCodeOrderWithTheTop) {
+  MustCreate("C", "", "committee");
+  MustCreate("T1", "C", "committee");
+  MustCreate("T2", "C", "committee");
+  MustCreate("T1-A", "C", "committee");  // '-' sorts before '/': path order is not code order
+  MustCreate("V1", "T1");
+  MustCreate("V2", "T1");
+  MustCreate("V3", "T2");
+  MustCreate("A0", "T2");  // sorts before the top
+  MustCreate("G1", "V1", "group");
+  MustCreate("C1", "", "committee");  // "/C1/" is no subtree of "/C/"
+  MustCreate("C1-V", "C1");
+  auto codes = [](const v1::ListSubtreeResponse& r) {
+    std::vector<std::string> out;
+    for (const auto& o : r.organisations()) out.push_back(o.org_code());
+    return out;
+  };
+  v1::ListSubtreeRequest req;
+  req.set_org_code("C");
+  auto whole = logic_->ListSubtree(req, kNoDeadline);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  EXPECT_EQ(codes(*whole), (std::vector<std::string>{"A0", "C", "G1", "T1", "T1-A", "T2", "V1", "V2", "V3"}));
+  EXPECT_TRUE(whole->next_page_token().empty());
+  EXPECT_EQ(whole->as_of_seq(), 11);  // one change per organisation created
+  // The records are whole: parent, depth and child count as GetOrganisation gives them.
+  for (const auto& o : whole->organisations()) {
+    auto one = logic_->Get(o.org_code(), kNoDeadline);
+    ASSERT_TRUE(one.ok());
+    EXPECT_EQ(o.SerializeAsString(), one->SerializeAsString()) << o.org_code();
+  }
+  req.set_org_code("T1");
+  EXPECT_EQ(codes(*logic_->ListSubtree(req, kNoDeadline)), (std::vector<std::string>{"G1", "T1", "V1", "V2"}));
+  req.set_org_code("V3");
+  EXPECT_EQ(codes(*logic_->ListSubtree(req, kNoDeadline)), (std::vector<std::string>{"V3"}));
+  req.set_org_code("C1");
+  EXPECT_EQ(codes(*logic_->ListSubtree(req, kNoDeadline)), (std::vector<std::string>{"C1", "C1-V"}));
+
+  // Pages of two walk the same codes; a token continues its own organisation's subtree only.
+  req.set_org_code("C");
+  req.set_page_size(2);
+  std::vector<std::string> paged;
+  int pages = 0;
+  do {
+    auto page = logic_->ListSubtree(req, kNoDeadline);
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_LE(page->organisations_size(), 2);
+    for (const auto& c : codes(*page)) paged.push_back(c);
+    req.set_page_token(page->next_page_token());
+    ++pages;
+  } while (!req.page_token().empty() && pages < 20);
+  EXPECT_EQ(pages, 5);
+  EXPECT_EQ(paged, codes(*whole));
+  auto first = logic_->ListSubtree(req, kNoDeadline);
+  ASSERT_TRUE(first.ok() && !first->next_page_token().empty());
+  req.set_org_code("T1");
+  req.set_page_token(first->next_page_token());
+  EXPECT_EQ(common::FieldViolationsOf(logic_->ListSubtree(req, kNoDeadline).status())[0].field, "page_token");
+  req.set_page_token("!!");
+  EXPECT_EQ(common::FieldViolationsOf(logic_->ListSubtree(req, kNoDeadline).status())[0].field, "page_token");
+
+  // Refusals: the field named; an unknown organisation NOT_FOUND.
+  req.set_page_token("");
+  req.set_page_size(5001);
+  EXPECT_EQ(common::FieldViolationsOf(logic_->ListSubtree(req, kNoDeadline).status())[0].field, "page_size");
+  req.set_page_size(-1);
+  EXPECT_EQ(common::FieldViolationsOf(logic_->ListSubtree(req, kNoDeadline).status())[0].field, "page_size");
+  req.set_page_size(5000);
+  EXPECT_TRUE(logic_->ListSubtree(req, kNoDeadline).ok());
+  for (const std::string& bad : std::vector<std::string>{"", "no spaces", std::string(33, 'x')}) {
+    req.set_org_code(bad);
+    auto r = logic_->ListSubtree(req, kNoDeadline);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(common::FieldViolationsOf(r.status())[0].field, "org_code") << bad;
+  }
+  req.set_org_code("nope");
+  auto nope = logic_->ListSubtree(req, kNoDeadline);
+  EXPECT_EQ(nope.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(nope.status().message().find("org_code"), std::string::npos) << nope.status();
+
+  // A move shows at once, and moves the feed's position the answer reflects.
+  ASSERT_TRUE(logic_->Move("V1", "T2", kNoDeadline).ok());
+  req.set_org_code("T1");
+  req.set_page_size(0);
+  auto after = logic_->ListSubtree(req, kNoDeadline);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(codes(*after), (std::vector<std::string>{"T1", "V2"}));
+  EXPECT_EQ(after->as_of_seq(), 12);
+  req.set_org_code("T2");
+  EXPECT_EQ(codes(*logic_->ListSubtree(req, kNoDeadline)), (std::vector<std::string>{"A0", "G1", "T2", "V1", "V3"}));
+}
+
 }  // namespace
 }  // namespace grassroots::membership

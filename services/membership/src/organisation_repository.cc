@@ -37,6 +37,14 @@ StoredOrganisation Read(sql::ResultSet& rs) {
   return s;
 }
 
+// Runs a prepared query of kColumns and reads its organisations.
+std::vector<v1::Organisation> ReadAll(sql::PreparedStatement& st) {
+  std::unique_ptr<sql::ResultSet> rs(st.executeQuery());
+  std::vector<v1::Organisation> out;
+  while (rs->next()) out.push_back(Read(*rs).org);
+  return out;
+}
+
 void BindDescriptive(sql::PreparedStatement& st, const v1::Organisation& o, int first) {
   st.setString(first, o.name());
   st.setString(first + 1, o.org_type());
@@ -170,10 +178,7 @@ absl::StatusOr<std::vector<v1::Organisation>> OrganisationRepository::ListChildr
     st->setString(1, parent);
     st->setString(2, after);
     st->setInt(3, limit);
-    std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
-    std::vector<v1::Organisation> out;
-    while (rs->next()) out.push_back(Read(*rs).org);
-    return out;
+    return ReadAll(*st);
   } catch (const sql::SQLException& e) {
     return common::SqlError(e, "list sub-organisations");
   }
@@ -201,6 +206,27 @@ absl::Status OrganisationRepository::MoveSubtree(sql::Connection& conn, const st
     return absl::OkStatus();
   } catch (const sql::SQLException& e) {
     return common::SqlError(e, "move organisation");
+  }
+}
+
+absl::StatusOr<std::vector<v1::Organisation>> OrganisationRepository::ListSubtree(sql::Connection& conn,
+                                                                                  const std::string& path_prefix,
+                                                                                  const std::string& after,
+                                                                                  int limit) const {
+  try {
+    // Codes hold letters, digits and '-': no LIKE wildcard can stand in a path, so the prefix is
+    // one range of idx_organisations_path (the optimiser may walk the primary key in code order
+    // instead when the subtree is a large part of the table; both were measured fast at 50,000
+    // organisations).
+    std::unique_ptr<sql::PreparedStatement> st(conn.prepareStatement(absl::StrCat(
+        "SELECT ", kColumns,
+        " FROM organisations o WHERE o.path LIKE CONCAT(?, '%') AND o.org_code > ? ORDER BY o.org_code LIMIT ?")));
+    st->setString(1, path_prefix);
+    st->setString(2, after);
+    st->setInt(3, limit);
+    return ReadAll(*st);
+  } catch (const sql::SQLException& e) {
+    return common::SqlError(e, "list subtree");
   }
 }
 

@@ -45,6 +45,10 @@ class OrganisationRepository final {
   // Re-parents `code` and rewrites the paths and depths of its whole subtree.
   absl::Status MoveSubtree(sql::Connection& conn, const std::string& code, const std::string& new_parent,
                            const std::string& old_path, const std::string& new_path, int depth_delta) const;
+  // One page of the subtree whose top has `path_prefix` (the top included): the organisations
+  // with org_code > after, ordered by org_code, at most limit (path LIKE prefix: the path index).
+  absl::StatusOr<std::vector<v1::Organisation>> ListSubtree(sql::Connection& conn, const std::string& path_prefix,
+                                                            const std::string& after, int limit) const;
   // One page of a subtree in (depth, org_code) order after the given key.
   absl::StatusOr<std::vector<StoredOrganisation>> ScanSubtree(sql::Connection& conn, const std::string& path_prefix,
                                                               int after_depth, const std::string& after_code,

@@ -4,6 +4,7 @@
 // readiness driven by a probe, graceful drain on SIGTERM/SIGINT.
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,9 @@ struct ServerOptions {
   // Readiness: called every `probe_interval`; the health service says SERVING only while it
   // returns OK. A failure is logged once when it starts and once when it ends.
   std::function<absl::Status()> readiness_probe;
+  // Optional, called right after each readiness probe: the health status of named services
+  // (the gateway's: each backend it can reach), set as given.
+  std::function<std::map<std::string, bool>()> service_probe;
   absl::Duration probe_interval = absl::Seconds(1);
   absl::Duration drain_timeout = absl::Seconds(10);
   int max_receive_message_bytes = 16 * 1024 * 1024;
@@ -88,6 +92,12 @@ absl::Time DeadlineOf(const grpc::ServerContextBase& context);
 // cadrepay's kinship lookup). Without it, ID numbers and other personal data are masked.
 inline constexpr char kPiiMetadata[] = "x-grassroots-pii";
 bool MaySeePersonalData(const grpc::ServerContextBase& context);
+
+// Who is calling: the metadata `x-grassroots-principal` (set by the gateway's authentication;
+// until it lands, by the caller), trimmed; "" when absent, blank, not printable ASCII or UTF-8, or
+// over 100 bytes. It names the reviewer of a finding and who asked for a check run.
+inline constexpr char kPrincipalMetadata[] = "x-grassroots-principal";
+std::string CallerOf(const grpc::ServerContextBase& context);
 
 // How metrics and logs name a called gRPC method ("/package.Service/Method"): by its name when
 // this binary's protos have it (or it is the health service's), "unknown" otherwise, so that no
