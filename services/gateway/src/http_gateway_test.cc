@@ -482,6 +482,72 @@ TEST_F(GatewayTest, GrpcProxyPropagatesCancellation) {
   EXPECT_TRUE(fake_.slow_cancelled_.load());
 }
 
+// The bodies held at once are bounded across connections: past the budget a request is answered
+// 503 with Retry-After before its body is read, and served again once a held one is answered.
+TEST(HttpServerBudget, RequestBodiesHeldAtOnceAreBounded) {
+  std::mutex mu;
+  std::vector<std::shared_ptr<HttpExchange>> held;
+  HttpServerOptions options;
+  options.host = "127.0.0.1";
+  options.body_limit = 1000;
+  options.body_budget = 3000;  // one 1,000-byte body (counted twice) fits, two do not
+  std::atomic<int> refused{0};
+  options.on_body_budget_refused = [&] { ++refused; };
+  HttpServer server(options, [&](std::shared_ptr<HttpExchange> ex) {
+    if (ex->request().target == "/hold") {
+      std::lock_guard lock(mu);
+      held.push_back(std::move(ex));
+      return;
+    }
+    HttpResponse r;
+    r.body = "ok " + std::to_string(ex->request().body.size());
+    ex->Reply(std::move(r));
+  });
+  auto port = server.Start();
+  ASSERT_TRUE(port.ok());
+  auto post = [&](const std::string& target, size_t bytes) {
+    net::io_context ioc;
+    net::ip::tcp::socket socket(ioc);
+    socket.connect({net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(*port)});
+    http::request<http::string_body> req{http::verb::post, target, 11};
+    req.set(http::field::host, "localhost");
+    req.body() = std::string(bytes, 'x');
+    req.prepare_payload();
+    http::write(socket, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    beast::error_code ec;
+    http::read(socket, buffer, res, ec);
+    return std::make_pair(static_cast<int>(res.result_int()), std::string(res[http::field::retry_after]));
+  };
+  std::pair<int, std::string> first;
+  std::thread holder([&] { first = post("/hold", 1000); });
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard lock(mu);
+      if (!held.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  auto second = post("/echo", 1000);
+  EXPECT_EQ(second.first, 503);
+  EXPECT_EQ(second.second, "1");
+  EXPECT_EQ(refused.load(), 1);
+  EXPECT_EQ(post("/echo", 0).first, 200);  // no body: nothing to hold
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(held.size(), 1u);
+    HttpResponse r;
+    r.body = "released";
+    held[0]->Reply(std::move(r));
+    held.clear();
+  }
+  holder.join();
+  EXPECT_EQ(first.first, 200);
+  EXPECT_EQ(post("/echo", 1000).first, 200);  // the budget came back
+  server.Shutdown(absl::Seconds(1));
+}
+
 TEST(GatewayHelpers, GrpcTimeoutAndRequestId) {
   absl::Duration d;
   EXPECT_TRUE(ParseGrpcTimeout("5S", &d));

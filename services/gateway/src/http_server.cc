@@ -98,6 +98,7 @@ class HttpServerImpl final : public std::enable_shared_from_this<HttpServerImpl>
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
   std::atomic<bool> draining_{false};
+  std::atomic<int64_t> body_bytes_{0};  // reserved by the connections' requests (body_budget)
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -112,6 +113,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
       : server_(std::move(server)), stream_(std::move(socket)), counted_(counted) {}
 
   ~Connection() {
+    ReleaseBody();
     if (counted_) server_->Unregister(this);
   }
 
@@ -230,6 +232,12 @@ class Connection final : public std::enable_shared_from_this<Connection> {
       OnReadError(ec);
       return;
     }
+    if (!ReserveBody()) {
+      if (server_->options_.on_body_budget_refused) server_->options_.on_body_budget_refused();
+      SendError(503, absl::UnavailableError("the gateway holds as much request data as it may; retry shortly"),
+                /*retry_after_seconds=*/1);
+      return;
+    }
     const auto& msg = parser_->get();
     auto expect = msg[http::field::expect];
     if (!parser_->is_done() && beast::iequals(expect, "100-continue")) {
@@ -286,7 +294,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     }
   }
 
-  void SendError(int status, const absl::Status& error) {
+  void SendError(int status, const absl::Status& error, int retry_after_seconds = 0) {
     HttpRequest partial;
     if (parser_ && parser_->is_header_done()) FillRequest(parser_->get(), &partial);
     keep_alive_ = false;
@@ -297,10 +305,33 @@ class Connection final : public std::enable_shared_from_this<Connection> {
       response.status = status;
       response.body = std::string(error.message());
     }
+    if (retry_after_seconds > 0) response.headers.emplace_back("Retry-After", std::to_string(retry_after_seconds));
     WriteResponse(std::move(response));
   }
 
+  // Reserves twice the announced body (a chunked one: the body limit) from the server's budget.
+  bool ReserveBody() {
+    ReleaseBody();
+    if (parser_->is_done()) return true;  // no body
+    const auto length = parser_->content_length();
+    const int64_t need = 2 * static_cast<int64_t>(length ? std::min<uint64_t>(*length, server_->options_.body_limit)
+                                                         : server_->options_.body_limit);
+    const auto budget = static_cast<int64_t>(server_->options_.body_budget);
+    int64_t held = server_->body_bytes_.load();
+    do {
+      if (held + need > budget) return false;
+    } while (!server_->body_bytes_.compare_exchange_weak(held, held + need));
+    reserved_ = need;
+    return true;
+  }
+  void ReleaseBody() {
+    if (reserved_ == 0) return;
+    server_->body_bytes_.fetch_sub(reserved_);
+    reserved_ = 0;
+  }
+
   void AfterResponse(beast::error_code ec) {
+    ReleaseBody();  // the response is out: the request's body is no longer needed
     if (ec || !keep_alive_) {
       Close();
       return;
@@ -329,6 +360,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   bool idle_ = false;
   bool closed_ = false;
   bool keep_alive_ = true;
+  int64_t reserved_ = 0;  // of the server's body budget, for the request being handled
 };
 
 namespace {

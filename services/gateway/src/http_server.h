@@ -68,6 +68,14 @@ struct HttpServerOptions {
   int threads = 2;
   int max_connections = 1024;
   size_t body_limit = 16 * 1024 * 1024;
+  // Bytes of request bodies held at once across every connection, each body counted twice (as
+  // read, and the copy made of it on the way to a backend) and for its announced length (a
+  // chunked body for body_limit). A request whose body would pass it is answered 503 with
+  // Retry-After before its body is read, instead of the process running out of memory
+  // (16 MiB x 1,024 connections would be 16 GiB). Held until its response is written.
+  size_t body_budget = 256 * 1024 * 1024;
+  // Called once per request refused for the body budget.
+  std::function<void()> on_body_budget_refused;
   uint32_t header_limit = 64 * 1024;
   // A keep-alive connection idle this long, or a request this slow to arrive, is closed.
   absl::Duration idle_timeout = absl::Seconds(60);

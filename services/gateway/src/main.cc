@@ -23,6 +23,8 @@ ABSL_FLAG(int, http_port, 8080, "HTTP/JSON port (0 picks a free one)");
 ABSL_FLAG(int, http_threads, 2, "HTTP I/O threads");
 ABSL_FLAG(int, http_max_connections, 1024, "open HTTP connections beyond which new ones get 503");
 ABSL_FLAG(int, http_body_limit_bytes, 16 * 1024 * 1024, "largest HTTP request body (413 above)");
+ABSL_FLAG(int64_t, http_body_budget_bytes, int64_t{256} * 1024 * 1024,
+          "request body bytes held at once across all HTTP connections, each counted twice (503 + Retry-After above)");
 ABSL_FLAG(int, http_idle_timeout_ms, 60000, "idle keep-alive connections are closed after this");
 ABSL_FLAG(std::string, membership_addr, "", "membership service host:port");
 ABSL_FLAG(std::string, cadrepay_addr, "", "cadrepay service host:port");
@@ -113,6 +115,8 @@ int main(int argc, char** argv) {
   http_options.threads = absl::GetFlag(FLAGS_http_threads);
   http_options.max_connections = absl::GetFlag(FLAGS_http_max_connections);
   http_options.body_limit = static_cast<size_t>(absl::GetFlag(FLAGS_http_body_limit_bytes));
+  http_options.body_budget = static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_http_body_budget_bytes)));
+  http_options.on_body_budget_refused = [&metrics] { metrics.HttpBodyBudgetRefused(); };
   http_options.idle_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_http_idle_timeout_ms));
   http_options.error_response = [&gateway](int status, const absl::Status& error,
                                            const gw::HttpRequest& request) {

@@ -46,6 +46,11 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                                     .Help("HTTP connections refused because the connection limit was reached.")
                                     .Register(registry)
                                     .Add({})),
+      http_body_budget_refused_(prometheus::BuildCounter()
+                                    .Name("grassroots_gateway_http_body_budget_refused_total")
+                                    .Help("HTTP requests answered 503 because the request bodies held would pass the budget.")
+                                    .Register(registry)
+                                    .Add({})),
       proxy_calls_(prometheus::BuildCounter()
                        .Name("grassroots_gateway_grpc_proxy_calls_total")
                        .Help("gRPC calls proxied to a backend, by backend and gRPC status code.")
@@ -80,6 +85,8 @@ void GatewayMetrics::HttpConnectionsChanged(int delta) {
 }
 
 void GatewayMetrics::HttpConnectionRefused() { http_connections_refused_.Increment(); }
+
+void GatewayMetrics::HttpBodyBudgetRefused() { http_body_budget_refused_.Increment(); }
 
 void GatewayMetrics::ProxyCallStarted() { proxy_in_flight_.Increment(); }
 

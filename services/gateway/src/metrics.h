@@ -33,6 +33,7 @@ class GatewayMetrics final {
                        absl::Duration elapsed);
   void HttpConnectionsChanged(int delta);
   void HttpConnectionRefused();
+  void HttpBodyBudgetRefused();
 
   // One proxied gRPC call started / finished.
   void ProxyCallStarted();
@@ -45,6 +46,7 @@ class GatewayMetrics final {
   prometheus::Family<prometheus::Histogram>& http_duration_;
   prometheus::Gauge& http_connections_;
   prometheus::Counter& http_connections_refused_;
+  prometheus::Counter& http_body_budget_refused_;
   prometheus::Family<prometheus::Counter>& proxy_calls_;
   prometheus::Family<prometheus::Histogram>& proxy_duration_;
   prometheus::Gauge& proxy_in_flight_;
