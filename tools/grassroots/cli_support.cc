@@ -150,7 +150,8 @@ bool UploadFile(const std::string& path, const std::string& what,
 }
 
 int SendFile(const std::string& path, const std::string& what, grpc::ClientContext& ctx,
-             grpc::ClientWriter<exchange::v1::FileChunk>& writer, const exchange::v1::ImportReport& report) {
+             grpc::ClientWriter<exchange::v1::FileChunk>& writer, const exchange::v1::ImportReport& report,
+             const MoreErrors& more_errors) {
   // --errors is opened before the file is sent: when it cannot be written, nothing is imported.
   const std::string errors_path = absl::GetFlag(FLAGS_errors);
   std::FILE* errors = nullptr;
@@ -175,7 +176,7 @@ int SendFile(const std::string& path, const std::string& what, grpc::ClientConte
     rc = kExitFileRefused;
   } else {
     writer.WritesDone();
-    rc = FinishImport(writer.Finish(), report, errors);
+    rc = FinishImport(writer.Finish(), report, errors, more_errors);
   }
   if (errors != nullptr && !CloseOutput(errors, errors_path) && (rc == kExitOk || rc == kExitSomeRefused)) {
     rc = kExitUnavailable;
@@ -245,14 +246,41 @@ int ReportFailure(const grpc::Status& status) {
   return kExitUnavailable;
 }
 
-int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& report, std::FILE* errors) {
+int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& report, std::FILE* errors,
+                 const MoreErrors& more_errors) {
   if (!status.ok()) return ReportFailure(status);
+  const int64_t total = std::max<int64_t>(report.errors_total(), report.errors_size());
   if (errors != nullptr) {  // its header is written when it is opened
-    std::string text;
-    for (const auto& e : report.errors()) {
-      common::AppendCsvRecord(text, {std::to_string(e.line()), e.column(), e.code(), e.message()});
+    auto write = [errors](const google::protobuf::RepeatedPtrField<exchange::v1::RowError>& rows) {
+      std::string text;
+      for (const auto& e : rows) {
+        common::AppendCsvRecord(text, {std::to_string(e.line()), e.column(), e.code(), e.message()});
+      }
+      std::fwrite(text.data(), 1, text.size(), errors);
+    };
+    write(report.errors());
+    // The errors past what the report carries, page by page.
+    if (total > report.errors_size() && !report.report_id().empty() && more_errors) {
+      exchange::v1::ListImportErrorsRequest request;
+      request.set_report_id(report.report_id());
+      request.set_offset(report.errors_size());
+      request.set_page_size(10000);
+      int64_t written = report.errors_size();
+      for (;;) {
+        exchange::v1::ListImportErrorsResponse page;
+        grpc::Status got = more_errors(request, &page);
+        if (!got.ok()) {
+          std::fprintf(stderr, "error: %lld of the %lld errors were written to --errors; the rest could not be read\n",
+                       static_cast<long long>(written), static_cast<long long>(total));
+          ReportFailure(got);
+          return kExitUnavailable;
+        }
+        write(page.errors());
+        written += page.errors_size();
+        if (page.next_page_token().empty()) break;
+        request.set_page_token(page.next_page_token());
+      }
     }
-    std::fwrite(text.data(), 1, text.size(), errors);
   }
   if (report.file_refused()) {
     std::fprintf(stderr, "file refused:\n");
@@ -270,7 +298,7 @@ int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& r
     int shown = 0;
     for (const auto& e : report.errors()) {
       if (++shown > 20) {
-        std::fprintf(stderr, "  ... (use --errors FILE for all %d)\n", report.errors_size());
+        std::fprintf(stderr, "  ... (use --errors FILE for all %lld)\n", static_cast<long long>(total));
         break;
       }
       std::fprintf(stderr, "  line %lld %s %s: %s\n", static_cast<long long>(e.line()), e.column().c_str(),

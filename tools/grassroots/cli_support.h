@@ -55,8 +55,12 @@ bool UploadFile(const std::string& path, const std::string& what,
 // Sends a file through a started client-streaming call (`writer`, whose response is `report`)
 // and finishes it: progress, --errors (opened first: when it cannot be written, nothing is sent
 // and the exit code is kExitUnavailable), the exit code of formats.md.
+// Reads a page of the errors a report could not carry (the importing service's ListImportErrors).
+using MoreErrors = std::function<grpc::Status(const exchange::v1::ListImportErrorsRequest&,
+                                              exchange::v1::ListImportErrorsResponse*)>;
 int SendFile(const std::string& path, const std::string& what, grpc::ClientContext& ctx,
-             grpc::ClientWriter<exchange::v1::FileChunk>& writer, const exchange::v1::ImportReport& report);
+             grpc::ClientWriter<exchange::v1::FileChunk>& writer, const exchange::v1::ImportReport& report,
+             const MoreErrors& more_errors);
 
 // Writes a server-streamed file to --out (or stdout); returns the exit code. A regular file is
 // written beside its name and renamed into place once the whole file arrived (a failed call
@@ -65,7 +69,10 @@ int ReceiveFile(grpc::ClientReader<exchange::v1::FileChunk>& reader);
 
 // Prints the report, writes its refused rows to `errors` (--errors, open, its header row already
 // written; nullptr: none, then the first rows go to stderr), returns the exit code for it.
-int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& report, std::FILE* errors);
+// Past the errors the report carries (ImportReport.errors_total), the rest are read with
+// `more_errors` into `errors`; when they cannot be read the exit code is kExitUnavailable.
+int FinishImport(const grpc::Status& status, const exchange::v1::ImportReport& report, std::FILE* errors,
+                 const MoreErrors& more_errors = nullptr);
 
 // Prints a failed call and returns the exit code for it.
 int ReportFailure(const grpc::Status& status);

@@ -37,7 +37,10 @@ int Ingest(const std::vector<std::string>& args, const char* noun,
   auto ctx = NewContext();
   exchange::v1::ImportReport report;
   Writer writer = ((*stub).*start)(ctx.get(), &report);
-  return SendFile(args[0], noun, *ctx, *writer, report);
+  return SendFile(args[0], noun, *ctx, *writer, report, [&](const auto& request, auto* page) {
+    auto page_ctx = NewContext(60);
+    return stub->ListImportErrors(page_ctx.get(), request, page);
+  });
 }
 
 }  // namespace

@@ -30,7 +30,11 @@ int ImportMembers(const std::vector<std::string>& args) {
   auto ctx = NewContext();
   exchange::v1::ImportReport report;
   auto writer = stub->ImportMembers(ctx.get(), &report);
-  return SendFile(args[0], "members", *ctx, *writer, report);
+  auto errors_stub = v1::MemberService::NewStub(GatewayChannel());  // membership keeps both imports' errors
+  return SendFile(args[0], "members", *ctx, *writer, report, [&](const auto& request, auto* page) {
+    auto page_ctx = NewContext(60);
+    return errors_stub->ListImportErrors(page_ctx.get(), request, page);
+  });
 }
 
 int ExportMembers(const std::vector<std::string>& args) {

@@ -3,6 +3,7 @@
 #include "absl/flags/flag.h"
 #include "cli_support.h"
 #include "commands.h"
+#include "grassroots/membership/v1/members.grpc.pb.h"
 #include "grassroots/membership/v1/membership.grpc.pb.h"
 
 ABSL_FLAG(std::string, org, "", "organisation code: top of the subtree");
@@ -20,7 +21,11 @@ int ImportOrganisations(const std::vector<std::string>& args) {
   auto ctx = NewContext();
   exchange::v1::ImportReport report;
   auto writer = stub->ImportOrganisations(ctx.get(), &report);
-  return SendFile(args[0], "organisations", *ctx, *writer, report);
+  auto errors_stub = v1::MemberService::NewStub(GatewayChannel());  // membership keeps both imports' errors
+  return SendFile(args[0], "organisations", *ctx, *writer, report, [&](const auto& request, auto* page) {
+    auto page_ctx = NewContext(60);
+    return errors_stub->ListImportErrors(page_ctx.get(), request, page);
+  });
 }
 
 int ExportOrganisations(const std::vector<std::string>& args) {

@@ -103,6 +103,13 @@ grpc::Status DisbursementGrpc::WatchCheckRun(grpc::ServerContext* ctx, const v1:
   }
 }
 
+grpc::Status DisbursementGrpc::ListImportErrors(grpc::ServerContext* ctx,
+                                                const exchange::v1::ListImportErrorsRequest* req,
+                                                exchange::v1::ListImportErrorsResponse* resp) {
+  common::RequestScope scope(common::RequestIdOf(*ctx));
+  return Reply(logic_.ListImportErrors(*req, common::DeadlineOf(*ctx)), resp);
+}
+
 grpc::Status DisbursementGrpc::GetFinding(grpc::ServerContext* ctx, const v1::GetFindingRequest* req,
                                           v1::Finding* resp) {
   common::RequestScope scope(common::RequestIdOf(*ctx));

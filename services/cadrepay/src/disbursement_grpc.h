@@ -31,6 +31,8 @@ class DisbursementGrpc final : public v1::DisbursementService::Service {
   grpc::Status GetCheckRun(grpc::ServerContext* ctx, const v1::GetCheckRunRequest* req, v1::CheckRun* resp) override;
   grpc::Status WatchCheckRun(grpc::ServerContext* ctx, const v1::GetCheckRunRequest* req,
                              grpc::ServerWriter<v1::CheckRun>* writer) override;
+  grpc::Status ListImportErrors(grpc::ServerContext* ctx, const exchange::v1::ListImportErrorsRequest* req,
+                                exchange::v1::ListImportErrorsResponse* resp) override;
   grpc::Status GetFinding(grpc::ServerContext* ctx, const v1::GetFindingRequest* req, v1::Finding* resp) override;
   grpc::Status ListFindings(grpc::ServerContext* ctx, const v1::ListFindingsRequest* req,
                             v1::ListFindingsResponse* resp) override;

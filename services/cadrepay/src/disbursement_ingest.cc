@@ -1,5 +1,7 @@
 #include "disbursement_logic.h"
 
+#include "grassroots/common/import_errors.h"
+
 #include <cppconn/connection.h>
 #include <cppconn/driver.h>
 #include <mysql_driver.h>
@@ -146,9 +148,10 @@ class IngestBase : public DisbursementLogic::Ingest {
     // Committed: this file's new numbers (and those it looked up) are now true for everyone.
     logic_.person_numbers_.AddAll(std::move(numbers_));
     logic_.metrics_->PersonCacheSize(logic_.person_numbers_.size());
-    auto* errors = report_.mutable_errors();
-    std::stable_sort(errors->begin(), errors->end(), [](const auto& a, const auto& b) { return a.line() < b.line(); });
     logic_.metrics_->Ingested(kind_, report_);
+    // Sorted by line; every refused row reaches the caller (past what a report carries, kept for
+    // ListImportErrors: the file's rows are committed whatever happens to this).
+    if (auto s = common::BoundImportReport(logic_.pool_, report_); !s.ok()) return s;
     return report_;
   }
 

@@ -1,5 +1,7 @@
 #include "disbursement_logic.h"
 
+#include "grassroots/common/import_errors.h"
+
 #include <openssl/sha.h>
 
 #include <algorithm>
@@ -136,6 +138,11 @@ DisbursementLogic::DisbursementLogic(common::ConnectionPool& pool, const common:
 
 DisbursementLogic::~DisbursementLogic() = default;
 
+absl::StatusOr<exchange::v1::ListImportErrorsResponse> DisbursementLogic::ListImportErrors(
+    const exchange::v1::ListImportErrorsRequest& request, absl::Time deadline) {
+  return common::ListImportErrors(pool_, request, deadline);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reads
 
@@ -259,7 +266,7 @@ absl::StatusOr<DisbursementLogic::SubtreeRead> DisbursementLogic::StartSubtreeRe
     read.token = std::move(*t);
   }
   // Every organisation under the one asked for (the member registry's tree), in code order.
-  auto villages = tree_.Subtree(org_code);
+  auto villages = tree_.Subtree(org_code, deadline);
   if (!villages.ok()) return villages.status();
   read.villages = std::move(*villages);
   auto conn = pool_.Acquire(deadline);
@@ -647,7 +654,7 @@ absl::StatusOr<v1::ListDisclosureResponse> DisbursementLogic::ListDisclosure(con
     after = *parts;
   }
   // An organisation nobody registered is NOT_FOUND (not an empty disclosure), as is a programme.
-  if (auto s = tree_.Known(request.org_code()); !s.ok()) return s;
+  if (auto s = tree_.Known(request.org_code(), deadline); !s.ok()) return s;
   auto conn = pool_.Acquire(deadline);
   if (!conn.ok()) return conn.status();
   if (auto s = KnownProgramme(*conn, request.program_code(), &*period); !s.ok()) return s;

@@ -71,6 +71,9 @@ class DisbursementLogic final {
   };
   std::unique_ptr<Ingest> StartIngest(FileKind kind);
 
+  // The errors of an ingest whose report could not carry them all (common/import_errors.h).
+  absl::StatusOr<exchange::v1::ListImportErrorsResponse> ListImportErrors(
+      const exchange::v1::ListImportErrorsRequest& request, absl::Time deadline);
   absl::StatusOr<v1::ListProgrammesResponse> ListProgrammes(absl::Time deadline);
   // The rolls of every village in the subtree of request.org_code (NOT_FOUND for an organisation
   // the member registry does not know). `pii`: the caller may see personal data (clear ID

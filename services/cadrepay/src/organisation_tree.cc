@@ -254,6 +254,7 @@ class GrpcChangeStream final : public ChangeStream {
   void EndWhenTheConnectionGoes() {
     bool was_ready = false;
     grpc_connectivity_state state = channel_->GetState(false);
+    if (state == GRPC_CHANNEL_SHUTDOWN) return;  // not a channel to a server (an in-process one)
     while (!done_) {
       if (state == GRPC_CHANNEL_READY) {
         was_ready = true;

@@ -394,7 +394,8 @@ TEST(MembershipOrganisationTree, TheKeptCodesAreBounded) {
   EXPECT_EQ(t.asked.size(), 5u);
 }
 
-// membership in this process (a server without a port): ListSubtree, shedding its first call,
+// membership in this process (a server without a port: gRPC logs once that its channel is "not a
+// client channel" when the stream asks for its state): ListSubtree, shedding its first call,
 // and a feed that reports one move after the position asked, then stays open.
 class InProcessOrganisations final : public mv1::OrganisationService::Service {
  public:

@@ -76,6 +76,11 @@ grpc::Status MemberGrpc::ListKin(grpc::ServerContext* ctx, const v1::ListKinRequ
   GR_SCOPE;
   return Reply(logic_.ListKin(*req, MaySeePersonalData(*ctx), common::DeadlineOf(*ctx)), resp);
 }
+grpc::Status MemberGrpc::ListImportErrors(grpc::ServerContext* ctx, const exchange::v1::ListImportErrorsRequest* req,
+                                          exchange::v1::ListImportErrorsResponse* resp) {
+  GR_SCOPE;
+  return Reply(logic_.ListImportErrors(*req, common::DeadlineOf(*ctx)), resp);
+}
 grpc::Status MemberGrpc::GetTypeFitReport(grpc::ServerContext* ctx, const v1::GetTypeFitReportRequest* req,
                                           v1::TypeFitReport* resp) {
   GR_SCOPE;

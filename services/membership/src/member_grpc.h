@@ -43,6 +43,8 @@ class MemberGrpc final : public v1::MemberService::WithCallbackMethod_GetMember<
                                 v1::TypeFitReport* resp) override;
   grpc::Status ImportMembers(grpc::ServerContext* ctx, grpc::ServerReader<exchange::v1::FileChunk>* reader,
                              exchange::v1::ImportReport* resp) override;
+  grpc::Status ListImportErrors(grpc::ServerContext* ctx, const exchange::v1::ListImportErrorsRequest* req,
+                                exchange::v1::ListImportErrorsResponse* resp) override;
   grpc::Status ExportMembers(grpc::ServerContext* ctx, const v1::ExportMembersRequest* req,
                              grpc::ServerWriter<exchange::v1::FileChunk>* writer) override;
   grpc::Status WatchChanges(grpc::ServerContext* ctx, const v1::WatchChangesRequest* req,

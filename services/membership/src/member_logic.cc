@@ -1,5 +1,7 @@
 #include "member_logic.h"
 
+#include "grassroots/common/import_errors.h"
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -1496,9 +1498,15 @@ absl::StatusOr<exchange::v1::ImportReport> MemberLogic::Import::Finish() {
     for (auto& e : *w->report.mutable_errors()) *report.add_errors() = std::move(e);
     w->report.Clear();
   }
-  auto* errors = report.mutable_errors();
-  std::stable_sort(errors->begin(), errors->end(), [](const auto& a, const auto& b) { return a.line() < b.line(); });
+  // Sorted by line; every refused row reaches the caller (past what a report carries, kept for
+  // ListImportErrors).
+  if (auto s = common::BoundImportReport(st.logic->pool_, report); !s.ok()) return s;
   return report;
+}
+
+absl::StatusOr<exchange::v1::ListImportErrorsResponse> MemberLogic::ListImportErrors(
+    const exchange::v1::ListImportErrorsRequest& request, absl::Time deadline) {
+  return common::ListImportErrors(pool_, request, deadline);
 }
 
 }  // namespace grassroots::membership

@@ -29,6 +29,9 @@ namespace grassroots::membership {
 
 class MemberLogic final {
  public:
+  // The errors of an import whose report could not carry them all (common/import_errors.h).
+  absl::StatusOr<exchange::v1::ListImportErrorsResponse> ListImportErrors(
+      const exchange::v1::ListImportErrorsRequest& request, absl::Time deadline);
   using Clock = std::function<absl::CivilDay()>;
   MemberLogic(common::ConnectionPool& pool, common::PiiProtector pii, Clock today = nullptr);
 

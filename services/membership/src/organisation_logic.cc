@@ -1,5 +1,7 @@
 #include "organisation_logic.h"
 
+#include "grassroots/common/import_errors.h"
+
 #include <algorithm>
 #include <map>
 #include <unordered_map>
@@ -726,6 +728,8 @@ absl::StatusOr<exchange::v1::ImportReport> OrganisationLogic::Import::Finish() {
   for (const auto& r : st.rows) refused_now += r.refused ? 1 : 0;
   st.report.set_refused(st.report.refused() + refused_now);
   sort_errors();
+  // Every refused row reaches the caller: past what a report carries, kept for ListImportErrors.
+  if (auto s = common::BoundImportReport(logic_.pool_, st.report); !s.ok()) return s;
   return st.report;
 }
 

@@ -1,6 +1,8 @@
 // OrganisationLogic and its repository against the real MariaDB started by tests/run.
 #include "organisation_logic.h"
 
+#include "grassroots/common/import_errors.h"
+
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
@@ -395,13 +397,21 @@ TEST_F(OrganisationLogicTest, ImportOfAParentChainAsLongAsTheFileDoesNotRecurse)
   EXPECT_EQ(r.rows(), kRows);
   EXPECT_GT(r.inserted(), 50);
   EXPECT_EQ(r.inserted() + r.refused(), kRows);
-  ASSERT_EQ(r.errors_size(), r.refused());
-  // The deepest row that fits is the last inserted; the one under it is too deep; the rest are
-  // refused for their refused parent (listed by line: the deepest rows come first in the file).
-  const auto& last = r.errors(r.errors_size() - 1);
-  EXPECT_EQ(last.code(), "TOO_DEEP") << last.DebugString();
-  EXPECT_EQ(last.line(), r.refused() + 1);
+  // One error a refused row; the report carries the first 10,000 by line, the rest are kept.
+  ASSERT_EQ(r.errors_total(), r.refused());
+  ASSERT_EQ(r.errors_size(), 10000);
+  EXPECT_EQ(r.report_id().size(), 32u);
+  // The deepest rows come first in the file, refused for their refused parent; the last error
+  // (the row right under the deepest that fits) is TOO_DEEP.
   EXPECT_EQ(r.errors(0).code(), "PARENT_REFUSED");
+  exchange::v1::ListImportErrorsRequest rest;
+  rest.set_report_id(r.report_id());
+  rest.set_offset(r.errors_total() - 1);
+  auto last = common::ListImportErrors(*pool_, rest, absl::Now() + absl::Seconds(30));
+  ASSERT_TRUE(last.ok()) << last.status();
+  ASSERT_EQ(last->errors_size(), 1);
+  EXPECT_EQ(last->errors(0).code(), "TOO_DEEP") << last->errors(0).DebugString();
+  EXPECT_EQ(last->errors(0).line(), r.refused() + 1);
   EXPECT_TRUE(logic_->Get(absl::StrCat("N", kRows - 1), kNoDeadline).ok());
 }
 
