@@ -307,6 +307,17 @@ absl::Status Transaction::Commit() {
   }
 }
 
+std::string SqlDateTimeUtc(absl::Time t) { return absl::FormatTime("%Y-%m-%d %H:%M:%E6S", t, absl::UTCTimeZone()); }
+
+absl::Time ParseSqlDateTimeUtc(const std::string& text) {
+  absl::Time t;
+  std::string error;
+  if (text.empty() || !absl::ParseTime("%Y-%m-%d %H:%M:%E*S", text, absl::UTCTimeZone(), &t, &error)) {
+    return absl::InfinitePast();
+  }
+  return t;
+}
+
 absl::StatusOr<NamedLock> NamedLock::AcquireOn(sql::Connection& conn, std::string name, absl::Time deadline) {
   if (name.empty() || name.size() > 64) return absl::InvalidArgumentError("lock name: 1 to 64 characters");
   try {

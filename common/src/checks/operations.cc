@@ -36,15 +36,6 @@ std::optional<RunState> ParseRunState(std::string_view s) {
   return std::nullopt;
 }
 
-std::string SqlTime(absl::Time t) { return absl::FormatTime("%Y-%m-%d %H:%M:%E6S", t, absl::UTCTimeZone()); }
-absl::Time FromSqlTime(const std::string& s) {
-  absl::Time t;
-  std::string error;
-  if (s.empty() || !absl::ParseTime("%Y-%m-%d %H:%M:%E*S", s, absl::UTCTimeZone(), &t, &error)) {
-    return absl::InfinitePast();
-  }
-  return t;
-}
 absl::Time Micros(absl::Time t) { return absl::FromUnixMicros(absl::ToUnixMicros(t)); }
 
 // FNV-1a of the scope: named locks are at most 64 characters, scopes longer.
@@ -72,9 +63,9 @@ Operation FromRow(sql::ResultSet& rs) {
   op.error_code = static_cast<absl::StatusCode>(rs.getInt(8));
   op.error = rs.getString(9);
   op.requested_by = rs.getString(10);
-  op.started_at = FromSqlTime(rs.getString(11));
-  op.updated_at = FromSqlTime(rs.getString(12));
-  op.finished_at = FromSqlTime(rs.getString(13));
+  op.started_at = ParseSqlDateTimeUtc(rs.getString(11));
+  op.updated_at = ParseSqlDateTimeUtc(rs.getString(12));
+  op.finished_at = ParseSqlDateTimeUtc(rs.getString(13));
   return op;
 }
 
@@ -153,9 +144,9 @@ absl::Status OperationRunner::Write(const Operation& op, bool insert) {
     st->setInt64(4, op.progress.total);
     st->setInt(5, static_cast<int>(op.error_code));
     st->setString(6, op.error.substr(0, 1000));
-    st->setString(7, SqlTime(op.updated_at));
+    st->setString(7, SqlDateTimeUtc(op.updated_at));
     if (op.ended()) {
-      st->setString(8, SqlTime(op.finished_at));
+      st->setString(8, SqlDateTimeUtc(op.finished_at));
     } else {
       st->setNull(8, 0);
     }
@@ -164,7 +155,7 @@ absl::Status OperationRunner::Write(const Operation& op, bool insert) {
       st->setString(10, op.check);
       st->setString(11, op.scope_key);
       st->setString(12, op.requested_by.substr(0, 100));
-      st->setString(13, SqlTime(op.started_at));
+      st->setString(13, SqlDateTimeUtc(op.started_at));
     }
     st->executeUpdate();
     return absl::OkStatus();

@@ -12,18 +12,6 @@
 #include "grassroots/common/db.h"
 
 namespace grassroots::common::checks {
-namespace {
-
-// DATETIME(6) text in UTC, and back.
-std::string SqlTime(absl::Time t) { return absl::FormatTime("%Y-%m-%d %H:%M:%E6S", t, absl::UTCTimeZone()); }
-absl::Time FromSqlTime(const std::string& s) {
-  absl::Time t;
-  std::string error;
-  if (!absl::ParseTime("%Y-%m-%d %H:%M:%E*S", s, absl::UTCTimeZone(), &t, &error)) return absl::UnixEpoch();
-  return t;
-}
-
-}  // namespace
 
 absl::StatusOr<ReviewDecision> ReviewStore::Record(sql::Connection& conn, const std::string& finding_id,
                                                    ReviewState to, const std::string& reason,
@@ -45,7 +33,7 @@ absl::StatusOr<ReviewDecision> ReviewStore::Record(sql::Connection& conn, const 
       std::unique_ptr<sql::ResultSet> rs(st->executeQuery());
       if (rs->next()) {
         d.from = ParseReviewState(std::string(rs->getString(1))).value_or(ReviewState::kOpen);
-        last = FromSqlTime(rs->getString(2));
+        last = ParseSqlDateTimeUtc(rs->getString(2));
       }
     }
     if (auto s = CheckReview(d.from, d.to, reason, reviewer); !s.ok()) return s;
@@ -61,7 +49,7 @@ absl::StatusOr<ReviewDecision> ReviewStore::Record(sql::Connection& conn, const 
       st->setString(2, std::string(ReviewStateName(d.to)));
       st->setString(3, reason);
       st->setString(4, reviewer);
-      st->setString(5, SqlTime(d.decided_at));
+      st->setString(5, SqlDateTimeUtc(d.decided_at));
       st->executeUpdate();
     }
     {
@@ -69,7 +57,7 @@ absl::StatusOr<ReviewDecision> ReviewStore::Record(sql::Connection& conn, const 
           "INSERT INTO finding_review_history (finding_id, decided_at, from_state, to_state, reason, reviewer) "
           "VALUES (?, ?, ?, ?, ?, ?)"));
       st->setString(1, finding_id);
-      st->setString(2, SqlTime(d.decided_at));
+      st->setString(2, SqlDateTimeUtc(d.decided_at));
       st->setString(3, std::string(ReviewStateName(d.from)));
       st->setString(4, std::string(ReviewStateName(d.to)));
       st->setString(5, reason);
@@ -95,7 +83,7 @@ absl::StatusOr<std::vector<ReviewDecision>> ReviewStore::History(sql::Connection
     while (rs->next()) {
       ReviewDecision d;
       d.finding_id = finding_id;
-      d.decided_at = FromSqlTime(rs->getString(1));
+      d.decided_at = ParseSqlDateTimeUtc(rs->getString(1));
       d.from = ParseReviewState(std::string(rs->getString(2))).value_or(ReviewState::kOpen);
       d.to = ParseReviewState(std::string(rs->getString(3))).value_or(ReviewState::kOpen);
       d.reason = rs->getString(4);

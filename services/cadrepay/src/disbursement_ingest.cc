@@ -176,8 +176,6 @@ class IngestBase : public DisbursementLogic::Ingest {
   virtual void WaitIdle() { load_.Join(); }
   // The transaction's isolation (Begin).
   virtual common::Transaction::Isolation Isolation() const { return common::Transaction::Isolation::kServerDefault; }
-  // A further connection if one is free now (none otherwise).
-  absl::StatusOr<common::PooledConnection> TryConnection() { return logic_.pool_.TryAcquire(); }
 
  public:
   ~IngestBase() override { WaitIdle(); }
@@ -281,10 +279,6 @@ class IngestBase : public DisbursementLogic::Ingest {
     auto s = Tracked(logic_.repo_.InsertPersons(*conn_, new_persons_));
     new_persons_.clear();
     return s;
-  }
-  // Writes these persons on `conn` (not the ingest's: committed there as they go).
-  absl::Status WritePersonsOn(common::PooledConnection& conn, const std::vector<PersonRecord>& persons) {
-    return Track(conn, logic_.repo_.InsertPersons(*conn, persons));
   }
   std::vector<PersonRecord> TakeNewPersons() { return std::exchange(new_persons_, {}); }
   // The side connection, borrowed when first needed (files of programmes or batches never do).
@@ -554,8 +548,6 @@ class EnrolmentsIngest final : public IngestBase {
   }
   std::vector<Item> queue_;
   bool table_was_empty_ = false;
-  // The bulk path's persons' load (on a connection of its own, autocommit).
-  BackgroundLoad persons_load_;
   std::vector<StoredEnrolment> load_;
 };
 
@@ -605,16 +597,6 @@ class RecipientsIngest final : public IngestBase {
     table_was_empty_ = *none;
     return absl::OkStatus();
   }
-  void WaitIdle() override {
-    IngestBase::WaitIdle();
-    persons_load_.Join();
-  }
-  // Waits for both loads: the rows' and the persons'.
-  absl::Status WaitLoads() {
-    absl::Status rows = WaitLoad();
-    absl::Status persons = persons_load_.Wait();
-    return rows.ok() ? persons : rows;
-  }
   static uint64_t Prefix(std::string_view id_hash) {
     uint64_t v = 0;
     std::memcpy(&v, id_hash.data(), std::min<size_t>(8, id_hash.size()));
@@ -637,7 +619,7 @@ class RecipientsIngest final : public IngestBase {
     if (people_written || households_written) {
       // A lookup must see every row written so far: the pending loads first, and nothing beside them.
       if (auto s = StartLoad(); !s.ok()) return s;
-      if (auto s = WaitLoads(); !s.ok()) return s;
+      if (auto s = WaitLoad(); !s.ok()) return s;
     }
     if (people_written) {
       std::vector<std::string> hashes;
@@ -814,27 +796,13 @@ class RecipientsIngest final : public IngestBase {
   }
   absl::Status Complete() override {
     if (auto s = StartLoad(); !s.ok()) return s;
-    return WaitLoads();
+    return WaitLoad();
   }
   absl::Status StartLoad() {
+    // The new persons in the ingest's own transaction, with the rows that name them: a cancelled
+    // or failed ingest keeps none of them (they were committed on a connection of their own
+    // before, so a cancelled recipients.csv left sealed ID numbers behind).
     std::vector<PersonRecord> persons = TakeNewPersons();
-    // The persons on a connection of their own, borrowed for the load if one is free now (never
-    // waited for while this ingest holds two); otherwise they join the rows' load as before.
-    if (!persons.empty()) {
-      if (auto s = persons_load_.Wait(); !s.ok()) return s;
-      if (auto c = TryConnection(); c.ok()) {
-        auto own = std::make_shared<common::PooledConnection>(std::move(*c));
-        if (auto s = persons_load_.Start([this, own, persons = std::move(persons)] {
-              absl::Status s = WritePersonsOn(*own, persons);
-              *own = common::PooledConnection();  // back to the pool from this thread
-              return s;
-            });
-            !s.ok()) {
-          return s;
-        }
-        persons.clear();
-      }
-    }
     return LoadInBackground([this, persons = std::move(persons), recipients = std::exchange(pending_recipients_, {}),
                              accounts = std::exchange(pending_accounts_, {})] {
       absl::Status s = Tracked(repo().InsertPersons(conn(), persons));
@@ -847,8 +815,6 @@ class RecipientsIngest final : public IngestBase {
   std::vector<std::tuple<int64_t, absl::CivilDay, std::string>> pending_accounts_;
   std::vector<Item> queue_;
   bool table_was_empty_ = false;
-  // The bulk path's persons' load (on a connection of its own, autocommit).
-  BackgroundLoad persons_load_;
   // Fast path only: the persons (first 8 bytes of the hash) and households (64-bit hash) whose
   // rows this ingest wrote. A collision only makes a lookup that finds nothing.
   absl::flat_hash_set<uint64_t> written_people_, written_households_;
@@ -972,8 +938,6 @@ class PaymentsIngest final : public IngestBase {
   }
   std::vector<Item> queue_;
   bool table_was_empty_ = false;
-  // The bulk path's persons' load (on a connection of its own, autocommit).
-  BackgroundLoad persons_load_;
   std::vector<StoredPayment> write_;
 };
 

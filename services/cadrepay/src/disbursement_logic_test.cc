@@ -336,6 +336,40 @@ TEST_F(DisbursementLogicTest, WholeFileRefusalsAndCancelledIngestsWriteNothing) 
   EXPECT_EQ(logic_->ListProgrammes(kNoDeadline)->programmes_size(), 0);
 }
 
+// A recipients.csv cancelled after its first bulk load keeps nothing, its new persons (sealed ID
+// numbers) included: they were committed on a connection of their own before.
+TEST_F(DisbursementLogicTest, ACancelledRecipientsIngestKeepsNoPersons) {
+  auto id = [](int k) {
+    const absl::CivilDay day = absl::CivilDay(1950, 1, 1) + k / 900;
+    std::string s = absl::StrFormat("320723%04d%02d%02d%03d", day.year(), day.month(), day.day(), 100 + k % 900);
+    static const int kWeights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+    int sum = 0;
+    for (int i = 0; i < 17; ++i) sum += (s[i] - '0') * kWeights[i];
+    return s + "10X98765432"[sum % 11];
+  };
+  std::string csv = "id_number,name,org_code,household_id,is_household_head,account_no,account_since,is_cadre\n";
+  for (int k = 0; k < 130000; ++k) {
+    absl::StrAppend(&csv, id(k), ",张三,V001,H", k, ",1,62220000", absl::StrFormat("%010d", k), ",2025-01-01,0\n");
+  }
+  {
+    auto ingest = logic_->StartIngest(FileKind::kRecipients);
+    for (size_t i = 0; i < csv.size(); i += 1 << 16) ingest->Feed(std::string_view(csv).substr(i, 1 << 16));
+    // never finished: the caller went away after more than one load's worth of rows
+  }
+  auto conn = pool_->Acquire(absl::Now() + absl::Seconds(10));
+  ASSERT_TRUE(conn.ok());
+  std::unique_ptr<sql::Statement> st((*conn)->createStatement());
+  std::unique_ptr<sql::ResultSet> rs(st->executeQuery(
+      "SELECT (SELECT COUNT(*) FROM persons), (SELECT COUNT(*) FROM recipients)"));
+  ASSERT_TRUE(rs->next());
+  EXPECT_EQ(rs->getInt64(1), 0) << "persons of a cancelled ingest were kept";
+  EXPECT_EQ(rs->getInt64(2), 0);
+  // Sent whole, the same file is taken.
+  auto whole = Ingest(FileKind::kRecipients, csv, 1 << 16);
+  EXPECT_EQ(whole.refused(), 0) << whole.DebugString().substr(0, 400);
+  EXPECT_EQ(whole.inserted(), 130000);
+}
+
 TEST_F(DisbursementLogicTest, CheckFindsEveryPlantedAnomalyAndExportIsStable) {
   LoadAll();
   v1::CheckRun run = Check();

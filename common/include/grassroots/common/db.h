@@ -107,6 +107,11 @@ T Track(PooledConnection& conn, T result) {
   return result;
 }
 
+// DATETIME(6) text in UTC ("2026-12-08 01:02:03.123456"), and back: InfinitePast for "" or text
+// not of that form (SELECT it with DATE_FORMAT(col, '%Y-%m-%d %H:%i:%s.%f')).
+std::string SqlDateTimeUtc(absl::Time t);
+absl::Time ParseSqlDateTimeUtc(const std::string& text);
+
 // A named database lock (GET_LOCK), held by one connection: one holder at a time across every
 // process and replica using the same database server (per node on Galera: docs/operations.md).
 // Serialises work that must not overlap (two imports of the same kind of file, two runs of a
