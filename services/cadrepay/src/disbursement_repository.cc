@@ -1371,6 +1371,16 @@ FindingRecord ReadFinding(sql::ResultSet& rs) {
 }
 }  // namespace
 
+absl::Status DisbursementRepository::ScanFindingsInMaskedCsvOrder(
+    sql::Connection& conn, const std::string& run_id, const std::function<void(const FindingRecord&)>& fn) const {
+  // findings.csv's order with masked ID numbers; ties in the engine's order (seq). Bytewise
+  // columns (ascii_bin, utf8mb4_bin): the order the file's writer sorts by.
+  return ScanByKey<FindingRecord>(conn, "read findings", kFindingSelect, "f.run_id = ?", {SqlValue::Text(run_id)},
+                                  {"f.rule", "f.program_code", "f.period", "COALESCE(p.id_masked, '')",
+                                   "f.payment_id", "f.seq"},
+                                  [](sql::ResultSet& rs) { return ReadFinding(rs); }, fn);
+}
+
 absl::StatusOr<std::vector<FindingRecord>> DisbursementRepository::ListFindings(
     sql::Connection& conn, const std::string& run_id, const std::string& rule, const std::string& review_state,
     int64_t after_seq, int limit) const {

@@ -316,6 +316,10 @@ class DisbursementRepository final {
   absl::StatusOr<bool> HasRunAt(sql::Connection& conn, const std::string& program_code, const std::string& period,
                                 int64_t generation, absl::CivilDay due) const;
   // A page of a run's findings after seq, optionally filtered.
+  // A run's findings in the order of its masked findings.csv (rule, programme, period, masked ID
+  // number, payment, then the engine's order), streamed in constant memory (ScanByKey).
+  absl::Status ScanFindingsInMaskedCsvOrder(sql::Connection& conn, const std::string& run_id,
+                                            const std::function<void(const FindingRecord&)>& fn) const;
   absl::StatusOr<std::vector<FindingRecord>> ListFindings(sql::Connection& conn, const std::string& run_id,
                                                           const std::string& rule, const std::string& review_state,
                                                           int64_t after_seq, int limit) const;

@@ -43,38 +43,52 @@ void WriteFindingsCsv(const std::vector<Finding>& findings, const FindingsCsvOpt
                            std::string_view(y.period), std::string_view(ids[b]),
                            std::string_view(y.payment_id));
   });
-  std::string out;
-  out.reserve(kFlushBytes + 4096);
-  out.append(kFindingsCsvHeader);
-  out.push_back('\n');
-  std::string detail;
+  FindingsCsvWriter writer(sink);
   for (const uint32_t i : order) {
     const Finding& f = findings[i];
-    common::AppendCsvField(out, RuleCode(f.rule));
-    out.push_back(',');
-    common::AppendCsvField(out, f.program_code);
-    out.push_back(',');
-    common::AppendCsvField(out, f.period);
-    out.push_back(',');
-    common::AppendCsvField(out, ids[i]);
-    out.push_back(',');
-    common::AppendCsvField(out, f.payment_id);
-    out.push_back(',');
-    AppendOptional(out, f.expected_fen);
-    out.push_back(',');
-    AppendOptional(out, f.actual_fen);
-    out.push_back(',');
-    detail = f.detail;
-    std::replace(detail.begin(), detail.end(), '\n', ' ');
-    std::replace(detail.begin(), detail.end(), '\r', ' ');
-    common::AppendCsvField(out, detail);
-    out.push_back('\n');
-    if (out.size() >= kFlushBytes) {
-      sink(out);
-      out.clear();
-    }
+    writer.Row(RuleCode(f.rule), f.program_code, f.period, ids[i], f.payment_id, f.expected_fen, f.actual_fen, f.detail);
   }
-  if (!out.empty()) sink(out);
+  writer.Finish();
+}
+
+FindingsCsvWriter::FindingsCsvWriter(std::function<void(std::string_view)> sink) : sink_(std::move(sink)) {
+  out_.reserve(kFlushBytes + 4096);
+  out_.append(kFindingsCsvHeader);
+  out_.push_back('\n');
+}
+
+void FindingsCsvWriter::Row(std::string_view rule, std::string_view program_code, std::string_view period,
+                            std::string_view id_number, std::string_view payment_id,
+                            const std::optional<int64_t>& expected_fen, const std::optional<int64_t>& actual_fen,
+                            std::string_view detail) {
+  common::AppendCsvField(out_, rule);
+  out_.push_back(',');
+  common::AppendCsvField(out_, program_code);
+  out_.push_back(',');
+  common::AppendCsvField(out_, period);
+  out_.push_back(',');
+  common::AppendCsvField(out_, id_number);
+  out_.push_back(',');
+  common::AppendCsvField(out_, payment_id);
+  out_.push_back(',');
+  AppendOptional(out_, expected_fen);
+  out_.push_back(',');
+  AppendOptional(out_, actual_fen);
+  out_.push_back(',');
+  detail_.assign(detail);  // kept to one line
+  std::replace(detail_.begin(), detail_.end(), '\n', ' ');
+  std::replace(detail_.begin(), detail_.end(), '\r', ' ');
+  common::AppendCsvField(out_, detail_);
+  out_.push_back('\n');
+  if (out_.size() >= kFlushBytes) {
+    sink_(out_);
+    out_.clear();
+  }
+}
+
+void FindingsCsvWriter::Finish() {
+  if (!out_.empty()) sink_(out_);
+  out_.clear();
 }
 
 std::string FindingsCsv(const std::vector<Finding>& findings, const FindingsCsvOptions& options) {
