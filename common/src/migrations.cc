@@ -14,19 +14,15 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "grassroots/common/log.h"
+#include "grassroots/common/validate.h"
 
 namespace grassroots::common {
 namespace {
 
-// FNV-1a: a stable fingerprint of a migration's text, to notice edits of applied files.
+// A stable fingerprint of a migration's text, to notice edits of applied files.
 std::string Fingerprint(const std::string& text) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
   char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(Fnv1a64(text)));
   return buf;
 }
 

@@ -455,4 +455,13 @@ std::string MaskName(std::string_view name) {
   return out;
 }
 
+uint64_t Fnv1a64(std::string_view text) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
 }  // namespace grassroots::common

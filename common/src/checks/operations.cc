@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "grassroots/common/log.h"
+#include "grassroots/common/validate.h"
 
 namespace grassroots::common::checks {
 
@@ -37,16 +38,6 @@ std::optional<RunState> ParseRunState(std::string_view s) {
 }
 
 absl::Time Micros(absl::Time t) { return absl::FromUnixMicros(absl::ToUnixMicros(t)); }
-
-// FNV-1a of the scope: named locks are at most 64 characters, scopes longer.
-uint64_t Fingerprint(std::string_view s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
 
 constexpr char kColumns[] =
     "run_id, check_name, scope_key, state, phase, done, total, error_code, error, requested_by, "
@@ -126,7 +117,8 @@ OperationRunner::~OperationRunner() {
 }
 
 std::string OperationRunner::LockName(const std::string& scope_key) const {
-  return absl::StrFormat("grassroots_check_%s_%016x", check_.substr(0, 24), Fingerprint(scope_key));
+  // Named locks are at most 64 characters, scopes longer: the scope by its fingerprint.
+  return absl::StrFormat("grassroots_check_%s_%016x", check_.substr(0, 24), Fnv1a64(scope_key));
 }
 
 absl::Status OperationRunner::Write(const Operation& op, bool insert) {

@@ -84,7 +84,8 @@ grpc::Status DisbursementGrpc::WatchCheckRun(grpc::ServerContext* ctx, const v1:
   common::RequestScope scope(common::RequestIdOf(*ctx));
   std::string sent;
   for (;;) {
-    // Each change as it comes (a wait ends at a change or after a second, to notice a caller gone).
+    // The run as it stands at most a second later (WaitCheckRun returns early only when it ends):
+    // sent when it changed; a caller gone or a deadline passed is noticed within the second.
     auto run = logic_.WaitCheckRun(req->run_id(), std::min(common::DeadlineOf(*ctx), absl::Now() + absl::Seconds(1)));
     if (!run.ok()) return common::ToGrpcStatus(run.status());
     std::string now = run->SerializeAsString();
@@ -97,9 +98,6 @@ grpc::Status DisbursementGrpc::WatchCheckRun(grpc::ServerContext* ctx, const v1:
     if (absl::Now() >= common::DeadlineOf(*ctx)) {
       return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the run is still going; watch it again");
     }
-    // Nothing changed since the last message: wait for the next change (WaitCheckRun returns at once
-    // for a run of another replica, which is read again a quarter of a second later).
-    if (now == sent) absl::SleepFor(absl::Milliseconds(250));
   }
 }
 

@@ -54,6 +54,12 @@ bool IsDivisionCode(std::string_view s);
 bool IsCode(std::string_view s, size_t max_len = 32);
 // Number of Unicode code points; -1 when not valid UTF-8.
 int64_t Utf8Length(std::string_view s);
+
+// FNV-1a, 64 bits, a stable fingerprint of text (the same in every process and release), for
+// noticing edits (migrations) and naming things by their content (named locks). Its offset basis
+// is 1469598103934665603, one digit short of the standard 14695981039346656037, as the migration
+// runner has always used it: schema_migrations holds fingerprints made with it, so it stays.
+uint64_t Fnv1a64(std::string_view text);
 // `s` with every byte that does not belong to a valid UTF-8 sequence replaced by U+FFFD: for text
 // a caller sent (a header name, a value) that goes back in a protobuf string field, which must be
 // valid UTF-8 (a client refuses to parse the answer otherwise).
