@@ -180,6 +180,21 @@ TEST_F(DisbursementE2E, FilesIngestRefuseBadRowsAndTheCheckFindsTheAnomalies) {
   EXPECT_EQ(r.body.find(a), std::string::npos) << r.body;
   r = Http("GET", Suite::Get().http_port(), "/v1/public/organisations/E2E-NOWHERE/disclosure/2026-03");
   EXPECT_EQ(r.status, 404) << r.body;
+  // A run as an operation: started over HTTP, then followed to its end (newline-delimited JSON,
+  // the last line SUCCEEDED) and read by id with its state.
+  r = Http("POST", Suite::Get().http_port(), "/v1/disbursement-checks",
+           R"({"programCode":"GDLB","period":"2026-03","asOf":"2026-04-20"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const size_t id_at = r.body.find("\"runId\":\"");
+  ASSERT_NE(id_at, std::string::npos) << r.body;
+  const std::string run_id = r.body.substr(id_at + 9, r.body.find('"', id_at + 9) - id_at - 9);
+  HttpResponse watched = Http("GET", Suite::Get().http_port(), "/v1/disbursement-checks/" + run_id + ":watch");
+  ASSERT_EQ(watched.status, 200) << watched.body;
+  EXPECT_NE(watched.body.rfind("\"state\":\"SUCCEEDED\""), std::string::npos) << watched.body;
+  HttpResponse read = Http("GET", Suite::Get().http_port(), "/v1/disbursement-checks/" + run_id);
+  ASSERT_EQ(read.status, 200) << read.body;
+  EXPECT_NE(read.body.find("\"state\":\"SUCCEEDED\""), std::string::npos) << read.body;
+  EXPECT_NE(read.body.find("\"phase\":\"done\""), std::string::npos) << read.body;
   r = Http("POST", Suite::Get().http_port(), "/v1/disbursement-checks", R"({"period":"2026-13"})");
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_NE(r.body.find("period"), std::string::npos) << r.body;
